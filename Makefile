@@ -1,0 +1,41 @@
+# RadGestMat — the two commands: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+export DJANGO_SETTINGS_MODULE ?= radgestmat.settings
+
+.PHONY: run test install migrate messages bench clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11+ (apt-get install python3 python3-venv)"; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV) || { echo "Could not create $(VENV): install python3-venv"; exit 1; }
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+## Run the whole stack (web, worker, beat, flower) on this machine.
+run: install
+	@mkdir -p var
+	@DEBUG=$${DEBUG:-1} bash deploy/local/ensure-redis
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
+	DEBUG=$${DEBUG:-1} PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile web worker beat flower
+
+## Run the whole test suite against DATABASE_URL (SQLite by default).
+test: install
+	@mkdir -p var test-results
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+messages: install
+	cd $(CURDIR) && $(BIN)/django-admin makemessages -l en -l fr --ignore=.venv && $(BIN)/django-admin compilemessages --ignore=.venv
+
+bench: install
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) var/*.sqlite3 test-results .pytest_cache

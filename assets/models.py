@@ -1,0 +1,236 @@
+"""The lending domain: what we lend (Materiel), to whom (Client), and each loan (Attribution)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+COURT_MAX = timedelta(hours=4)
+MOYEN_MAX = timedelta(hours=24)
+
+
+def normalize_phone(raw: str) -> str:
+    """Return ``raw`` as an E.164 number, or raise ValidationError saying why it is not one."""
+    raw = (raw or "").strip()
+    if not raw:
+        return ""
+    try:
+        number = phonenumbers.parse(raw, settings.PHONE_DEFAULT_REGION)
+    except phonenumbers.NumberParseException:
+        raise ValidationError(_("“%(value)s” is not a phone number."), code="invalid_phone", params={"value": raw})
+    if not phonenumbers.is_valid_number(number):
+        raise ValidationError(
+            _("“%(value)s” is not a valid phone number (use the international form, e.g. +33 6 12 34 56 78)."),
+            code="invalid_phone",
+            params={"value": raw},
+        )
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+class PhoneNumberField(models.CharField):
+    """A phone number stored in E.164; any readable input is normalised on clean."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("max_length", 20)
+        super().__init__(*args, **kwargs)
+
+    def to_python(self, value):
+        return normalize_phone(super().to_python(value) or "")
+
+
+class Language(models.TextChoices):
+    FR = "fr", _("French")
+    EN = "en", _("English")
+
+
+class Materiel(models.Model):
+    class State(models.TextChoices):
+        AVAILABLE = "available", _("Available")
+        LENT = "lent", _("Lent")
+        OUT_OF_SERVICE = "out_of_service", _("Out of service")
+
+    code = models.CharField(_("code"), max_length=64, unique=True, help_text=_("Inventory code or barcode."))
+    name = models.CharField(_("name"), max_length=200)
+    category = models.CharField(_("category"), max_length=100, blank=True)
+    state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.AVAILABLE)
+    notes = models.TextField(_("notes"), blank=True)
+
+    class Meta:
+        verbose_name = _("material")
+        verbose_name_plural = _("materials")
+        ordering = ["code"]
+        indexes = [models.Index(fields=["state", "code"], name="materiel_state_code")]
+
+    def __str__(self) -> str:
+        return f"{self.code} — {self.name}"
+
+    def save(self, *args, **kwargs):
+        self.code = self.code.strip()
+        super().save(*args, **kwargs)
+
+
+class Client(models.Model):
+    name = models.CharField(_("name"), max_length=200)
+    email = models.EmailField(_("email"), blank=True)
+    phone = PhoneNumberField(_("phone"), blank=True, help_text=_("International form, e.g. +33 6 12 34 56 78."))
+    organisation = models.CharField(_("organisation"), max_length=200, blank=True)
+    language = models.CharField(_("language"), max_length=5, choices=Language.choices, default=Language.FR)
+
+    class Meta:
+        verbose_name = _("client")
+        verbose_name_plural = _("clients")
+        ordering = ["name"]
+        indexes = [models.Index(fields=["name"], name="client_name")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.organisation})" if self.organisation else self.name
+
+    @property
+    def has_contact(self) -> bool:
+        return bool(self.email or self.phone)
+
+
+class Duree(models.TextChoices):
+    COURT = "COURT", _("Short (< 4 h)")
+    MOYEN = "MOYEN", _("Medium (4 h – 24 h)")
+    LONG = "LONG", _("Long (> 24 h)")
+
+
+def elapsed(start: datetime, end: datetime) -> timedelta:
+    """Real time between two aware datetimes.
+
+    Python subtracts two datetimes that share a tzinfo on the wall clock, which
+    is an hour off across a DST change; converting to UTC first gives real time.
+    """
+    return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
+
+
+def classify_duree(date_debut: datetime, date_retour_prevue: datetime) -> str:
+    """Duration class from the planned duration in real elapsed hours (DST-safe)."""
+    planned = elapsed(date_debut, date_retour_prevue)
+    if planned < COURT_MAX:
+        return Duree.COURT
+    if planned <= MOYEN_MAX:
+        return Duree.MOYEN
+    return Duree.LONG
+
+
+class AttributionQuerySet(models.QuerySet):
+    def open(self) -> AttributionQuerySet:
+        return self.filter(date_retour_effective__isnull=True)
+
+    def returned(self) -> AttributionQuerySet:
+        return self.filter(date_retour_effective__isnull=False)
+
+    def overdue(self, now: datetime) -> AttributionQuerySet:
+        return self.open().filter(date_retour_prevue__lt=now)
+
+
+class Attribution(models.Model):
+    """One loan of one Materiel to one Client."""
+
+    class Statut(models.TextChoices):
+        EN_COURS = "EN_COURS", _("Out")
+        RESTITUEE = "RESTITUEE", _("Returned")
+
+    materiel = models.ForeignKey(
+        Materiel, on_delete=models.PROTECT, related_name="attributions", verbose_name=_("material")
+    )
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="attributions", verbose_name=_("client"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="attributions_created",
+        verbose_name=_("lent by"),
+    )
+    date_debut = models.DateTimeField(_("start"))
+    date_retour_prevue = models.DateTimeField(_("due"))
+    date_retour_effective = models.DateTimeField(_("returned at"), null=True, blank=True)
+    statut = models.CharField(_("status"), max_length=10, choices=Statut.choices, default=Statut.EN_COURS)
+    duree = models.CharField(_("duration class"), max_length=5, choices=Duree.choices, editable=False)
+    notes = models.TextField(_("notes"), blank=True)
+    created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+
+    objects = AttributionQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("loan")
+        verbose_name_plural = _("loans")
+        ordering = ["-date_debut"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["materiel"],
+                condition=Q(date_retour_effective__isnull=True),
+                name="one_open_loan_per_materiel",
+                violation_error_message=_("This material is already out on another loan."),
+            ),
+            models.CheckConstraint(
+                condition=Q(date_retour_prevue__gt=F("date_debut")),
+                name="due_after_start",
+                violation_error_message=_("The due date must be after the start."),
+            ),
+            models.CheckConstraint(
+                condition=Q(date_retour_effective__isnull=True) | Q(date_retour_effective__gte=F("date_debut")),
+                name="return_not_before_start",
+                violation_error_message=_("A loan cannot be returned before it started."),
+            ),
+            models.CheckConstraint(
+                condition=Q(statut="EN_COURS", date_retour_effective__isnull=True)
+                | Q(statut="RESTITUEE", date_retour_effective__isnull=False),
+                name="statut_matches_return",
+            ),
+            models.CheckConstraint(condition=Q(duree__in=Duree.values), name="duree_valid"),
+        ]
+        indexes = [
+            # The checks: open loans of one class by due time.
+            models.Index(
+                fields=["duree", "date_retour_prevue"],
+                condition=Q(date_retour_effective__isnull=True),
+                name="open_loans_by_class_due",
+            ),
+            # Overdue and "due soon" across classes.
+            models.Index(
+                fields=["date_retour_prevue"],
+                condition=Q(date_retour_effective__isnull=True),
+                name="open_loans_by_due",
+            ),
+            models.Index(fields=["client", "-date_debut"], name="loans_by_client"),
+            models.Index(fields=["date_retour_effective"], name="loans_by_return"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.materiel.code} → {self.client.name}"
+
+    def save(self, *args, **kwargs):
+        if self.date_debut and self.date_retour_prevue:
+            self.duree = classify_duree(self.date_debut, self.date_retour_prevue)
+        self.statut = self.Statut.EN_COURS if self.date_retour_effective is None else self.Statut.RESTITUEE
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            kwargs["update_fields"] = {*update_fields, "duree", "statut"}
+        super().save(*args, **kwargs)
+
+    @property
+    def is_open(self) -> bool:
+        return self.date_retour_effective is None
+
+    @property
+    def planned_duration(self) -> timedelta:
+        return elapsed(self.date_debut, self.date_retour_prevue)
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.is_open and now > self.date_retour_prevue
+
+    def time_remaining(self, now: datetime) -> timedelta:
+        """Time until due; negative when late. Zero once returned."""
+        if not self.is_open:
+            return timedelta(0)
+        return elapsed(now, self.date_retour_prevue)

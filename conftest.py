@@ -1,0 +1,29 @@
+"""Project-wide test rules.
+
+In CI (CI=true) a skipped test is a failure: a test that needs Redis, PostgreSQL
+or Chromium must fail when its service is missing, never pass silently. The one
+exception is a `postgres`-marked test during the SQLite run, since CI runs the
+suite again on PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("DEBUG", "1")
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if not report.skipped or os.environ.get("CI", "").lower() not in ("1", "true", "yes"):
+        return
+    from django.db import connection
+
+    if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
+        return
+    report.outcome = "failed"
+    report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import NotificationLog, NotificationPreferences, WhatsAppConfig
+
+
+@admin.register(NotificationLog)
+class NotificationLogAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "attribution",
+        "type_notification",
+        "canal",
+        "audience",
+        "niveau_escalade",
+        "statut",
+        "date_scheduled",
+        "date_envoi",
+        "nb_tentatives",
+    ]
+    list_filter = ["statut", "canal", "type_notification", "audience", "date_scheduled"]
+    search_fields = ["attribution__materiel__code", "attribution__client__name", "destinataire", "provider_message_id"]
+    list_select_related = ["attribution__materiel", "attribution__client"]
+    raw_id_fields = ["attribution", "fallback_of"]
+    date_hierarchy = "date_scheduled"
+    readonly_fields = [f.name for f in NotificationLog._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        # Rows are planned by the system; staff retry or cancel them, they do not invent them.
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(NotificationPreferences)
+class NotificationPreferencesAdmin(admin.ModelAdmin):
+    list_display = ["__str__", "email_enabled", "whatsapp_enabled", "sms_enabled", "phone_number"]
+    list_filter = ["email_enabled", "whatsapp_enabled", "sms_enabled"]
+    search_fields = ["client__name", "user__username", "phone_number"]
+    raw_id_fields = ["user", "client"]
+
+
+@admin.register(WhatsAppConfig)
+class WhatsAppConfigAdmin(admin.ModelAdmin):
+    list_display = ["sender_number", "provider", "is_active", "updated_at"]
+    list_filter = ["provider", "is_active"]
+    search_fields = ["sender_number"]

@@ -1,0 +1,199 @@
+"""What we told whom, when, and how: the notification audit trail and preferences."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from assets.models import Attribution, Client, PhoneNumberField
+
+
+class TypeNotification(models.TextChoices):
+    CREATION = "CREATION", _("Loan confirmation")
+    RAPPEL_2H = "RAPPEL_2H", _("Reminder 2 h before")
+    RAPPEL_J_MOINS_2 = "RAPPEL_J_MOINS_2", _("Reminder 2 days before")
+    RAPPEL_J_MOINS_1 = "RAPPEL_J_MOINS_1", _("Reminder 1 day before")
+    RAPPEL_FINAL = "RAPPEL_FINAL", _("Reminder on the due day")
+    RETARD = "RETARD", _("Overdue alert")
+    RESTITUTION = "RESTITUTION", _("Return receipt")
+
+
+REMINDER_TYPES = frozenset(
+    {
+        TypeNotification.RAPPEL_2H,
+        TypeNotification.RAPPEL_J_MOINS_2,
+        TypeNotification.RAPPEL_J_MOINS_1,
+        TypeNotification.RAPPEL_FINAL,
+    }
+)
+
+
+class Canal(models.TextChoices):
+    EMAIL = "EMAIL", _("Email")
+    WHATSAPP = "WHATSAPP", _("WhatsApp")
+    SMS = "SMS", _("SMS")
+
+
+class Audience(models.TextChoices):
+    CLIENT = "CLIENT", _("Borrower")
+    STAFF = "STAFF", _("Staff member who lent")
+    MANAGER = "MANAGER", _("Manager")
+
+
+class Statut(models.TextChoices):
+    EN_ATTENTE = "EN_ATTENTE", _("Waiting")
+    EN_COURS = "EN_COURS", _("Sending")
+    ENVOYEE = "ENVOYEE", _("Sent")
+    ECHEC = "ECHEC", _("Failed, will retry")
+    ECHEC_PERMANENT = "ECHEC_PERMANENT", _("Failed permanently")
+    ANNULEE = "ANNULEE", _("Cancelled")
+
+
+# A send task may only claim a row in one of these states.
+CLAIMABLE_STATUTS = (Statut.EN_ATTENTE, Statut.ECHEC)
+FINAL_STATUTS = (Statut.ENVOYEE, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
+
+
+class NotificationLogQuerySet(models.QuerySet):
+    def claimable(self) -> NotificationLogQuerySet:
+        return self.filter(statut__in=CLAIMABLE_STATUTS)
+
+    def due(self, now) -> NotificationLogQuerySet:
+        return self.claimable().filter(date_scheduled__lte=now)
+
+
+class NotificationLog(models.Model):
+    """One notification of one loan on one channel: planned, then sent or failed, with every attempt."""
+
+    attribution = models.ForeignKey(
+        Attribution, on_delete=models.CASCADE, related_name="notifications", verbose_name=_("loan")
+    )
+    type_notification = models.CharField(_("type"), max_length=20, choices=TypeNotification.choices)
+    canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
+    audience = models.CharField(_("audience"), max_length=10, choices=Audience.choices, default=Audience.CLIENT)
+    niveau_escalade = models.PositiveSmallIntegerField(
+        _("escalation level"), default=0, help_text=_("0 except for overdue alerts, which count 1, 2, 3…")
+    )
+    statut = models.CharField(_("status"), max_length=20, choices=Statut.choices, default=Statut.EN_ATTENTE)
+    date_scheduled = models.DateTimeField(_("scheduled for"))
+    date_envoi = models.DateTimeField(_("sent at"), null=True, blank=True)
+    date_tentative_prochaine = models.DateTimeField(_("next attempt at"), null=True, blank=True)
+    date_claimed = models.DateTimeField(_("claimed at"), null=True, blank=True)
+    nb_tentatives = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    duree_emprunt = models.CharField(_("loan duration class"), max_length=5, blank=True)
+    destinataire = models.CharField(_("recipient"), max_length=254, blank=True)
+    erreur_message = models.TextField(_("error"), blank=True)
+    provider_message_id = models.CharField(_("provider message id"), max_length=64, blank=True, db_index=True)
+    delivery_status = models.CharField(_("delivery status"), max_length=20, blank=True)
+    fallback_of = models.ForeignKey(
+        "self",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="fallbacks",
+        verbose_name=_("fallback of"),
+        help_text=_("The notification on another channel whose permanent failure led to this one."),
+    )
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    objects = NotificationLogQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-date_scheduled", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["attribution", "type_notification", "canal", "audience", "niveau_escalade"],
+                name="one_notification_per_loan_type_channel_level",
+            ),
+            models.CheckConstraint(condition=Q(nb_tentatives__lte=10), name="nb_tentatives_bounded"),
+        ]
+        indexes = [
+            # The relay: "what is due now".
+            models.Index(
+                fields=["date_scheduled"],
+                condition=Q(statut__in=["EN_ATTENTE", "ECHEC"]),
+                name="notif_due",
+            ),
+            # Stranded claims.
+            models.Index(fields=["date_claimed"], condition=Q(statut="EN_COURS"), name="notif_claimed"),
+            # Cleanup by age.
+            models.Index(fields=["created_at"], name="notif_by_age"),
+            # The log page and delivery-rate report.
+            models.Index(fields=["statut", "canal", "created_at"], name="notif_status_channel_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_notification_display()} / {self.get_canal_display()} — {self.get_statut_display()}"
+
+
+class NotificationPreferences(models.Model):
+    """How one person wants to be told: channels, phone, and which reminders. For a client or a staff user."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notification_preferences",
+    )
+    client = models.OneToOneField(
+        Client, on_delete=models.CASCADE, null=True, blank=True, related_name="notification_preferences"
+    )
+    email_enabled = models.BooleanField(_("email"), default=True)
+    whatsapp_enabled = models.BooleanField(_("WhatsApp"), default=True)
+    sms_enabled = models.BooleanField(_("SMS"), default=False)
+    phone_number = PhoneNumberField(
+        _("phone for WhatsApp/SMS"), blank=True, help_text=_("Leave empty to use the client's phone.")
+    )
+    rappel_2h_avant = models.BooleanField(_("reminder 2 h before (short and medium loans)"), default=True)
+    rappel_j_moins_2 = models.BooleanField(_("reminder 2 days before (long loans)"), default=True)
+    rappel_j_moins_1 = models.BooleanField(_("reminder 1 day before (long loans)"), default=True)
+    rappel_final = models.BooleanField(_("reminder on the due day (long loans)"), default=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("notification preferences")
+        verbose_name_plural = _("notification preferences")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(user__isnull=False, client__isnull=True) | Q(user__isnull=True, client__isnull=False),
+                name="preferences_for_user_xor_client",
+                violation_error_message=_("Preferences belong to exactly one user or one client."),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return str(self.client or self.user)
+
+
+class WhatsAppConfig(models.Model):
+    """The WhatsApp sender. Credentials are not here: they come from the environment only."""
+
+    class Provider(models.TextChoices):
+        TWILIO = "twilio", "Twilio"
+
+    sender_number = PhoneNumberField(_("sender number"))
+    provider = models.CharField(_("provider"), max_length=20, choices=Provider.choices, default=Provider.TWILIO)
+    is_active = models.BooleanField(_("active"), default=True)
+    content_templates = models.JSONField(
+        _("content templates"),
+        default=dict,
+        blank=True,
+        help_text=_('Approved Content Template SID per notification type, e.g. {"RAPPEL_2H": "HX…"}.'),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("WhatsApp configuration")
+        verbose_name_plural = _("WhatsApp configurations")
+        constraints = [
+            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_whatsapp_config")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_provider_display()} {self.sender_number}"

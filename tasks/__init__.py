@@ -1,0 +1,1 @@
+"""Celery tasks only: thin wrappers that look up ids and call services."""
