@@ -12,7 +12,16 @@ import os
 
 import pytest
 
-os.environ.setdefault("DEBUG", "1")
+
+
+@pytest.fixture(autouse=True)
+def eager_celery():
+    """Tasks run in-process by default; tests about workers, acks and retries start a real worker instead."""
+    from radgestmat.celery import app
+
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = False
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -155,6 +155,11 @@ TWILIO_TIMEOUT = env.int("TWILIO_TIMEOUT", default=10)
 WHATSAPP_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="FR")
 
+# --- Notification engine (channels, sending, retries) -------------------
+
+# --- Scheduling (timeline, checks, relay, overdue ladder, quiet hours) ----
+OVERDUE_MANAGER_EMAIL = env("OVERDUE_MANAGER_EMAIL", default="")
+
 # --- Celery -------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = "django-db"

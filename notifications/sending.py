@@ -1,0 +1,1 @@
+"""Sending one NotificationLog row: claim it, check it still matters, send it, record the outcome."""
