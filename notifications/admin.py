@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import NotificationLog, NotificationPreferences, WhatsAppConfig
+from .models import MessageOverride, NotificationLog, NotificationPreferences, WhatsAppConfig
 
 
 @admin.register(NotificationLog)
@@ -47,3 +47,12 @@ class WhatsAppConfigAdmin(admin.ModelAdmin):
     list_display = ["sender_number", "provider", "is_active", "updated_at"]
     list_filter = ["provider", "is_active"]
     search_fields = ["sender_number"]
+
+
+@admin.register(MessageOverride)
+class MessageOverrideAdmin(admin.ModelAdmin):
+    """Edit a borrower message; the model refuses a text that does not render (reason shown by the field)."""
+
+    list_display = ["type_notification", "canal", "language", "subject", "updated_at"]
+    list_filter = ["canal", "language", "type_notification"]
+    search_fields = ["subject", "body"]

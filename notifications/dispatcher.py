@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from assets.models import Attribution, Client
 
@@ -197,3 +197,56 @@ def requeue(log_ids: Iterable[int], *, now: datetime) -> int:
         )
         enqueue(ids)
     return len(ids)
+
+
+def fall_back(log: NotificationLog, *, now: datetime) -> NotificationLog | None:
+    """Plan the same notification on the next channel after ``log`` failed for good; None when there is none.
+
+    For a borrower: WhatsApp → SMS (when their preferences allow SMS and Twilio SMS is
+    configured) → email (when they have an address and no email row of this
+    notification exists). The new row points back with ``fallback_of`` and is enqueued
+    after commit. Also called by the Twilio status webhook when a message we marked
+    sent is later reported undeliverable.
+    """
+    from .channels import get_channel
+
+    if log.audience != Audience.CLIENT or log.canal not in (Canal.WHATSAPP, Canal.SMS):
+        return None
+    attribution = log.attribution
+    client = attribution.client
+    prefs = preferences_of(client)
+    candidates = []
+    if log.canal == Canal.WHATSAPP and prefs.sms_enabled and phone_of(client, prefs):
+        if get_channel(Canal.SMS).is_configured():
+            candidates.append(Canal.SMS)
+    if client.email:
+        candidates.append(Canal.EMAIL)
+    existing = set(
+        NotificationLog.objects.filter(
+            attribution=attribution,
+            type_notification=log.type_notification,
+            audience=log.audience,
+            niveau_escalade=log.niveau_escalade,
+        ).values_list("canal", flat=True)
+    )
+    for canal in candidates:
+        if canal in existing:
+            continue
+        row = NotificationLog(
+            attribution=attribution,
+            type_notification=log.type_notification,
+            canal=canal,
+            audience=log.audience,
+            niveau_escalade=log.niveau_escalade,
+            date_scheduled=now,
+            duree_emprunt=log.duree_emprunt or attribution.duree,
+            fallback_of=log,
+        )
+        try:
+            with transaction.atomic():
+                row.save()
+        except IntegrityError:
+            continue  # planned meanwhile by someone else: that row will be sent, not a second one
+        enqueue([row.pk])
+        return row
+    return None

@@ -197,3 +197,56 @@ class WhatsAppConfig(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_provider_display()} {self.sender_number}"
+
+
+class MessageOverride(models.Model):
+    """A borrower message text edited in the admin, replacing the template file for one type, channel and language.
+
+    Saving renders it with sample data first, so a broken override (unknown variable,
+    bad template syntax) is refused with the reason instead of failing at send time.
+    """
+
+    type_notification = models.CharField(_("type"), max_length=20, choices=TypeNotification.choices)
+    canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
+    language = models.CharField(_("language"), max_length=5, choices=settings.LANGUAGES)
+    subject = models.CharField(
+        _("subject"), max_length=200, blank=True, help_text=_("Email only. Template syntax, e.g. {{ materiel_code }}.")
+    )
+    body = models.TextField(
+        _("text"),
+        help_text=_(
+            "Template syntax. Variables: client_name, materiel_code, materiel_name, start, due, returned_at, "
+            "is_late, remaining, late_by, organisation, reply_to, staff_name, public_url."
+        ),
+    )
+    updated_at = models.DateTimeField(_("updated at"), auto_now=True)
+
+    class Meta:
+        verbose_name = _("message override")
+        verbose_name_plural = _("message overrides")
+        ordering = ["type_notification", "canal", "language"]
+        constraints = [
+            models.UniqueConstraint(fields=["type_notification", "canal", "language"], name="one_override_per_message")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_notification_display()} / {self.get_canal_display()} / {self.language}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+        from django.template import TemplateSyntaxError
+        from django.utils import timezone
+
+        from .messages import MissingVariable, render, sample_log
+
+        if self.canal == Canal.EMAIL and not self.subject.strip():
+            raise ValidationError({"subject": _("An email needs a subject.")})
+        log = sample_log(self.type_notification, self.canal, self.language, now=timezone.now())
+        try:
+            render(log, now=timezone.now(), language=self.language, override=self)
+        except (TemplateSyntaxError, MissingVariable) as error:
+            raise ValidationError({"body": str(error)})
+
+    def save(self, *args, **kwargs):
+        self.clean()
+        super().save(*args, **kwargs)

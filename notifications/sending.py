@@ -1,1 +1,224 @@
-"""Sending one NotificationLog row: claim it, check it still matters, send it, record the outcome."""
+"""Sending one NotificationLog row: claim it, check it still matters, send it, record the outcome.
+
+    claim ──> still relevant? ──no──> ANNULEE (reason)
+                 │ yes
+                 ▼
+    recipient, message, daily cap ──over cap──> EN_ATTENTE until tomorrow
+                 │
+                 ▼
+    channel.send ──ok──> ENVOYEE
+                 ├─ PermanentError ──> ECHEC_PERMANENT (+ fallback row on another channel)
+                 └─ TransientError ──> ECHEC + date_tentative_prochaine, `RetryLater` for Celery;
+                                       ECHEC_PERMANENT (+ fallback) after the last attempt
+
+The claim is one conditional UPDATE, so two copies of the same task message never
+send twice. The attempt count lives in the row; Celery's retry is only the mechanism.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import F
+
+from . import caps, dispatcher
+from .channels import ChannelError, PermanentError, TransientError, get_channel
+from .exceptions import RetryLater
+from .masking import mask_address, mask_email
+from .messages import Message, render
+from .models import CLAIMABLE_STATUTS, REMINDER_TYPES, Audience, Canal, NotificationLog, Statut, TypeNotification
+
+logger = logging.getLogger("radgestmat.notifications")
+
+CHANNEL_FLAGS = {Canal.EMAIL: "email_enabled", Canal.WHATSAPP: "whatsapp_enabled", Canal.SMS: "sms_enabled"}
+DRY_RUN = "dry-run"
+SEND_RELATED = [f"attribution__{path}" for path in dispatcher.PLANNING_RELATED]
+
+
+def retry_delay(attempt: int) -> float:
+    """Seconds before the attempt after ``attempt``: exponential from the base delay, stretched by jitter."""
+    base = settings.NOTIFICATION_RETRY_BASE_DELAY * 2 ** max(0, attempt - 1)
+    delay = base * (1 + random.uniform(0, settings.NOTIFICATION_RETRY_JITTER))
+    return min(delay, settings.NOTIFICATION_RETRY_MAX_DELAY)
+
+
+def claim(log_id: int, *, now: datetime) -> bool:
+    """Take the row for this worker; False when another got there first or it no longer waits."""
+    return bool(
+        NotificationLog.objects.filter(pk=log_id, statut__in=CLAIMABLE_STATUTS).update(
+            statut=Statut.EN_COURS, date_claimed=now, nb_tentatives=F("nb_tentatives") + 1
+        )
+    )
+
+
+def irrelevance(log: NotificationLog, *, now: datetime) -> str:
+    """Why this row should no longer be sent, or "" when it should."""
+    attribution = log.attribution
+    kind = log.type_notification
+    if not attribution.is_open and (kind in REMINDER_TYPES or kind == TypeNotification.RETARD):
+        return "Loan returned before this notification was sent."
+    if log.audience != Audience.CLIENT:
+        return ""
+    prefs = dispatcher.preferences_of(attribution.client)
+    if kind in REMINDER_TYPES:
+        if not dispatcher.wants(prefs, kind):
+            return "The borrower switched this reminder off."
+        if now >= attribution.date_retour_prevue:
+            return "The loan was already due when this reminder could be sent."
+    if kind != TypeNotification.RETARD and log.fallback_of_id is None:
+        if not getattr(prefs, CHANNEL_FLAGS[log.canal]):
+            return f"The borrower switched {log.canal} off."
+    return ""
+
+
+def _finish(log: NotificationLog, **fields) -> None:
+    # Only a row we still hold: never overwrite what someone else decided meanwhile.
+    NotificationLog.objects.filter(pk=log.pk, statut=Statut.EN_COURS).update(**fields)
+    for name, value in fields.items():
+        if not hasattr(value, "resolve_expression"):
+            setattr(log, name, value)
+
+
+def _redirect(canal: str, to: str, message: Message) -> tuple[str, Message, bool]:
+    """Apply the operators' safety rails: (address, message, dry_run)."""
+    email_target, phone_target = settings.NOTIFICATION_REDIRECT_EMAIL, settings.NOTIFICATION_REDIRECT_PHONE
+    if settings.NOTIFICATION_DRY_RUN:
+        return to, message, True
+    if not (email_target or phone_target):
+        return to, message, False
+    target = email_target if canal == Canal.EMAIL else phone_target
+    if not target:
+        # Redirect mode is on but this channel has no test address: never reach the real person.
+        return to, message, True
+    if canal == Canal.EMAIL:
+        message = Message(
+            body=message.body,
+            subject=f"[→ {mask_email(to)}] {message.subject}",
+            html=message.html,
+            language=message.language,
+            content_variables=message.content_variables,
+        )
+    return target, message, False
+
+
+def _emit(log: NotificationLog, outcome: str, started: float, provider_id: str = "", detail: str = "") -> None:
+    logger.info(
+        "notification %s %s/%s to %s: %s%s",
+        log.pk,
+        log.type_notification,
+        log.canal,
+        mask_address(log.destinataire) or "-",
+        outcome,
+        f" ({detail})" if detail else "",
+        extra={
+            "log_id": log.pk,
+            "attribution_id": log.attribution_id,
+            "type": log.type_notification,
+            "channel": log.canal,
+            "status": outcome,
+            "attempt": log.nb_tentatives,
+            "duration_ms": round((time.monotonic() - started) * 1000),
+            "provider_id": provider_id,
+        },
+    )
+
+
+def _fail_permanently(log: NotificationLog, reason: str, *, now: datetime, fallback: bool) -> None:
+    with transaction.atomic():
+        replacement = dispatcher.fall_back(log, now=now) if fallback else None
+        if replacement is not None:
+            reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
+        _finish(
+            log,
+            statut=Statut.ECHEC_PERMANENT,
+            erreur_message=reason,
+            date_tentative_prochaine=None,
+            destinataire=log.destinataire,
+        )
+
+
+def send_notification(log_id: int, *, now: datetime) -> str | None:
+    """Send the row ``log_id`` once. Returns its new statut, or None when it was not ours to send.
+
+    Raises `RetryLater` after recording a transient failure that has attempts left.
+    """
+    started = time.monotonic()
+    if not claim(log_id, now=now):
+        logger.info(
+            "notification %s not claimed: already handled or gone",
+            log_id,
+            extra={"log_id": log_id, "status": "skipped", "duration_ms": 0},
+        )
+        return None
+    log = NotificationLog.objects.select_related(*SEND_RELATED).get(pk=log_id)
+
+    reason = irrelevance(log, now=now)
+    if reason:
+        _finish(log, statut=Statut.ANNULEE, erreur_message=reason, nb_tentatives=F("nb_tentatives") - 1)
+        _emit(log, Statut.ANNULEE, started, detail=reason)
+        return Statut.ANNULEE
+
+    channel = get_channel(log.canal)
+    provider_id = ""
+    try:
+        to = channel.recipient(log)
+        log.destinataire = to
+        message = render(log, now=now)
+        to, message, dry_run = _redirect(log.canal, to, message)
+        if not dry_run and not caps.reserve(log.canal, now=now):
+            resume = caps.next_window(now)
+            _finish(
+                log,
+                statut=Statut.EN_ATTENTE,
+                nb_tentatives=F("nb_tentatives") - 1,
+                date_claimed=None,
+                date_scheduled=resume,
+                erreur_message=f"Daily cap of {caps.cap_for(log.canal)} {log.canal} messages reached; "
+                f"waits until {resume.isoformat()}.",
+            )
+            _emit(log, "capped", started)
+            return Statut.EN_ATTENTE
+        if dry_run:
+            logger.info("dry run: %s to %s: %s", log.canal, mask_address(to), message.subject or message.body[:80])
+        else:
+            provider_id = channel.send(log, message, to)
+    except PermanentError as error:
+        _fail_permanently(log, str(error), now=now, fallback=error.allows_fallback)
+        _emit(log, Statut.ECHEC_PERMANENT, started, detail=str(error))
+        return Statut.ECHEC_PERMANENT
+    except Exception as error:  # noqa: BLE001  (anything else is treated as transient: retried, then given up)
+        if not isinstance(error, ChannelError):
+            logger.exception("notification %s: unexpected error", log.pk)
+        reason = str(error) if isinstance(error, TransientError) else f"Unexpected error: {error!r}"
+        if log.nb_tentatives >= settings.NOTIFICATION_MAX_ATTEMPTS:
+            _fail_permanently(log, f"Gave up after {log.nb_tentatives} attempts: {reason}", now=now, fallback=True)
+            _emit(log, Statut.ECHEC_PERMANENT, started, detail=reason)
+            return Statut.ECHEC_PERMANENT
+        retry_in = retry_delay(log.nb_tentatives)
+        _finish(
+            log,
+            statut=Statut.ECHEC,
+            erreur_message=reason,
+            date_tentative_prochaine=now + timedelta(seconds=retry_in),
+            destinataire=log.destinataire,
+        )
+        _emit(log, Statut.ECHEC, started, detail=reason)
+        raise RetryLater(reason, retry_in) from error
+
+    _finish(
+        log,
+        statut=Statut.ENVOYEE,
+        date_envoi=now,
+        provider_message_id=provider_id,
+        destinataire=to,
+        delivery_status=DRY_RUN if dry_run else "",
+        erreur_message="",
+        date_tentative_prochaine=None,
+    )
+    _emit(log, Statut.ENVOYEE, started, provider_id=provider_id)
+    return Statut.ENVOYEE

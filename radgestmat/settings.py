@@ -156,6 +156,22 @@ WHATSAPP_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_WHAT
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="FR")
 
 # --- Notification engine (channels, sending, retries) -------------------
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=3)
+# Retry n waits about RETRY_BASE_DELAY * 2**(n-1) seconds, stretched by up to RETRY_JITTER (0.5 = +50 %).
+NOTIFICATION_RETRY_BASE_DELAY = env.int("NOTIFICATION_RETRY_BASE_DELAY", default=60)
+NOTIFICATION_RETRY_MAX_DELAY = env.int("NOTIFICATION_RETRY_MAX_DELAY", default=900)
+NOTIFICATION_RETRY_JITTER = env.float("NOTIFICATION_RETRY_JITTER", default=0.5)
+# Daily cap per channel (0 = none), counted in Redis across all workers; over it, rows wait for the next day.
+NOTIFICATION_DAILY_CAP_EMAIL = env.int("NOTIFICATION_DAILY_CAP_EMAIL", default=0)
+NOTIFICATION_DAILY_CAP_WHATSAPP = env.int("NOTIFICATION_DAILY_CAP_WHATSAPP", default=0)
+NOTIFICATION_DAILY_CAP_SMS = env.int("NOTIFICATION_DAILY_CAP_SMS", default=0)
+# Safety rails: send everything to one test address / number, or only log what would be sent.
+NOTIFICATION_REDIRECT_EMAIL = env("NOTIFICATION_REDIRECT_EMAIL", default="")
+NOTIFICATION_REDIRECT_PHONE = env("NOTIFICATION_REDIRECT_PHONE", default="")
+NOTIFICATION_DRY_RUN = env.bool("NOTIFICATION_DRY_RUN", default=False)
+# Approved WhatsApp Content Template SIDs per type, e.g. "CREATION=HX…,RETARD=HX…" (WhatsAppConfig wins).
+WHATSAPP_CONTENT_SIDS = env.dict("WHATSAPP_CONTENT_SIDS", default={})
+SMS_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_SMS_FROM)
 
 # --- Scheduling (timeline, checks, relay, overdue ladder, quiet hours) ----
 OVERDUE_MANAGER_EMAIL = env("OVERDUE_MANAGER_EMAIL", default="")

@@ -1,0 +1,126 @@
+"""Email through Django's mail framework (SMTP in production): text + HTML, one reused connection per process."""
+
+from __future__ import annotations
+
+import smtplib
+import socket
+import threading
+from email.utils import formataddr, make_msgid, parseaddr
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.validators import validate_email
+
+from notifications.dispatcher import audience_address
+from notifications.messages import Message
+from notifications.models import Audience, NotificationLog
+
+from .base import Channel, PermanentError, TransientError
+
+_local = threading.local()
+
+
+def _connection_key() -> tuple:
+    return (settings.EMAIL_BACKEND, settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_HOST_USER)
+
+
+def shared_connection():
+    """This process's open mail connection, opened on first use and reopened when the server dropped it.
+
+    SMTP servers close idle connections; a NOOP tells us before we start a message on a dead one.
+    """
+    key = _connection_key()
+    connection = getattr(_local, "connection", None)
+    if connection is not None and _local.key == key:
+        smtp = getattr(connection, "connection", None)
+        if smtp is None:
+            return connection
+        try:
+            if smtp.noop()[0] == 250:
+                return connection
+        except (smtplib.SMTPException, OSError):
+            pass
+        drop_connection()
+    connection = get_connection(fail_silently=False, timeout=settings.EMAIL_TIMEOUT)
+    connection.open()
+    _local.connection, _local.key = connection, key
+    return connection
+
+
+def drop_connection() -> None:
+    connection = getattr(_local, "connection", None)
+    _local.connection = None
+    if connection is not None:
+        try:
+            connection.close()
+        except Exception:  # noqa: BLE001  (a broken connection may fail to close; we drop it either way)
+            pass
+
+
+def classify(error: Exception) -> Exception:
+    """Map an SMTP/socket failure to TransientError or PermanentError (the one place that decides)."""
+    if isinstance(error, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _message in error.recipients.values()]
+        detail = "; ".join(f"{code} {message.decode(errors='replace') if isinstance(message, bytes) else message}"
+                           for code, message in error.recipients.values())
+        if codes and all(400 <= code < 500 for code in codes):
+            return TransientError(f"Recipient temporarily refused by the mail server: {detail}")
+        return PermanentError(f"Recipient refused by the mail server: {detail}")
+    if isinstance(error, smtplib.SMTPResponseException):
+        message = error.smtp_error.decode(errors="replace") if isinstance(error.smtp_error, bytes) else error.smtp_error
+        text = f"Mail server answered {error.smtp_code} {message}"
+        return TransientError(text) if 400 <= error.smtp_code < 500 else PermanentError(text)
+    if isinstance(error, (smtplib.SMTPServerDisconnected, socket.timeout, TimeoutError)):
+        return TransientError(f"Mail server connection lost or timed out: {error}")
+    if isinstance(error, (ConnectionError, OSError)):
+        return TransientError(f"Mail server unreachable: {error}")
+    if isinstance(error, smtplib.SMTPException):
+        return TransientError(f"Mail server error: {error}")
+    return TransientError(f"Unexpected mail error: {error!r}")
+
+
+class EmailChannel(Channel):
+    canal = "EMAIL"
+
+    def is_configured(self) -> bool:
+        return bool(settings.EMAIL_BACKEND)
+
+    def recipient(self, log: NotificationLog) -> str:
+        if log.audience == Audience.CLIENT:
+            address = log.attribution.client.email
+        else:
+            address = audience_address(log.attribution, log.audience)
+        address = (address or "").strip()
+        if not address:
+            raise PermanentError("No email address for this recipient.")
+        try:
+            validate_email(address)
+        except ValidationError:
+            raise PermanentError(f"Invalid email address “{address[:100]}”.")
+        return address
+
+    def send(self, log: NotificationLog, message: Message, to: str) -> str:
+        name = log.attribution.client.name if log.audience == Audience.CLIENT else ""
+        # formataddr encodes the display name; collapsing whitespace first keeps CR/LF out of the header.
+        recipient = formataddr((" ".join(name.split()), to)) if name else to
+        message_id = make_msgid(domain=parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or None)
+        email = EmailMultiAlternatives(
+            subject=message.subject,
+            body=message.body,
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[recipient],
+            reply_to=[settings.ORGANISATION_REPLY_TO] if settings.ORGANISATION_REPLY_TO else None,
+            headers={"Message-ID": message_id, "X-RadGestMat-Notification": str(log.pk or "")},
+        )
+        if message.html:
+            email.attach_alternative(message.html, "text/html")
+        try:
+            connection = shared_connection()
+            sent = connection.send_messages([email])
+        except Exception as error:  # noqa: BLE001  (classified below; the connection may be unusable now)
+            drop_connection()
+            raise classify(error) from error
+        if not sent:
+            raise TransientError("The mail backend did not send the message.")
+        return message_id.strip("<>")

@@ -1,0 +1,145 @@
+"""What WhatsApp and SMS share: one Twilio client per process, the send call, and error classification."""
+
+from __future__ import annotations
+
+import json
+import threading
+from urllib.parse import urlsplit
+
+import requests
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client as TwilioClient
+from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+from assets.models import normalize_phone
+from notifications.messages import Message
+from notifications.models import Audience, NotificationLog
+
+from .base import AmbiguousError, Channel, PermanentError, TransientError
+
+# Twilio error codes (https://www.twilio.com/docs/api/errors) that no retry can fix.
+PERMANENT_CODES = {
+    21211: "invalid “To” phone number",
+    21408: "permission to send to this region is not enabled",
+    21610: "the recipient has opted out (STOP)",
+    21612: "this “To” number cannot be reached from this “From” number",
+    21614: "the “To” number is not a mobile number",
+    63003: "the recipient cannot receive WhatsApp messages",
+    63007: "no WhatsApp sender for the “From” number",
+    63016: "outside the 24-hour WhatsApp window: an approved template is required",
+}
+# Rate limits and queue overflows: the same message will go through later.
+TRANSIENT_CODES = {20429, 63018}
+
+_local = threading.local()
+
+
+class RebasedHttpClient(TwilioHttpClient):
+    """Sends the SDK's requests to ``TWILIO_API_BASE_URL`` (tests, regional endpoints) instead of api.twilio.com."""
+
+    def __init__(self, *, base_url: str, timeout: float):
+        super().__init__(timeout=timeout)
+        self.base_url = base_url.rstrip("/")
+
+    def request(self, method, url, *args, **kwargs):
+        if self.base_url:
+            parts = urlsplit(url)
+            url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
+        return super().request(method, url, *args, **kwargs)
+
+
+def twilio_client() -> TwilioClient:
+    """This process's Twilio client (its HTTP session keeps connections alive between messages)."""
+    key = (settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, settings.TWILIO_API_BASE_URL, settings.TWILIO_TIMEOUT)
+    if getattr(_local, "key", None) != key:
+        http = RebasedHttpClient(base_url=settings.TWILIO_API_BASE_URL, timeout=settings.TWILIO_TIMEOUT)
+        _local.client = TwilioClient(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http)
+        _local.key = key
+    return _local.client
+
+
+def classify(error: Exception) -> Exception:
+    """Map a Twilio or network failure to Transient, Permanent or Ambiguous (the one place that decides)."""
+    if isinstance(error, TwilioRestException):
+        detail = f"Twilio HTTP {error.status}" + (f", error {error.code}" if error.code else "") + f": {error.msg}"
+        if error.status == 429 or error.code in TRANSIENT_CODES:
+            return TransientError(detail)
+        if error.code in PERMANENT_CODES:
+            return PermanentError(f"{detail} ({PERMANENT_CODES[error.code]})")
+        if error.status >= 500:
+            return AmbiguousError(
+                f"{detail}. Ambiguous: Twilio may have created the message, so it is not resent "
+                "(to avoid a duplicate) — check the Twilio message logs, then retry from the log page if needed."
+            )
+        return PermanentError(detail)
+    if isinstance(error, requests.ConnectTimeout):
+        return TransientError(f"Twilio unreachable (connect timeout): {error}")
+    if isinstance(error, requests.ConnectionError):
+        reason = error.args[0] if error.args else None
+        if isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError):
+            return TransientError(f"Twilio unreachable: {reason.reason}")
+        return AmbiguousError(
+            f"Connection to Twilio lost during the request ({error}). Ambiguous: not resent to avoid a duplicate — "
+            "check the Twilio message logs."
+        )
+    if isinstance(error, requests.Timeout):
+        return AmbiguousError(
+            f"Twilio did not answer within {settings.TWILIO_TIMEOUT} s. Ambiguous: not resent to avoid a duplicate — "
+            "check the Twilio message logs."
+        )
+    if isinstance(error, TwilioException):
+        return PermanentError(f"Twilio client error: {error}")
+    return TransientError(f"Unexpected Twilio error: {error!r}")
+
+
+class TwilioChannel(Channel):
+    """A Twilio Messages API channel; subclasses say how addresses look and which sender to use."""
+
+    address_prefix = ""
+
+    def sender(self) -> str:
+        raise NotImplementedError
+
+    def content_sid(self, log: NotificationLog) -> str:
+        return ""
+
+    def is_configured(self) -> bool:
+        return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and self.sender())
+
+    def recipient(self, log: NotificationLog) -> str:
+        if log.audience != Audience.CLIENT:
+            raise PermanentError(f"{self.canal} goes to borrowers only.")
+        from notifications.dispatcher import phone_of, preferences_of
+
+        client = log.attribution.client
+        raw = phone_of(client, preferences_of(client))
+        if not raw:
+            raise PermanentError("No phone number for this recipient.")
+        try:
+            return normalize_phone(raw)
+        except ValidationError as error:
+            raise PermanentError(" ".join(error.messages))
+
+    def send(self, log: NotificationLog, message: Message, to: str) -> str:
+        if not self.is_configured():
+            raise PermanentError(f"{self.canal} is not configured (Twilio credentials or sender missing).")
+        params = {
+            "to": f"{self.address_prefix}{to}",
+            "from_": f"{self.address_prefix}{self.sender()}",
+            "status_callback": f"{settings.PUBLIC_BASE_URL}/webhooks/twilio/status/",
+        }
+        content_sid = self.content_sid(log)
+        if content_sid:
+            params.update(content_sid=content_sid, content_variables=json.dumps(message.content_variables))
+        else:
+            params["body"] = message.body
+        try:
+            created = twilio_client().messages.create(**params)
+        except Exception as error:  # noqa: BLE001  (classified in one place)
+            raise classify(error) from error
+        if getattr(created, "error_code", None):
+            raise PermanentError(f"Twilio refused the message: error {created.error_code} {created.error_message or ''}")
+        return created.sid

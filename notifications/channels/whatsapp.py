@@ -1,0 +1,28 @@
+"""WhatsApp through Twilio: an approved Content Template when one is mapped to the type, else a plain body (sandbox)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from notifications.models import NotificationLog, WhatsAppConfig
+
+from .twilio_api import TwilioChannel
+
+
+def active_config() -> WhatsAppConfig | None:
+    return WhatsAppConfig.objects.filter(is_active=True).first()
+
+
+class WhatsAppChannel(TwilioChannel):
+    canal = "WHATSAPP"
+    address_prefix = "whatsapp:"
+
+    def sender(self) -> str:
+        config = active_config()
+        sender = (config.sender_number if config else "") or settings.TWILIO_WHATSAPP_FROM
+        return sender.removeprefix("whatsapp:")
+
+    def content_sid(self, log: NotificationLog) -> str:
+        config = active_config()
+        mapped = (config.content_templates if config else None) or {}
+        return mapped.get(log.type_notification) or settings.WHATSAPP_CONTENT_SIDS.get(log.type_notification, "")

@@ -1,0 +1,218 @@
+"""What each notification says: rendered from templates (or an admin override) in the recipient's language.
+
+Templates live under ``templates/notifications/``:
+
+- ``email/<lang>/<type>.txt``: first line is the subject, then a blank line, then the text part;
+- ``email/<lang>/<type>.html``: the HTML part, extending the shared ``email/layout.html``;
+- ``whatsapp/<lang>/<type>.txt`` and ``sms/<lang>/<type>.txt``: the message body.
+
+Staff and manager copies of an overdue alert use ``email/<lang>/retard_staff.*`` in the
+default UI language. A `MessageOverride` (admin) replaces the text of one
+(type, channel, language); an email override's HTML part is its text in the shared layout.
+
+Messages are rendered by a dedicated template engine whose ``string_if_invalid`` is a
+sentinel: a template that names a variable the context lacks raises `MissingVariable`
+(a permanent failure with the reason recorded) instead of sending a blank.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import cache
+
+from django.conf import settings
+from django.template import Context, Engine
+from django.utils import formats, timezone, translation
+
+from assets.models import Attribution, Client, Materiel, elapsed
+
+from .channels.base import PermanentError
+from .models import Audience, Canal, MessageOverride, NotificationLog, TypeNotification
+
+_SENTINEL = "@@MISSING:%s@@"
+_SENTINEL_RE = re.compile(r"@@MISSING:([^@]*)@@")
+
+# Variables passed, in this order, to an approved WhatsApp Content Template ({{1}}, {{2}}, ...).
+CONTENT_VARIABLES = ("client_name", "materiel", "due", "delay", "organisation")
+
+DATETIME_FORMATS = {"fr": r"l j F Y \à H\hi", "en": r"l j F Y \a\t H:i"}
+DURATION_WORDS = {
+    "fr": {"day": ("jour", "jours"), "hour": "h", "minute": "min"},
+    "en": {"day": ("day", "days"), "hour": "h", "minute": "min"},
+}
+
+
+class MissingVariable(PermanentError):
+    """A message template refers to a variable that does not exist."""
+
+
+@dataclass(frozen=True)
+class Message:
+    body: str
+    subject: str = ""
+    html: str = ""
+    language: str = "fr"
+    # Values for an approved WhatsApp Content Template, keyed "1", "2", ...
+    content_variables: dict[str, str] = field(default_factory=dict)
+
+
+@cache
+def engine(autoescape: bool) -> Engine:
+    return Engine(
+        dirs=[settings.BASE_DIR / "templates"],
+        autoescape=autoescape,
+        string_if_invalid=_SENTINEL,
+        libraries={"i18n": "django.templatetags.i18n"},
+        builtins=["django.templatetags.i18n"],
+    )
+
+
+def language_of(log: NotificationLog) -> str:
+    if log.audience == Audience.CLIENT:
+        return log.attribution.client.language or settings.LANGUAGE_CODE
+    return settings.LANGUAGE_CODE
+
+
+def format_datetime(value: datetime, language: str) -> str:
+    with translation.override(language):
+        return formats.date_format(timezone.localtime(value), DATETIME_FORMATS.get(language, DATETIME_FORMATS["en"]))
+
+
+def format_duration(value: timedelta, language: str) -> str:
+    """A readable positive duration: "2 jours 3 h", "1 h 05 min", "12 min"."""
+    words = DURATION_WORDS.get(language, DURATION_WORDS["en"])
+    minutes = max(0, int(value.total_seconds() // 60))
+    days, rest = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(rest, 60)
+    if days:
+        day = words["day"][0 if days == 1 else 1]
+        return f"{days} {day} {hours} {words['hour']}" if hours else f"{days} {day}"
+    if hours:
+        return f"{hours} {words['hour']} {minutes:02d} {words['minute']}" if minutes else f"{hours} {words['hour']}"
+    return f"{minutes} {words['minute']}"
+
+
+def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
+    attribution = log.attribution
+    client = attribution.client
+    due = attribution.date_retour_prevue
+    late = elapsed(due, now)
+    staff = attribution.created_by
+    return {
+        "language": language,
+        "organisation": settings.ORGANISATION_NAME,
+        "reply_to": settings.ORGANISATION_REPLY_TO,
+        "client_name": client.name,
+        "client_organisation": client.organisation,
+        "staff_name": (staff.get_full_name() or staff.get_username()) if staff else "",
+        "materiel_code": attribution.materiel.code,
+        "materiel_name": attribution.materiel.name,
+        "start": format_datetime(attribution.date_debut, language),
+        "due": format_datetime(due, language),
+        "returned_at": format_datetime(attribution.date_retour_effective, language)
+        if attribution.date_retour_effective
+        else "",
+        "is_late": late > timedelta(0),
+        "remaining": format_duration(-late, language),
+        "late_by": format_duration(late, language),
+        "niveau_escalade": log.niveau_escalade,
+        "public_url": settings.PUBLIC_BASE_URL,
+    }
+
+
+def _check(rendered: str, where: str) -> str:
+    missing = _SENTINEL_RE.search(rendered)
+    if missing:
+        raise MissingVariable(f"Message template {where} uses an unknown variable “{missing.group(1)}”.")
+    return rendered
+
+
+def _tidy(text: str) -> str:
+    lines = [line.rstrip() for line in text.strip().splitlines()]
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
+
+
+def _one_line(text: str) -> str:
+    # A subject is one header line whatever the data holds (no header injection through a name).
+    return " ".join(text.split())
+
+
+def template_name(log: NotificationLog, language: str, suffix: str) -> str:
+    stem = log.type_notification.lower()
+    if log.audience != Audience.CLIENT:
+        stem = f"{stem}_staff"
+    return f"notifications/{log.canal.lower()}/{language}/{stem}.{suffix}"
+
+
+def find_override(log: NotificationLog, language: str) -> MessageOverride | None:
+    if log.audience != Audience.CLIENT:
+        return None
+    return MessageOverride.objects.filter(
+        type_notification=log.type_notification, canal=log.canal, language=language
+    ).first()
+
+
+def render(
+    log: NotificationLog, *, now: datetime, language: str | None = None, override: MessageOverride | None = None
+) -> Message:
+    """The message for ``log`` in its recipient's language. Raises `MissingVariable` for a broken template."""
+    language = language or language_of(log)
+    if override is None:
+        override = find_override(log, language)
+    context = context_for(log, now=now, language=language)
+    text_engine, html_engine = engine(False), engine(True)
+    with translation.override(language):
+        if override is not None:
+            where = f"override “{override}”"
+            body = _check(text_engine.from_string(override.body).render(Context(context, autoescape=False)), where)
+            subject = _check(text_engine.from_string(override.subject).render(Context(context, autoescape=False)), where)
+            html = ""
+            if log.canal == Canal.EMAIL:
+                html = html_engine.get_template("notifications/email/override.html").render(
+                    Context({**context, "body_text": _tidy(body), "subject": _one_line(subject)}, autoescape=True)
+                )
+        else:
+            name = template_name(log, language, "txt")
+            body = _check(text_engine.get_template(name).render(Context(context, autoescape=False)), name)
+            subject, html = "", ""
+            if log.canal == Canal.EMAIL:
+                subject, _, body = body.strip().partition("\n")
+                html_name = template_name(log, language, "html")
+                html = _check(
+                    html_engine.get_template(html_name).render(Context({**context, "subject": _one_line(subject)}, autoescape=True)),
+                    html_name,
+                )
+    delay = context["late_by"] if context["is_late"] else context["remaining"]
+    values = {
+        "client_name": context["client_name"],
+        "materiel": f"{context['materiel_name']} ({context['materiel_code']})",
+        "due": context["due"],
+        "delay": delay,
+        "organisation": context["organisation"],
+    }
+    return Message(
+        body=_tidy(body),
+        subject=_one_line(subject),
+        html=html,
+        language=language,
+        content_variables={str(i): values[key] for i, key in enumerate(CONTENT_VARIABLES, start=1)},
+    )
+
+
+def sample_log(type_notification: str, canal: str, language: str, *, now: datetime) -> NotificationLog:
+    """An unsaved row with believable data, to check a template or an override renders."""
+    client = Client(name="Camille Martin", email="camille.martin@example.org", phone="+33612345678", language=language)
+    materiel = Materiel(code="CAM-042", name="Caméra 4K")
+    start = now - timedelta(hours=20)
+    due = now + timedelta(hours=2)
+    returned = now if type_notification == TypeNotification.RESTITUTION else None
+    if type_notification == TypeNotification.RETARD:
+        due = now - timedelta(hours=3)
+    attribution = Attribution(
+        client=client, materiel=materiel, date_debut=start, date_retour_prevue=due, date_retour_effective=returned
+    )
+    return NotificationLog(
+        attribution=attribution, type_notification=type_notification, canal=canal, date_scheduled=now
+    )

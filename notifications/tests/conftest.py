@@ -1,0 +1,144 @@
+"""Real servers for the channels: an in-process SMTP server (aiosmtpd) and a fake Twilio Messages API."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass, field
+
+import pytest
+from aiosmtpd.controller import Controller
+
+TWILIO_SID = "AC00000000000000000000000000000000"
+MESSAGES_PATH = f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class SmtpSink:
+    """What the SMTP server received, and how it should answer next."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    messages: list = field(default_factory=list)
+    envelopes: list = field(default_factory=list)
+    rcpt_reply: str | None = None  # e.g. "451 4.3.0 Try again later" or "550 5.1.1 No such user"
+    data_reply: str | None = None
+    received: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event | None = None  # when set, DATA waits for it before answering
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_reply:
+            return self.rcpt_reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        import asyncio
+
+        self.envelopes.append(envelope)
+        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.received.set()
+        if self.release is not None:
+            while not self.release.is_set():
+                await asyncio.sleep(0.05)
+        return self.data_reply or "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_sink(settings):
+    sink = SmtpSink(port=free_port())
+    controller = Controller(sink, hostname=sink.host, port=sink.port)
+    controller.start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = sink.host
+    settings.EMAIL_PORT = sink.port
+    settings.EMAIL_HOST_USER = ""
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_TIMEOUT = 5
+    settings.DEFAULT_FROM_EMAIL = "RadGestMat <pret@example.org>"
+    settings.ORGANISATION_REPLY_TO = "accueil@example.org"
+    yield sink
+    if sink.release is not None:
+        sink.release.set()
+    controller.stop()
+    from notifications.channels.email import drop_connection
+
+    drop_connection()
+
+
+@pytest.fixture
+def fake_twilio(httpserver, settings):
+    """pytest-httpserver answering like Twilio's Messages API; the real `twilio` client is pointed at it."""
+    settings.TWILIO_ACCOUNT_SID = TWILIO_SID
+    settings.TWILIO_AUTH_TOKEN = "test-auth-token"
+    settings.TWILIO_WHATSAPP_FROM = "+14155238886"
+    settings.TWILIO_SMS_FROM = "+15005550006"
+    settings.TWILIO_API_BASE_URL = httpserver.url_for("/").rstrip("/")
+    settings.TWILIO_TIMEOUT = 3
+    settings.WHATSAPP_ENABLED = True
+    settings.PUBLIC_BASE_URL = "https://radgestmat.example.org"
+    return FakeTwilio(httpserver)
+
+
+class FakeTwilio:
+    def __init__(self, httpserver):
+        self.server = httpserver
+        self._count = 0
+
+    def accept(self, times: int = 1) -> None:
+        for _ in range(times):
+            self._count += 1
+            sid = f"SM{self._count:032d}"
+            self.server.expect_ordered_request(MESSAGES_PATH, method="POST").respond_with_json(
+                {"sid": sid, "status": "queued", "error_code": None, "error_message": None}, status=201
+            )
+
+    def fail(self, status: int, code: int | None, message: str = "Error") -> None:
+        body = {"status": status, "message": message, "more_info": "https://www.twilio.com/docs/errors"}
+        if code is not None:
+            body["code"] = code
+        self.server.expect_ordered_request(MESSAGES_PATH, method="POST").respond_with_json(body, status=status)
+
+    @property
+    def requests(self) -> list:
+        return [request for request, _response in self.server.log]
+
+    def forms(self) -> list[dict]:
+        return [request.form.to_dict() for request in self.requests]
+
+
+def make_log(
+    type_notification: str = "CREATION",
+    canal: str = "EMAIL",
+    *,
+    attribution=None,
+    audience: str = "CLIENT",
+    niveau_escalade: int = 0,
+    **client_fields,
+):
+    """One planned row for a fresh loan (written directly, no signals), due now."""
+    from django.utils import timezone
+
+    from assets.tests.factories import AttributionFactory, ClientFactory
+    from notifications.models import NotificationLog
+
+    if attribution is None:
+        client = ClientFactory(**client_fields)
+        attribution = AttributionFactory(client=client)
+    return NotificationLog.objects.create(
+        attribution=attribution,
+        type_notification=type_notification,
+        canal=canal,
+        audience=audience,
+        niveau_escalade=niveau_escalade,
+        date_scheduled=timezone.now(),
+        duree_emprunt=attribution.duree,
+    )

@@ -1,0 +1,100 @@
+"""Every message renders in both languages on every channel; a missing variable fails loudly."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.template import Context
+from django.utils import timezone
+
+from notifications.messages import MissingVariable, engine, render, sample_log
+from notifications.models import Canal, MessageOverride, TypeNotification
+
+pytestmark = pytest.mark.django_db
+
+NOW = timezone.now()
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("canal", Canal.values)
+@pytest.mark.parametrize("kind", TypeNotification.values)
+def test_every_message_renders_with_the_loan_facts(kind, canal, language):
+    message = render(sample_log(kind, canal, language, now=NOW), now=NOW, language=language)
+
+    assert "CAM-042" in message.body or "CAM-042" in message.subject
+    assert "@@MISSING" not in message.body + message.subject + message.html
+    if canal == Canal.EMAIL:
+        assert message.subject and "Camille Martin" in message.body
+        assert "<html" in message.html and "Caméra 4K" in message.html
+    assert len(message.content_variables) == 5
+
+
+def test_messages_speak_the_recipients_language():
+    fr = render(sample_log("RAPPEL_J_MOINS_1", "EMAIL", "fr", now=NOW), now=NOW, language="fr")
+    en = render(sample_log("RAPPEL_J_MOINS_1", "EMAIL", "en", now=NOW), now=NOW, language="en")
+
+    assert fr.subject == "Rappel : CAM-042 à rendre demain"
+    assert en.subject == "Reminder: CAM-042 is due tomorrow"
+    months_fr = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
+                 "novembre", "décembre")
+    assert any(month in fr.body for month in months_fr)
+
+
+def test_a_template_naming_an_unknown_variable_raises():
+    template = engine(False).from_string("Bonjour {{ client_nmae }}")
+    override = MessageOverride(type_notification="CREATION", canal="SMS", language="fr", body="Bonjour {{ client_nmae }}")
+
+    with pytest.raises(MissingVariable, match="client_nmae"):
+        render(sample_log("CREATION", "SMS", "fr", now=NOW), now=NOW, language="fr", override=override)
+    assert "@@MISSING:client_nmae@@" in template.render(Context({}))
+
+
+def test_an_override_replaces_the_file_template():
+    MessageOverride.objects.create(
+        type_notification="CREATION", canal="WHATSAPP", language="fr", body="Salut {{ client_name }} : {{ materiel_code }}"
+    )
+
+    message = render(sample_log("CREATION", "WHATSAPP", "fr", now=NOW), now=NOW)
+
+    assert message.body == "Salut Camille Martin : CAM-042"
+
+
+def test_an_email_override_gets_the_shared_layout_and_escapes_data():
+    override = MessageOverride.objects.create(
+        type_notification="RESTITUTION", canal="EMAIL", language="en", subject="Thanks {{ client_name }}",
+        body="Hi {{ client_name }},\n\nWe got {{ materiel_code }} back.",
+    )
+    log = sample_log("RESTITUTION", "EMAIL", "en", now=NOW)
+    log.attribution.client.name = "<i>Jo</i>"
+
+    message = render(log, now=NOW)
+
+    assert override.pk and message.subject == "Thanks <i>Jo</i>"
+    assert "<p>Hi &lt;i&gt;Jo&lt;/i&gt;,</p>" in message.html
+    assert 'name="viewport"' in message.html
+
+
+def test_a_broken_override_cannot_be_saved():
+    with pytest.raises(ValidationError) as error:
+        MessageOverride.objects.create(type_notification="RETARD", canal="SMS", language="fr", body="{{ late_by_days }}")
+    assert "late_by_days" in str(error.value.message_dict["body"])
+
+    with pytest.raises(ValidationError) as error:
+        MessageOverride.objects.create(type_notification="RETARD", canal="SMS", language="fr", body="{% if %}")
+    assert "body" in error.value.message_dict
+
+    with pytest.raises(ValidationError) as error:
+        MessageOverride.objects.create(type_notification="RETARD", canal="EMAIL", language="fr", body="Bonjour")
+    assert "subject" in error.value.message_dict
+    assert not MessageOverride.objects.exists()
+
+
+def test_the_admin_shows_the_rendering_error_by_the_field(admin_client):
+    response = admin_client.post(
+        "/admin/notifications/messageoverride/add/",
+        {"type_notification": "RETARD", "canal": "SMS", "language": "fr", "subject": "", "body": "{{ nope }}"},
+    )
+
+    assert response.status_code == 200
+    assert "nope" in response.context["adminform"].form.errors["body"][0]
+    assert not MessageOverride.objects.exists()

@@ -1,0 +1,239 @@
+"""The send service around the channels: claim once, re-check relevance, safety rails, daily caps, the task."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis
+import time_machine
+from django.utils import timezone
+
+from assets.services import lend, record_return
+from assets.tests.factories import ClientFactory, MaterielFactory
+from notifications.models import NotificationLog, NotificationPreferences, Statut
+from notifications.sending import claim, retry_delay, send_notification
+from tasks import send_notification as send_task
+
+from .conftest import make_log
+
+pytestmark = pytest.mark.django_db
+
+
+def send(log, now=None):
+    return send_notification(log.pk, now=now or timezone.now())
+
+
+def test_a_row_already_claimed_is_not_sent_again(mailoutbox):
+    log = make_log("CREATION", "EMAIL")
+    assert send(log) == Statut.ENVOYEE
+
+    assert send(log) is None  # a second copy of the task message
+
+    assert len(mailoutbox) == 1
+    log.refresh_from_db()
+    assert log.nb_tentatives == 1
+
+
+def test_a_row_being_sent_elsewhere_is_not_claimed(mailoutbox):
+    log = make_log("CREATION", "EMAIL")
+    assert claim(log.pk, now=timezone.now())
+
+    assert send(log) is None
+    assert mailoutbox == []
+
+
+def test_a_deleted_row_is_skipped():
+    assert send_notification(987654, now=timezone.now()) is None
+
+
+def test_lending_sends_the_confirmation_and_returning_cancels_reminders(
+    mailoutbox, django_capture_on_commit_callbacks, settings
+):
+    settings.WHATSAPP_ENABLED = False
+    client = ClientFactory(email="camille@example.org")
+    now = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        attribution = lend(materiel=MaterielFactory(), client=client, due=now + timezone.timedelta(hours=3), now=now)
+    reminder = make_log("RAPPEL_2H", "EMAIL", attribution=attribution)
+    reminder.date_scheduled = now + timezone.timedelta(hours=1)
+    reminder.save()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        record_return(attribution, now=now + timezone.timedelta(minutes=30))
+
+    assert [m.subject.split(" :")[0] for m in mailoutbox] == ["Prêt confirmé", "Retour enregistré"]
+    reminder.refresh_from_db()
+    assert reminder.statut == Statut.ANNULEE and "returned" in reminder.erreur_message
+
+
+def test_a_reminder_of_a_returned_loan_is_cancelled_at_claim_time(mailoutbox):
+    log = make_log("RAPPEL_2H", "EMAIL")
+    attribution = log.attribution
+    attribution.date_retour_effective = timezone.now()
+    attribution.save()
+
+    assert send(log) == Statut.ANNULEE
+
+    log.refresh_from_db()
+    assert log.erreur_message == "Loan returned before this notification was sent."
+    assert log.nb_tentatives == 0
+    assert mailoutbox == []
+
+
+def test_creation_and_restitution_of_a_returned_loan_are_still_sent(mailoutbox):
+    log = make_log("CREATION", "EMAIL")
+    log.attribution.date_retour_effective = timezone.now()
+    log.attribution.save()
+
+    assert send(log) == Statut.ENVOYEE
+    assert send(make_log("RESTITUTION", "EMAIL", attribution=log.attribution)) == Statut.ENVOYEE
+    assert send(make_log("RETARD", "EMAIL", attribution=log.attribution)) == Statut.ANNULEE
+
+
+def test_a_reminder_switched_off_after_planning_is_cancelled(mailoutbox):
+    log = make_log("RAPPEL_2H", "EMAIL")
+    NotificationPreferences.objects.create(client=log.attribution.client, rappel_2h_avant=False)
+
+    assert send(log) == Statut.ANNULEE
+    log.refresh_from_db()
+    assert log.erreur_message == "The borrower switched this reminder off."
+
+
+def test_a_reminder_past_the_due_time_is_cancelled(mailoutbox):
+    log = make_log("RAPPEL_2H", "EMAIL")
+
+    assert send(log, now=log.attribution.date_retour_prevue + timezone.timedelta(minutes=1)) == Statut.ANNULEE
+    assert mailoutbox == []
+
+
+def test_an_overdue_alert_goes_out_even_with_email_switched_off(mailoutbox):
+    log = make_log("RETARD", "EMAIL")
+    NotificationPreferences.objects.create(client=log.attribution.client, email_enabled=False)
+
+    assert send(log, now=log.attribution.date_retour_prevue + timezone.timedelta(hours=1)) == Statut.ENVOYEE
+
+
+def test_redirect_sends_everything_to_the_test_address(mailoutbox, settings):
+    settings.NOTIFICATION_REDIRECT_EMAIL = "qa@example.org"
+    log = make_log("CREATION", "EMAIL", email="camille@example.org")
+
+    assert send(log) == Statut.ENVOYEE
+
+    [message] = mailoutbox
+    assert message.to[0].endswith("<qa@example.org>")
+    assert message.subject.startswith("[→ c***@example.org] ")
+    log.refresh_from_db()
+    assert log.destinataire == "qa@example.org"
+
+
+def test_redirect_without_a_test_number_never_reaches_a_real_phone(settings, fake_twilio):
+    settings.NOTIFICATION_REDIRECT_EMAIL = "qa@example.org"
+    log = make_log("CREATION", "WHATSAPP")
+
+    assert send(log) == Statut.ENVOYEE
+
+    assert fake_twilio.requests == []
+    log.refresh_from_db()
+    assert log.delivery_status == "dry-run"
+
+
+def test_redirect_phone_goes_to_the_test_number(settings, fake_twilio):
+    fake_twilio.accept()
+    settings.NOTIFICATION_REDIRECT_PHONE = "+33700000001"
+    log = make_log("CREATION", "WHATSAPP", phone="+33612345678")
+
+    send(log)
+
+    assert fake_twilio.forms()[0]["To"] == "whatsapp:+33700000001"
+
+
+def test_dry_run_logs_instead_of_sending(mailoutbox, settings, caplog):
+    settings.NOTIFICATION_DRY_RUN = True
+    log = make_log("CREATION", "EMAIL")
+
+    with caplog.at_level(logging.INFO, logger="radgestmat.notifications"):
+        assert send(log) == Statut.ENVOYEE
+
+    assert mailoutbox == []
+    log.refresh_from_db()
+    assert log.delivery_status == "dry-run" and log.provider_message_id == ""
+    assert any(record.message.startswith("dry run: EMAIL to ") for record in caplog.records)
+
+
+def test_one_structured_log_line_per_attempt_without_full_addresses(mailoutbox, caplog):
+    log = make_log("CREATION", "EMAIL", email="camille@example.org", phone="+33612345678")
+
+    with caplog.at_level(logging.INFO, logger="radgestmat.notifications"):
+        send(log)
+
+    [record] = [r for r in caplog.records if r.name == "radgestmat.notifications"]
+    assert (record.log_id, record.attribution_id, record.type, record.channel) == (
+        log.pk, log.attribution_id, "CREATION", "EMAIL"
+    )
+    assert record.status == "ENVOYEE" and record.attempt == 1 and record.duration_ms >= 0
+    assert record.provider_id
+    assert "camille@example.org" not in record.getMessage() and "c***@example.org" in record.getMessage()
+
+
+def test_the_first_retry_waits_tens_of_seconds_and_grows(settings):
+    firsts = [retry_delay(1) for _ in range(50)]
+    seconds = [retry_delay(2) for _ in range(50)]
+
+    assert min(firsts) >= settings.NOTIFICATION_RETRY_BASE_DELAY >= 30
+    assert max(firsts) <= settings.NOTIFICATION_RETRY_BASE_DELAY * (1 + settings.NOTIFICATION_RETRY_JITTER)
+    assert len({round(d, 3) for d in firsts}) > 1  # jitter
+    assert min(seconds) >= 2 * settings.NOTIFICATION_RETRY_BASE_DELAY
+
+
+def test_the_task_gives_up_after_three_attempts(smtp_sink):
+    """Eagerly, Celery runs the retries at once: the row shows the three attempts and the final verdict."""
+    smtp_sink.rcpt_reply = "450 4.2.1 Mailbox busy"
+    log = make_log("CREATION", "EMAIL")
+
+    send_task.delay(log.pk)
+
+    log.refresh_from_db()
+    assert log.statut == Statut.ECHEC_PERMANENT
+    assert log.nb_tentatives == 3
+    assert "450" in log.erreur_message
+
+
+@pytest.fixture
+def redis_db(settings):
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.ping()  # fails (never skips) when Redis is missing
+    for key in client.scan_iter("radgestmat:cap:*"):
+        client.delete(key)
+    yield client
+    for key in client.scan_iter("radgestmat:cap:*"):
+        client.delete(key)
+
+
+def test_over_the_daily_cap_rows_wait_for_the_next_day(mailoutbox, settings, redis_db):
+    settings.NOTIFICATION_DAILY_CAP_EMAIL = 2
+    logs = [make_log("CREATION", "EMAIL") for _ in range(3)]
+    evening = timezone.make_aware(timezone.datetime(2026, 3, 28, 21, 0))  # the eve of the DST change
+
+    with time_machine.travel(evening, tick=False):
+        outcomes = [send(log, now=evening) for log in logs]
+
+    assert outcomes == [Statut.ENVOYEE, Statut.ENVOYEE, Statut.EN_ATTENTE]
+    assert len(mailoutbox) == 2
+    waiting = NotificationLog.objects.get(pk=logs[2].pk)
+    assert waiting.nb_tentatives == 0 and waiting.date_claimed is None
+    assert timezone.localtime(waiting.date_scheduled).isoformat() == "2026-03-29T08:00:00+02:00"
+    assert "Daily cap of 2 EMAIL" in waiting.erreur_message
+
+    next_morning = timezone.make_aware(timezone.datetime(2026, 3, 29, 8, 0))
+    assert send(waiting, now=next_morning) == Statut.ENVOYEE
+
+
+def test_the_cap_counter_is_rebuilt_from_the_database_when_redis_lost_it(mailoutbox, settings, redis_db):
+    settings.NOTIFICATION_DAILY_CAP_EMAIL = 1
+    now = timezone.now()
+    send(make_log("CREATION", "EMAIL"), now=now)
+    for key in redis_db.scan_iter("radgestmat:cap:*"):
+        redis_db.delete(key)
+
+    assert send(make_log("CREATION", "EMAIL"), now=now) == Statut.EN_ATTENTE
