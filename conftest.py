@@ -36,3 +36,17 @@ def pytest_runtest_makereport(item, call):
         return
     report.outcome = "failed"
     report.longrepr = f"skipped in CI, which is not allowed: {report.longrepr}"
+
+
+@pytest.fixture
+def staff_user(db):
+    from assets.tests.factories import StaffFactory
+
+    return StaffFactory(username="desk")
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    """A Django test client logged in as a front-desk staff user (staff, no extra permission)."""
+    client.force_login(staff_user)
+    return client

@@ -4,4 +4,18 @@ from . import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("loans/", views.loan_list, name="loan_list"),
+    path("loans/new/", views.loan_lend, name="loan_lend"),
+    path("loans/preview/", views.lend_preview, name="lend_preview"),
+    path("loans/<int:pk>/", views.loan_detail, name="loan_detail"),
+    path("loans/<int:pk>/return/", views.loan_return, name="loan_return"),
+    path("loans/<int:pk>/extend/", views.loan_extend, name="loan_extend"),
+    path("materials/", views.materiel_list, name="materiel_list"),
+    path("materials/new/", views.materiel_edit, name="materiel_create"),
+    path("materials/<int:pk>/", views.materiel_edit, name="materiel_edit"),
+    path("clients/", views.client_list, name="client_list"),
+    path("clients/new/", views.client_edit, name="client_create"),
+    path("clients/lookup/", views.client_lookup, name="client_lookup"),
+    path("clients/<int:pk>/", views.client_detail, name="client_detail"),
+    path("clients/<int:pk>/edit/", views.client_edit, name="client_edit"),
 ]

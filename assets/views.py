@@ -1,21 +1,330 @@
+"""Staff pages for the front desk: dashboard, loans, materials, clients.
+
+Views look up objects, call `assets.services` with `now`, and put its errors on the form.
+"""
+
 from __future__ import annotations
 
-from django.contrib.admin.views.decorators import staff_member_required
-from django.shortcuts import render
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.db.models import Q
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_GET
 
-from .models import Attribution, Duree
+from notifications.dispatcher import preferences_of
+from notifications.models import NotificationLog
+from notifications.views import scheduler_status
+from radgestmat.staff import paginate, staff_required
+
+from . import dashboard as dash
+from . import services
+from .forms import (
+    ClientForm,
+    ExtendForm,
+    LendForm,
+    MaterielForm,
+    PreferencesForm,
+    ReturnForm,
+    client_label,
+    client_search,
+    find_materiel,
+)
+from .models import Attribution, Client, Duree, Materiel, classify_duree
+
+LOAN_SORTS = {
+    "due": ("date_retour_prevue", "id"),
+    "-due": ("-date_retour_prevue", "-id"),
+    "start": ("date_debut", "id"),
+    "-start": ("-date_debut", "-id"),
+    "material": ("materiel__code", "id"),
+    "client": ("client__name", "id"),
+}
+LOAN_STATES = ("open", "overdue", "returned", "all")
 
 
-@staff_member_required
-def home(request):
+@staff_required
+def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    open_loans = Attribution.objects.open()
-    context = {
-        "now": now,
-        "counts": {
-            label: open_loans.filter(duree=value).count() for value, label in Duree.choices
+    context = {"now": now, **dash.loan_summary(now), **dash.notification_week(now), "alerts": dash.alerts(now)}
+    context["scheduler"] = scheduler_status()
+    return render(request, "assets/dashboard.html", context)
+
+
+# --- Loans ------------------------------------------------------------------
+
+
+@staff_required
+def loan_list(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    state = request.GET.get("state", "open")
+    if state not in LOAN_STATES:
+        state = "open"
+    sort = request.GET.get("sort", "due" if state in ("open", "overdue") else "-start")
+    if sort not in LOAN_SORTS:
+        sort = "due"
+    duree = request.GET.get("duree", "")
+    q = request.GET.get("q", "").strip()
+
+    loans = Attribution.objects.select_related("materiel", "client")
+    if state == "open":
+        loans = loans.open()
+    elif state == "overdue":
+        loans = loans.overdue(now)
+    elif state == "returned":
+        loans = loans.returned()
+    if duree in Duree.values:
+        loans = loans.filter(duree=duree)
+    if q:
+        loans = loans.filter(
+            Q(materiel__code__iexact=q)
+            | Q(materiel__code__icontains=q)
+            | Q(materiel__name__icontains=q)
+            | Q(client__name__icontains=q)
+            | Q(client__email__icontains=q)
+            | Q(client__organisation__icontains=q)
+        )
+    page = paginate(request, loans.order_by(*LOAN_SORTS[sort]))
+    return render(
+        request,
+        "assets/loan_list.html",
+        {
+            "page": page,
+            "now": now,
+            "state": state,
+            "states": [
+                ("open", _("Out")),
+                ("overdue", _("Overdue")),
+                ("returned", _("Returned")),
+                ("all", _("All")),
+            ],
+            "sort": sort,
+            "duree": duree,
+            "durees": Duree.choices,
+            "q": q,
         },
-        "overdue": open_loans.overdue(now).select_related("materiel", "client").order_by("date_retour_prevue")[:50],
-    }
-    return render(request, "assets/home.html", context)
+    )
+
+
+@staff_required
+def loan_lend(request: HttpRequest) -> HttpResponse:
+    if request.method == "POST":
+        form = LendForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                loan = services.lend(
+                    materiel=data["materiel"],
+                    client=data["client"],
+                    due=data["date_retour_prevue"],
+                    now=timezone.now(),
+                    by=request.user,
+                    notes=data["notes"],
+                )
+            except ValidationError as exc:
+                form.add_error(None, exc)
+            else:
+                messages.success(
+                    request,
+                    _("%(code)s is lent to %(client)s.") % {"code": loan.materiel.code, "client": loan.client.name},
+                )
+                return redirect("loan_detail", pk=loan.pk)
+    else:
+        initial = {}
+        client_id = request.GET.get("client", "")
+        client = Client.objects.filter(pk=int(client_id)).first() if client_id.isdigit() else None
+        if client:
+            initial["client"] = client_label(client)
+        if request.GET.get("code"):
+            initial["materiel"] = request.GET["code"]
+        form = LendForm(initial=initial)
+    return render(request, "assets/loan_lend.html", {"form": form, "durees": Duree.choices})
+
+
+@staff_required
+@require_GET
+def lend_preview(request: HttpRequest) -> JsonResponse:
+    """What the lend form shows as staff type: the material behind a code, the class of a due date."""
+    now = timezone.now()
+    result: dict = {}
+    code = request.GET.get("code", "").strip()
+    if code:
+        try:
+            materiel = find_materiel(code)
+        except ValidationError as exc:
+            result["materiel"] = {"ok": False, "message": exc.messages[0]}
+        else:
+            busy = materiel.state != Materiel.State.AVAILABLE
+            result["materiel"] = {
+                "ok": not busy,
+                "code": materiel.code,
+                "message": f"{materiel.name} — {materiel.get_state_display()}",
+            }
+    due = request.GET.get("due", "")
+    if due:
+        form = ExtendForm({"date_retour_prevue": due})
+        if form.is_valid():
+            value = form.cleaned_data["date_retour_prevue"]
+            if value <= now:
+                result["duree"] = {"ok": False, "message": _("The due date must be after the start of the loan.")}
+            else:
+                duree = classify_duree(now, value)
+                result["duree"] = {"ok": True, "value": duree, "message": Duree(duree).label}
+    return JsonResponse(result)
+
+
+@staff_required
+@require_GET
+def client_lookup(request: HttpRequest) -> JsonResponse:
+    q = request.GET.get("q", "").strip()
+    clients = []
+    if len(q) >= 2:
+        clients = Client.objects.filter(client_search(q)).order_by("name")[:15]
+    return JsonResponse({"clients": [client_label(c) for c in clients]})
+
+
+def loan_timeline(loan: Attribution):
+    return (
+        NotificationLog.objects.filter(attribution=loan)
+        .select_related("fallback_of")
+        .order_by("date_scheduled", "id")
+    )
+
+
+@staff_required
+def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    loan = get_object_or_404(Attribution.objects.select_related("materiel", "client", "created_by"), pk=pk)
+    now = timezone.now()
+    return render(
+        request,
+        "assets/loan_detail.html",
+        {
+            "loan": loan,
+            "now": now,
+            "overdue": loan.is_overdue(now),
+            "remaining": loan.time_remaining(now),
+            "timeline": loan_timeline(loan),
+        },
+    )
+
+
+@staff_required
+def loan_return(request: HttpRequest, pk: int) -> HttpResponse:
+    loan = get_object_or_404(Attribution.objects.select_related("materiel", "client"), pk=pk)
+    form = ReturnForm(request.POST if request.method == "POST" else None)
+    if request.method == "POST" and form.is_valid():
+        now = timezone.now()
+        try:
+            services.record_return(
+                loan, now=now, returned_at=form.cleaned_data["date_retour_effective"] or now, by=request.user
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            messages.success(request, _("%(code)s is back.") % {"code": loan.materiel.code})
+            return redirect("loan_detail", pk=loan.pk)
+    return render(request, "assets/loan_return.html", {"loan": loan, "form": form, "now": timezone.now()})
+
+
+@staff_required
+def loan_extend(request: HttpRequest, pk: int) -> HttpResponse:
+    loan = get_object_or_404(Attribution.objects.select_related("materiel", "client"), pk=pk)
+    form = ExtendForm(request.POST if request.method == "POST" else None, initial={"date_retour_prevue": loan.date_retour_prevue})
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.extend(
+                loan, new_due=form.cleaned_data["date_retour_prevue"], now=timezone.now(), by=request.user
+            )
+        except ValidationError as exc:
+            form.add_error(None, exc)
+        else:
+            loan.refresh_from_db()
+            messages.success(
+                request,
+                _("%(code)s is now due %(due)s.")
+                % {
+                    "code": loan.materiel.code,
+                    "due": date_format(timezone.localtime(loan.date_retour_prevue), "SHORT_DATETIME_FORMAT"),
+                },
+            )
+            return redirect("loan_detail", pk=loan.pk)
+    return render(request, "assets/loan_extend.html", {"loan": loan, "form": form, "now": timezone.now()})
+
+
+# --- Materials --------------------------------------------------------------
+
+
+@staff_required
+def materiel_list(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "").strip()
+    state = request.GET.get("state", "")
+    materiels = Materiel.objects.order_by("code")
+    if q:
+        materiels = materiels.filter(Q(code__icontains=q) | Q(name__icontains=q) | Q(category__icontains=q))
+    if state in Materiel.State.values:
+        materiels = materiels.filter(state=state)
+    return render(
+        request,
+        "assets/materiel_list.html",
+        {"page": paginate(request, materiels), "q": q, "state": state, "states": Materiel.State.choices},
+    )
+
+
+@staff_required
+def materiel_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    materiel = get_object_or_404(Materiel, pk=pk) if pk else None
+    form = MaterielForm(request.POST if request.method == "POST" else None, instance=materiel)
+    if request.method == "POST" and form.is_valid():
+        materiel = form.save()
+        messages.success(request, _("Material %(code)s saved.") % {"code": materiel.code})
+        return redirect("materiel_list")
+    loans = (
+        materiel.attributions.select_related("client").order_by("-date_debut")[:20] if materiel else []
+    )
+    return render(request, "assets/materiel_form.html", {"form": form, "materiel": materiel, "loans": loans})
+
+
+# --- Clients ----------------------------------------------------------------
+
+
+@staff_required
+def client_list(request: HttpRequest) -> HttpResponse:
+    q = request.GET.get("q", "").strip()
+    clients = Client.objects.order_by("name", "id")
+    if q:
+        clients = clients.filter(client_search(q))
+    return render(request, "assets/client_list.html", {"page": paginate(request, clients), "q": q})
+
+
+@staff_required
+def client_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
+    client = get_object_or_404(Client, pk=pk) if pk else None
+    form = ClientForm(request.POST if request.method == "POST" else None, instance=client)
+    if request.method == "POST" and form.is_valid():
+        client = form.save()
+        messages.success(request, _("Client %(name)s saved.") % {"name": client.name})
+        return redirect("client_detail", pk=client.pk)
+    return render(request, "assets/client_form.html", {"form": form, "client": client})
+
+
+@staff_required
+def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    client = get_object_or_404(Client, pk=pk)
+    prefs = preferences_of(client)
+    form = PreferencesForm(request.POST if request.method == "POST" else None, instance=prefs)
+    if request.method == "POST" and form.is_valid():
+        prefs = form.save(commit=False)
+        prefs.client = client
+        prefs.save()
+        messages.success(request, _("Notification preferences of %(name)s saved.") % {"name": client.name})
+        return redirect(reverse("client_detail", args=[client.pk]))
+    loans = client.attributions.select_related("materiel").order_by("-date_debut")
+    return render(
+        request,
+        "assets/client_detail.html",
+        {"client": client, "form": form, "page": paginate(request, loans), "now": timezone.now()},
+    )

@@ -125,6 +125,8 @@ class NotificationLog(models.Model):
             models.Index(fields=["created_at"], name="notif_by_age"),
             # The log page and delivery-rate report.
             models.Index(fields=["statut", "canal", "created_at"], name="notif_status_channel_age"),
+            # The staff log page, newest first, and the dashboard's week.
+            models.Index(fields=["date_scheduled", "id"], name="notif_by_scheduled"),
         ]
 
     def __str__(self) -> str:

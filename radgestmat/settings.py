@@ -176,6 +176,13 @@ SMS_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_SMS_FROM)
 # --- Scheduling (timeline, checks, relay, overdue ladder, quiet hours) ----
 OVERDUE_MANAGER_EMAIL = env("OVERDUE_MANAGER_EMAIL", default="")
 
+# --- Staff UI -----------------------------------------------------------
+# The dashboard turns red from this many permanent failures in 24 h...
+DASHBOARD_FAILURE_ALERT = env.int("DASHBOARD_FAILURE_ALERT", default=10)
+# ...or when a due notification has waited this long without a worker picking it up.
+DASHBOARD_STUCK_AFTER_MINUTES = env.int("DASHBOARD_STUCK_AFTER_MINUTES", default=10)
+FLOWER_URL = env("FLOWER_URL", default="http://127.0.0.1:5555/")
+
 # --- Celery -------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = "django-db"

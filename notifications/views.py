@@ -1,0 +1,322 @@
+"""Staff pages for notifications: the log, one row's story, retry/cancel, CSV export, delivery rates, the scheduler.
+
+Retry and cancel go through `notifications.dispatcher`, so a retried row is sent by the
+same claim-then-send path as every other.
+"""
+
+from __future__ import annotations
+
+import csv
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.db.models import Count, Q
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from radgestmat.staff import paginate, staff_required
+
+from . import dispatcher
+from .models import Canal, NotificationLog, Statut, TypeNotification
+
+RETRYABLE = (Statut.ECHEC, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
+# The spec's delivery targets, in percent of the notifications that reached a final state.
+DELIVERY_TARGETS = {Canal.EMAIL: 95, Canal.WHATSAPP: 90}
+CANCEL_PERMISSION = "notifications.change_notificationlog"
+
+
+def local_day_start(day) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=timezone.get_current_timezone())
+
+
+class LogFilterForm(forms.Form):
+    type_notification = forms.ChoiceField(
+        label=gettext_lazy("Type"), required=False, choices=[("", gettext_lazy("All"))] + TypeNotification.choices
+    )
+    canal = forms.ChoiceField(label=gettext_lazy("Channel"), required=False, choices=[("", gettext_lazy("All"))] + Canal.choices)
+    statut = forms.ChoiceField(label=gettext_lazy("Status"), required=False, choices=[("", gettext_lazy("All"))] + Statut.choices)
+    date_from = forms.DateField(label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    client = forms.CharField(label=gettext_lazy("Client"), required=False, widget=forms.TextInput(attrs={"type": "search"}))
+    loan = forms.IntegerField(required=False, widget=forms.HiddenInput)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_to"] < cleaned["date_from"]:
+            self.add_error("date_to", _("The end of the period is before its start."))
+        return cleaned
+
+    def filter(self, queryset):
+        data = self.cleaned_data if self.is_valid() else {}
+        for name in ("type_notification", "canal", "statut"):
+            if data.get(name):
+                queryset = queryset.filter(**{name: data[name]})
+        if data.get("date_from"):
+            queryset = queryset.filter(date_scheduled__gte=local_day_start(data["date_from"]))
+        if data.get("date_to"):
+            queryset = queryset.filter(date_scheduled__lt=local_day_start(data["date_to"] + timedelta(days=1)))
+        if data.get("loan"):
+            queryset = queryset.filter(attribution_id=data["loan"])
+        client = (data.get("client") or "").strip()
+        if client.isdigit():
+            queryset = queryset.filter(attribution__client_id=int(client))
+        elif client:
+            queryset = queryset.filter(
+                Q(attribution__client__name__icontains=client) | Q(attribution__client__email__iexact=client)
+            )
+        return queryset
+
+
+def filtered_log(request: HttpRequest) -> tuple[LogFilterForm, object]:
+    form = LogFilterForm(request.GET or None)
+    rows = NotificationLog.objects.select_related("attribution__materiel", "attribution__client").order_by(
+        "-date_scheduled", "-id"
+    )
+    return form, form.filter(rows)
+
+
+@staff_required
+def log(request: HttpRequest) -> HttpResponse:
+    form, rows = filtered_log(request)
+    return render(
+        request,
+        "notifications/log.html",
+        {
+            "form": form,
+            "page": paginate(request, rows),
+            "retryable": RETRYABLE,
+            "can_cancel": request.user.has_perm(CANCEL_PERMISSION),
+            "export_query": request.GET.urlencode(),
+        },
+    )
+
+
+@staff_required
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(
+        NotificationLog.objects.select_related("attribution__materiel", "attribution__client", "fallback_of"), pk=pk
+    )
+    return render(
+        request,
+        "notifications/detail.html",
+        {
+            "log": row,
+            "fallbacks": row.fallbacks.order_by("id"),
+            "retryable": row.statut in RETRYABLE,
+            "cancellable": row.statut in (Statut.EN_ATTENTE, Statut.ECHEC)
+            and request.user.has_perm(CANCEL_PERMISSION),
+        },
+    )
+
+
+def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+        target = default
+    return redirect(target)
+
+
+@staff_required
+@require_POST
+def retry(request: HttpRequest, pk: int) -> HttpResponse:
+    row = get_object_or_404(NotificationLog, pk=pk)
+    if dispatcher.requeue([row.pk], now=timezone.now()):
+        messages.success(request, _("The notification is queued to be sent again."))
+    else:
+        messages.warning(
+            request, _("This notification is “%(statut)s”: only failed or cancelled ones can be retried.")
+            % {"statut": row.get_statut_display()}
+        )
+    return back(request, reverse("notification_detail", args=[row.pk]))
+
+
+@staff_required
+@require_POST
+def bulk(request: HttpRequest) -> HttpResponse:
+    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    action = request.POST.get("action")
+    default = reverse("notification_log")
+    if not ids:
+        messages.warning(request, _("Select at least one notification first."))
+    elif action == "retry":
+        n = dispatcher.requeue(ids, now=timezone.now())
+        skipped = len(ids) - n
+        messages.success(
+            request, ngettext("%(n)d notification queued again.", "%(n)d notifications queued again.", n) % {"n": n}
+        )
+        if skipped:
+            messages.warning(
+                request,
+                ngettext(
+                    "%(n)d was not failed or cancelled and was left alone.",
+                    "%(n)d were not failed or cancelled and were left alone.",
+                    skipped,
+                )
+                % {"n": skipped},
+            )
+    elif action == "cancel":
+        if not request.user.has_perm(CANCEL_PERMISSION):
+            from django.core.exceptions import PermissionDenied
+
+            raise PermissionDenied
+        n = dispatcher.cancel(
+            NotificationLog.objects.filter(id__in=ids),
+            reason=_("Cancelled by %(user)s.") % {"user": request.user.get_username()},
+        )
+        messages.success(
+            request, ngettext("%(n)d notification cancelled.", "%(n)d notifications cancelled.", n) % {"n": n}
+        )
+    else:
+        messages.error(request, _("Unknown action."))
+    return back(request, default)
+
+
+class Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def local_iso(value) -> str:
+    return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
+
+
+@staff_required
+def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+    """The filtered log as CSV, streamed so a million rows never sit in memory."""
+    _form, rows = filtered_log(request)
+    writer = csv.writer(Echo())
+    header = [
+        "id", "attribution", "materiel", "client", "type_notification", "canal", "audience", "niveau_escalade",
+        "statut", "date_scheduled", "date_envoi", "nb_tentatives", "destinataire", "erreur_message",
+    ]  # fmt: skip
+
+    def lines():
+        yield writer.writerow(header)
+        for row in rows.iterator(chunk_size=2000):
+            yield writer.writerow(
+                [
+                    row.pk, row.attribution_id, row.attribution.materiel.code, row.attribution.client.name,
+                    row.type_notification, row.canal, row.audience, row.niveau_escalade, row.statut,
+                    local_iso(row.date_scheduled), local_iso(row.date_envoi), row.nb_tentatives,
+                    row.destinataire, row.erreur_message,
+                ]  # fmt: skip
+            )
+
+    stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
+    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="notifications-{stamp}.csv"'
+    return response
+
+
+class PeriodForm(forms.Form):
+    date_from = forms.DateField(label=gettext_lazy("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = forms.DateField(label=gettext_lazy("To"), widget=forms.DateInput(attrs={"type": "date"}))
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("date_from") and cleaned.get("date_to") and cleaned["date_to"] < cleaned["date_from"]:
+            self.add_error("date_to", _("The end of the period is before its start."))
+        return cleaned
+
+
+def delivery_rates(start: datetime, end: datetime) -> list[dict]:
+    """Per channel: sent, failed for good, still open, and the rate over the ones that reached an end."""
+    counts = (
+        NotificationLog.objects.filter(date_scheduled__gte=start, date_scheduled__lt=end)
+        .order_by()
+        .values("canal")
+        .annotate(
+            sent=Count("id", filter=Q(statut=Statut.ENVOYEE)),
+            failed=Count("id", filter=Q(statut=Statut.ECHEC_PERMANENT)),
+            pending=Count("id", filter=Q(statut__in=[Statut.EN_ATTENTE, Statut.EN_COURS, Statut.ECHEC])),
+            cancelled=Count("id", filter=Q(statut=Statut.ANNULEE)),
+        )
+    )
+    by_canal = {row["canal"]: row for row in counts}
+    report = []
+    for canal, label in Canal.choices:
+        row = by_canal.get(canal, {"sent": 0, "failed": 0, "pending": 0, "cancelled": 0})
+        done = row["sent"] + row["failed"]
+        rate = 100 * row["sent"] / done if done else None
+        target = DELIVERY_TARGETS.get(canal)
+        report.append(
+            {
+                "canal": canal,
+                "label": label,
+                **{k: row[k] for k in ("sent", "failed", "pending", "cancelled")},
+                "rate": rate,
+                "target": target,
+                "meets": None if rate is None or target is None else rate > target,
+            }
+        )
+    return report
+
+
+@staff_required
+def delivery(request: HttpRequest) -> HttpResponse:
+    today = timezone.localdate()
+    form = PeriodForm(request.GET or {"date_from": today - timedelta(days=29), "date_to": today})
+    report = []
+    if form.is_valid():
+        start = local_day_start(form.cleaned_data["date_from"])
+        end = local_day_start(form.cleaned_data["date_to"] + timedelta(days=1))
+        report = delivery_rates(start, end)
+    return render(request, "notifications/delivery.html", {"form": form, "report": report})
+
+
+def scheduler_status():
+    """The scheduling side's health summary, when that part is installed."""
+    try:
+        from notifications.scheduler_status import get_scheduler_status
+    except ImportError:
+        return None
+    return get_scheduler_status()
+
+
+def queue_lengths() -> dict[str, int] | None:
+    """Messages waiting in the broker per queue; None when Redis does not answer."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
+        return {queue: client.llen(queue) for queue in ("notifications", "default")}
+    except redis.RedisError:
+        return None
+
+
+@staff_required
+def scheduler(request: HttpRequest) -> HttpResponse:
+    from django_celery_beat.models import PeriodicTask
+
+    now = timezone.now()
+    jobs = []
+    for task in PeriodicTask.objects.select_related("interval", "crontab", "clocked", "solar").order_by("name"):
+        next_run = None
+        if task.enabled:
+            try:
+                remaining = task.schedule.remaining_estimate(task.last_run_at or now)
+                next_run = max(now, now + remaining)
+            except Exception:  # an odd schedule must not take the page down
+                next_run = None
+        schedule = task.interval or task.crontab or task.clocked or task.solar
+        jobs.append({"task": task, "schedule": schedule, "next_run": next_run})
+    return render(
+        request,
+        "notifications/scheduler.html",
+        {
+            "jobs": jobs,
+            "queues": queue_lengths(),
+            "status": scheduler_status(),
+            "flower_url": settings.FLOWER_URL,
+            "now": now,
+        },
+    )

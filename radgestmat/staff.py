@@ -1,0 +1,79 @@
+"""Access rules shared by every staff page, and the small helpers all staff lists use."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import wraps
+from typing import Any
+
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+
+PER_PAGE = 50
+
+
+def staff_required(view: Callable | None = None, *, perm: str | None = None) -> Callable:
+    """Anonymous users go to the login page; logged-in users who are not staff (or lack ``perm``) get a 403."""
+
+    def decorator(func: Callable) -> Callable:
+        @wraps(func)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            user = request.user
+            if not user.is_authenticated:
+                return redirect_to_login(request.get_full_path())
+            if not user.is_active or not user.is_staff or (perm and not user.has_perm(perm)):
+                raise PermissionDenied
+            return func(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorator(view) if view is not None else decorator
+
+
+@dataclass
+class Page:
+    """One page of a list, without counting the whole table (a COUNT over a million rows costs more than the page).
+
+    We fetch one row more than we show to know whether there is a next page.
+    """
+
+    object_list: Sequence
+    number: int
+    has_next: bool
+
+    @property
+    def has_previous(self) -> bool:
+        return self.number > 1
+
+    @property
+    def next_page_number(self) -> int:
+        return self.number + 1
+
+    @property
+    def previous_page_number(self) -> int:
+        return self.number - 1
+
+    def __iter__(self):
+        return iter(self.object_list)
+
+    def __len__(self) -> int:
+        return len(self.object_list)
+
+
+def paginate(request: HttpRequest, queryset, per_page: int = PER_PAGE) -> Page:
+    try:
+        number = max(1, int(request.GET.get("page", "1")))
+    except ValueError:
+        number = 1
+    offset = (number - 1) * per_page
+    rows = list(queryset[offset : offset + per_page + 1])
+    return Page(rows[:per_page], number, len(rows) > per_page)
+
+
+def query_without_page(request: HttpRequest) -> str:
+    """The current query string minus ``page``, for pagination and sort links."""
+    params = request.GET.copy()
+    params.pop("page", None)
+    return params.urlencode()

@@ -1,0 +1,79 @@
+// The lend form: what a code is, which duration class a due date gives, client suggestions.
+// A barcode scanner types the code then Enter: Enter on the code moves on instead of submitting half a form.
+(function () {
+  "use strict";
+  var form = document.getElementById("lend-form");
+  if (!form) return;
+  var code = form.elements.materiel, client = form.elements.client, due = form.elements.date_retour_prevue;
+  var materielOut = document.getElementById("materiel-preview"), dureeOut = document.getElementById("duree-preview");
+  var list = document.getElementById("client-suggestions");
+
+  function debounce(fn, ms) {
+    var t;
+    return function () { clearTimeout(t); t = setTimeout(fn, ms); };
+  }
+  function show(el, info) {
+    el.textContent = info ? info.message : "";
+    el.className = "preview" + (info ? (info.ok ? " ok" : " bad") : "");
+  }
+  function preview() {
+    var params = new URLSearchParams({ code: code.value.trim(), due: due.value });
+    return fetch(form.dataset.previewUrl + "?" + params, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : {}; })
+      .then(function (data) {
+        show(materielOut, code.value.trim() ? data.materiel : null);
+        show(dureeOut, due.value ? data.duree : null);
+      })
+      .catch(function () {});
+  }
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function localValue(d) {
+    return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
+  }
+  function nextEmpty() {
+    var fields = [client, due];
+    for (var i = 0; i < fields.length; i++) if (!fields[i].value.trim()) return fields[i];
+    return null;
+  }
+
+  code.addEventListener("input", debounce(preview, 250));
+  code.addEventListener("keydown", function (e) {
+    if (e.key !== "Enter") return;
+    e.preventDefault();
+    preview();
+    var next = nextEmpty();
+    if (next) next.focus(); else form.requestSubmit();
+  });
+  client.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !due.value) { e.preventDefault(); due.focus(); }
+  });
+  client.addEventListener("input", debounce(function () {
+    var q = client.value.trim();
+    if (q.length < 2 || /#\d+$/.test(q)) return;
+    fetch(form.dataset.clientsUrl + "?" + new URLSearchParams({ q: q }), { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : { clients: [] }; })
+      .then(function (data) {
+        list.innerHTML = "";
+        data.clients.forEach(function (label) {
+          var opt = document.createElement("option");
+          opt.value = label;
+          list.appendChild(opt);
+        });
+      })
+      .catch(function () {});
+  }, 200));
+  due.addEventListener("input", debounce(preview, 150));
+  due.addEventListener("change", preview);
+  form.querySelectorAll(".quick button").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var d = new Date();
+      d.setSeconds(0, 0);
+      if (b.dataset.hours) d = new Date(d.getTime() + Number(b.dataset.hours) * 3600e3);
+      if (b.dataset.days) d.setDate(d.getDate() + Number(b.dataset.days));
+      if (b.dataset.at) d.setHours(Number(b.dataset.at), 0, 0, 0);
+      due.value = localValue(d);
+      preview();
+    });
+  });
+  if (code.value || due.value) preview();
+})();
