@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('assets', '0001_initial'),
-        ('notifications', '0001_initial'),
+        ('notifications', '0002_message_override'),
     ]
 
     operations = [
