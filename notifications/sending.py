@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -96,13 +97,7 @@ def _redirect(canal: str, to: str, message: Message) -> tuple[str, Message, bool
         # Redirect mode is on but this channel has no test address: never reach the real person.
         return to, message, True
     if canal == Canal.EMAIL:
-        message = Message(
-            body=message.body,
-            subject=f"[→ {mask_email(to)}] {message.subject}",
-            html=message.html,
-            language=message.language,
-            content_variables=message.content_variables,
-        )
+        message = replace(message, subject=f"[→ {mask_email(to)}] {message.subject}")
     return target, message, False
 
 

@@ -51,6 +51,10 @@ class Channel:
         """The validated address this row goes to; raises `PermanentError` saying why there is none."""
         raise NotImplementedError
 
+    def validate(self, address: str) -> str:
+        """``address`` in the form this channel sends to; raises `PermanentError` saying what is wrong."""
+        raise NotImplementedError
+
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
         """Deliver ``message`` to ``to`` and return the provider's message id."""
         raise NotImplementedError

@@ -91,9 +91,12 @@ class EmailChannel(Channel):
             address = log.attribution.client.email
         else:
             address = audience_address(log.attribution, log.audience)
-        address = (address or "").strip()
-        if not address:
+        if not (address or "").strip():
             raise PermanentError("No email address for this recipient.")
+        return self.validate(address)
+
+    def validate(self, address: str) -> str:
+        address = address.strip()
         try:
             validate_email(address)
         except ValidationError:

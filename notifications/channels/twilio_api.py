@@ -118,10 +118,16 @@ class TwilioChannel(Channel):
         raw = phone_of(client, preferences_of(client))
         if not raw:
             raise PermanentError("No phone number for this recipient.")
+        return self.validate(raw)
+
+    def validate(self, address: str) -> str:
         try:
-            return normalize_phone(raw)
+            number = normalize_phone(address)
         except ValidationError as error:
             raise PermanentError(" ".join(error.messages))
+        if not number:
+            raise PermanentError("No phone number given.")
+        return number
 
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
         if not self.is_configured():

@@ -1,0 +1,177 @@
+"""A real Celery worker on Redis: retries end in ECHEC_PERMANENT, a duplicate message sends nothing,
+and a worker killed mid-send never leads to a second message at the SMTP server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from celery.contrib.testing.worker import start_worker
+from django.conf import settings as django_settings
+from django.db import connection
+
+from notifications.models import NotificationLog, Statut
+from radgestmat.celery import app
+from tasks import send_notification
+
+from .conftest import make_log
+
+QUEUES = ("default", "notifications")
+BASE_DIR = Path(django_settings.BASE_DIR)
+
+
+def purge_broker() -> None:
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        client.ping()  # fails (never skips) when Redis is missing
+        client.delete(*QUEUES, "unacked", "unacked_index")
+
+
+def wait_for(predicate, *, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def broker_idle() -> bool:
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        return all(client.llen(queue) == 0 for queue in QUEUES) and client.hlen("unacked") == 0
+
+
+@pytest.fixture
+def live_worker(eager_celery):
+    eager_celery.conf.task_always_eager = False
+    purge_broker()
+    with start_worker(
+        app, pool="solo", concurrency=1, queues=list(QUEUES), perform_ping_check=False, shutdown_timeout=10
+    ) as worker:
+        yield worker
+    purge_broker()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_three_transient_failures_end_in_echec_permanent(live_worker, smtp_sink, settings):
+    settings.NOTIFICATION_RETRY_BASE_DELAY = 1
+    settings.NOTIFICATION_RETRY_JITTER = 0
+    smtp_sink.rcpt_reply = "451 4.3.0 Try again later"
+    log = make_log("CREATION", "EMAIL")
+
+    send_notification.delay(log.pk)
+
+    row = wait_for(
+        lambda: NotificationLog.objects.filter(pk=log.pk, statut=Statut.ECHEC_PERMANENT).first(),
+        what="the row to fail permanently",
+    )
+    assert row.nb_tentatives == 3
+    assert "451" in row.erreur_message
+    assert smtp_sink.messages == []
+    wait_for(broker_idle, what="the broker to be idle")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_second_copy_of_the_task_message_sends_nothing(live_worker, smtp_sink):
+    log = make_log("CREATION", "EMAIL")
+
+    send_notification.delay(log.pk)
+    send_notification.delay(log.pk)
+
+    wait_for(lambda: NotificationLog.objects.filter(pk=log.pk, statut=Statut.ENVOYEE).exists(), what="the send")
+    wait_for(broker_idle, what="both messages to be processed")
+    assert len(smtp_sink.messages) == 1
+    assert NotificationLog.objects.get(pk=log.pk).nb_tentatives == 1
+
+
+def worker_env(sink) -> dict:
+    db = connection.settings_dict
+    env = {
+        **os.environ,
+        "DEBUG": "1",
+        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "REDIS_URL": django_settings.REDIS_URL,
+        "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
+        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_HOST": sink.host,
+        "EMAIL_PORT": str(sink.port),
+        "EMAIL_TIMEOUT": "30",
+        "LOG_LEVEL": "INFO",
+    }
+    env.pop("CELERY_TASK_ALWAYS_EAGER", None)
+    return env
+
+
+def start_worker_process(env: dict, name: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "radgestmat", "worker", "--pool=solo", "--concurrency=1",
+         "-Q", ",".join(QUEUES), "-n", f"{name}@%h", "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        text=True,
+    )
+
+
+def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> str:
+    if process.poll() is None:
+        os.killpg(process.pid, sig)
+    try:
+        output, _ = process.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+    return output or ""
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_killed_mid_send_never_causes_a_second_message(eager_celery, smtp_sink):
+    """GIVEN a worker stuck in the middle of an SMTP DATA exchange
+    WHEN it is SIGKILLed and the broker redelivers its unacknowledged message to a new worker
+    THEN the new worker finds the row claimed and the SMTP server has received exactly one message."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the worker subprocess needs a database it can share: PostgreSQL")
+    eager_celery.conf.task_always_eager = False
+    purge_broker()
+    smtp_sink.release = threading.Event()
+    log = make_log("CREATION", "EMAIL")
+    env = worker_env(smtp_sink)
+    first = start_worker_process(env, "first")
+    second = None
+    try:
+        send_notification.delay(log.pk)
+        assert smtp_sink.received.wait(20), stop(first)
+        stop(first, signal.SIGKILL)
+        smtp_sink.release.set()
+
+        # What Redis does once the visibility timeout has passed, without waiting for it.
+        with app.connection_for_write(transport_options={"visibility_timeout": 0}) as conn:
+            qos = conn.default_channel.qos
+            wait_for(lambda: conn.default_channel.client.hlen("unacked") == 1, what="the unacked message")
+            qos.restore_visible(num=10, interval=1)
+
+        second = start_worker_process(env, "second")
+        wait_for(broker_idle, timeout=20, what="the redelivered message to be processed")
+        second_output = stop(second)
+        second = None
+    finally:
+        stop(first, signal.SIGKILL)
+        if second is not None:
+            stop(second, signal.SIGKILL)
+        purge_broker()
+
+    assert f"notification {log.pk} not claimed" in second_output
+    assert len(smtp_sink.messages) == 1
+    row = NotificationLog.objects.get(pk=log.pk)
+    assert row.statut == Statut.EN_COURS and row.nb_tentatives == 1  # left for the relay's stranded-row recovery
