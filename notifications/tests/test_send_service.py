@@ -237,3 +237,27 @@ def test_the_cap_counter_is_rebuilt_from_the_database_when_redis_lost_it(mailout
         redis_db.delete(key)
 
     assert send(make_log("CREATION", "EMAIL"), now=now) == Statut.EN_ATTENTE
+
+
+def test_a_send_costs_a_constant_number_of_queries(mailoutbox, django_assert_max_num_queries):
+    logs = [make_log("CREATION", "EMAIL") for _ in range(2)]
+    NotificationPreferences.objects.create(client=logs[1].attribution.client)
+
+    for log in logs:
+        # claim, load the row with its loan, client, preferences and material, override lookup, record
+        with django_assert_max_num_queries(4):
+            send(log)
+
+
+def test_risky_settings_are_system_check_warnings(settings):
+    from notifications.checks import check_notification_settings
+
+    assert check_notification_settings() == []
+    settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = "AC123", ""
+    settings.NOTIFICATION_DRY_RUN = True
+    settings.NOTIFICATION_REDIRECT_EMAIL = "qa@example.org"
+    settings.EMAIL_TIMEOUT = 120
+
+    ids = [warning.id for warning in check_notification_settings()]
+
+    assert ids == ["notifications.W001", "notifications.W002", "notifications.W003", "notifications.W004"]
