@@ -1,7 +1,11 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
+from .messages import render, sample_log
 from .models import MessageOverride, NotificationLog, NotificationPreferences, WhatsAppConfig
 
 
@@ -56,3 +60,14 @@ class MessageOverrideAdmin(admin.ModelAdmin):
     list_display = ["type_notification", "canal", "language", "subject", "updated_at"]
     list_filter = ["canal", "language", "type_notification"]
     search_fields = ["subject", "body"]
+    readonly_fields = ["preview"]
+
+    @admin.display(description=_("preview with sample data"))
+    def preview(self, obj: MessageOverride) -> str:
+        if obj is None or obj.pk is None:
+            return "—"
+        now = timezone.now()
+        message = render(
+            sample_log(obj.type_notification, obj.canal, obj.language, now=now), now=now, language=obj.language, override=obj
+        )
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", "\n\n".join(filter(None, [message.subject, message.body])))

@@ -212,6 +212,8 @@ def fall_back(log: NotificationLog, *, now: datetime) -> NotificationLog | None:
 
     if log.audience != Audience.CLIENT or log.canal not in (Canal.WHATSAPP, Canal.SMS):
         return None
+    if NotificationLog.objects.filter(fallback_of=log).exists():
+        return None  # already fell back (a status callback can report the same failure twice)
     attribution = log.attribution
     client = attribution.client
     prefs = preferences_of(client)

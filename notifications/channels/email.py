@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import secrets
 import smtplib
 import socket
 import threading
-from email.utils import formataddr, make_msgid, parseaddr
+from email.utils import formataddr, parseaddr
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -107,11 +108,14 @@ class EmailChannel(Channel):
         name = log.attribution.client.name if log.audience == Audience.CLIENT else ""
         # formataddr encodes the display name; collapsing whitespace first keeps CR/LF out of the header.
         recipient = formataddr((" ".join(name.split()), to)) if name else to
-        message_id = make_msgid(domain=parseaddr(settings.DEFAULT_FROM_EMAIL)[1].rpartition("@")[2] or None)
+        sender_name, sender_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
+        # Short enough for provider_message_id, unique, and traceable to the row.
+        local_id = f"rgm.{log.pk or 0}.{secrets.token_hex(8)}"
+        message_id = f"<{local_id}@{sender_address.rpartition('@')[2] or 'localhost'}>"
         email = EmailMultiAlternatives(
             subject=message.subject,
             body=message.body,
-            from_email=settings.DEFAULT_FROM_EMAIL,
+            from_email=formataddr((sender_name or settings.ORGANISATION_NAME, sender_address)),
             to=[recipient],
             reply_to=[settings.ORGANISATION_REPLY_TO] if settings.ORGANISATION_REPLY_TO else None,
             headers={"Message-ID": message_id, "X-RadGestMat-Notification": str(log.pk or "")},
@@ -126,4 +130,4 @@ class EmailChannel(Channel):
             raise classify(error) from error
         if not sent:
             raise TransientError("The mail backend did not send the message.")
-        return message_id.strip("<>")
+        return local_id

@@ -33,6 +33,23 @@ class SmtpSink:
     data_reply: str | None = None
     received: threading.Event = field(default_factory=threading.Event)
     release: threading.Event | None = None  # when set, DATA waits for it before answering
+    controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self, hostname=self.host, port=self.port)
+        self.controller.start()
+
+    def restart(self) -> None:
+        """Stop and start again on the same port: open client connections are cut."""
+        self.controller.stop()
+        self.start()
+
+    sessions: int = 0
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.sessions += 1
+        session.host_name = hostname
+        return responses
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if self.rcpt_reply:
@@ -55,8 +72,7 @@ class SmtpSink:
 @pytest.fixture
 def smtp_sink(settings):
     sink = SmtpSink(port=free_port())
-    controller = Controller(sink, hostname=sink.host, port=sink.port)
-    controller.start()
+    sink.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST = sink.host
     settings.EMAIL_PORT = sink.port
@@ -68,7 +84,7 @@ def smtp_sink(settings):
     yield sink
     if sink.release is not None:
         sink.release.set()
-    controller.stop()
+    sink.controller.stop()
     from notifications.channels.email import drop_connection
 
     drop_connection()

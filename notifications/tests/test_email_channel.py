@@ -27,6 +27,7 @@ def test_it_sends_a_multipart_email_in_french(smtp_sink):
     assert smtp_sink.envelopes[0].rcpt_tos == ["camille@example.org"]
     assert message["To"] == "Camille Martin <camille@example.org>"
     assert message["Reply-To"] == "accueil@example.org"
+    assert message["From"] == "RadGestMat <pret@example.org>"
     assert message["Subject"].startswith("Prêt confirmé : ")
     assert log.attribution.materiel.code in message["Subject"]
     text = message.get_body(preferencelist=("plain",)).get_content()
@@ -58,17 +59,22 @@ def test_it_writes_in_english_for_an_english_client(smtp_sink):
 
 
 def test_it_reuses_one_smtp_connection_for_several_messages(smtp_sink):
-    logs = [make_log("CREATION", "EMAIL") for _ in range(3)]
-    for log in logs:
-        send(log)
+    for _ in range(3):
+        send(make_log("CREATION", "EMAIL"))
 
     assert len(smtp_sink.messages) == 3
-    assert len({envelope.mail_from for envelope in smtp_sink.envelopes}) == 1
-    # One session for all three: aiosmtpd gives each connection its own peer port.
-    assert len({id(envelope) for envelope in smtp_sink.envelopes}) == 3
-    from notifications.channels.email import _local
+    assert smtp_sink.sessions == 1
 
-    assert _local.connection.connection is not None
+
+def test_it_reconnects_when_the_server_dropped_the_connection(smtp_sink):
+    send(make_log("CREATION", "EMAIL"))
+    # The server goes away and comes back (restart, idle timeout): the kept connection is dead.
+    smtp_sink.restart()
+
+    assert send(make_log("CREATION", "EMAIL")) == Statut.ENVOYEE
+
+    assert len(smtp_sink.messages) == 2
+    assert smtp_sink.sessions == 2
 
 
 def test_a_4xx_answer_is_recorded_and_retried(smtp_sink):

@@ -98,3 +98,17 @@ def test_the_admin_shows_the_rendering_error_by_the_field(admin_client):
     assert response.status_code == 200
     assert "nope" in response.context["adminform"].form.errors["body"][0]
     assert not MessageOverride.objects.exists()
+
+
+def test_the_admin_saves_a_valid_override_and_previews_it(admin_client):
+    response = admin_client.post(
+        "/admin/notifications/messageoverride/add/",
+        {"type_notification": "RAPPEL_2H", "canal": "SMS", "language": "en", "subject": "",
+         "body": "{{ materiel_code }} due in {{ remaining }}"},
+    )
+    assert response.status_code == 302
+    override = MessageOverride.objects.get()
+
+    page = admin_client.get(f"/admin/notifications/messageoverride/{override.pk}/change/")
+
+    assert "CAM-042 due in 2 h" in page.content.decode()

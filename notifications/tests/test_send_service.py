@@ -261,3 +261,37 @@ def test_risky_settings_are_system_check_warnings(settings):
     ids = [warning.id for warning in check_notification_settings()]
 
     assert ids == ["notifications.W001", "notifications.W002", "notifications.W003", "notifications.W004"]
+
+
+def test_a_channel_switched_off_after_planning_is_cancelled(fake_twilio):
+    log = make_log("CREATION", "WHATSAPP")
+    NotificationPreferences.objects.create(client=log.attribution.client, whatsapp_enabled=False)
+
+    assert send(log) == Statut.ANNULEE
+    log.refresh_from_db()
+    assert log.erreur_message == "The borrower switched WHATSAPP off."
+    assert fake_twilio.requests == []
+
+
+def test_falling_back_twice_for_the_same_failure_plans_one_row(settings):
+    from notifications.dispatcher import fall_back
+
+    log = make_log("CREATION", "WHATSAPP", email="camille@example.org")
+    now = timezone.now()
+
+    first = fall_back(log, now=now)
+    again = fall_back(log, now=now)
+
+    assert first.canal == "EMAIL" and first.fallback_of == log
+    assert again is None
+    assert NotificationLog.objects.filter(attribution=log.attribution).count() == 2
+
+
+def test_the_send_task_is_configured_for_at_least_once_delivery():
+    from radgestmat.celery import app
+
+    assert send_task.acks_late is True
+    assert send_task.max_retries == 2
+    assert send_task.soft_time_limit < send_task.time_limit < app.conf.broker_transport_options["visibility_timeout"]
+    assert app.amqp.router.route({}, send_task.name)["queue"].name == "notifications"
+    assert app.conf.task_serializer == "json" and app.conf.worker_prefetch_multiplier == 1
