@@ -1,4 +1,4 @@
-"""System checks for the notification engine: a missing or risky setting is a warning, never a crash."""
+"""System checks: a missing or risky setting is a warning an operator sees before borrowers notice, never a crash."""
 
 from __future__ import annotations
 
@@ -40,3 +40,93 @@ def check_notification_settings(app_configs=None, **kwargs) -> list[Warning]:
             )
         )
     return warnings
+
+
+@register(Tags.compatibility, "notifications")
+def check_email_settings(app_configs=None, **kwargs):
+    errors = []
+    backend = settings.EMAIL_BACKEND
+    if not settings.DEBUG and backend.endswith("filebased.EmailBackend"):
+        errors.append(
+            Warning(
+                "EMAIL_HOST is not set: emails are written to files and never reach borrowers.",
+                hint="Set EMAIL_HOST (and EMAIL_PORT, EMAIL_HOST_USER, EMAIL_HOST_PASSWORD, EMAIL_USE_TLS).",
+                id="radgestmat.W001",
+            )
+        )
+    if settings.EMAIL_HOST and bool(settings.EMAIL_HOST_USER) != bool(settings.EMAIL_HOST_PASSWORD):
+        errors.append(
+            Warning(
+                "Only one of EMAIL_HOST_USER and EMAIL_HOST_PASSWORD is set.",
+                hint="Set both to log in to the SMTP server, or neither.",
+                id="radgestmat.W002",
+            )
+        )
+    if not settings.DEBUG and settings.DEFAULT_FROM_EMAIL.endswith("@localhost"):
+        errors.append(
+            Warning(
+                "DEFAULT_FROM_EMAIL is a localhost address: mail servers will reject or junk it.",
+                hint="Set DEFAULT_FROM_EMAIL to an address of your domain.",
+                id="radgestmat.W003",
+            )
+        )
+    if not settings.DEBUG and not settings.ADMINS:
+        errors.append(
+            Warning(
+                "ADMIN_EMAILS is empty: failure alerts and server errors are emailed to nobody.",
+                id="radgestmat.W004",
+            )
+        )
+    return errors
+
+
+@register(Tags.compatibility, "notifications")
+def check_twilio_senders(app_configs=None, **kwargs):
+    credentials = bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN)
+    senders = [name for name in ("TWILIO_WHATSAPP_FROM", "TWILIO_SMS_FROM") if getattr(settings, name)]
+    errors = []
+    if credentials and not senders:
+        errors.append(
+            Warning(
+                "Twilio credentials are set but no sender: WhatsApp and SMS are off.",
+                hint="Set TWILIO_WHATSAPP_FROM and/or TWILIO_SMS_FROM.",
+                id="radgestmat.W010",
+            )
+        )
+    if senders and not credentials:
+        errors.append(
+            Warning(
+                f"{' and '.join(senders)} set but the Twilio credentials are not: nothing can be sent through Twilio.",
+                hint="Set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.",
+                id="radgestmat.W011",
+            )
+        )
+    if settings.WHATSAPP_ENABLED and not settings.DEBUG and not settings.PUBLIC_BASE_URL.startswith("https://"):
+        errors.append(
+            Warning(
+                "PUBLIC_BASE_URL is not an https:// URL: Twilio cannot deliver status callbacks safely.",
+                hint="Set PUBLIC_BASE_URL to the public https address of this site.",
+                id="radgestmat.W012",
+            )
+        )
+    return errors
+
+
+@register("celery")
+def check_single_beat(app_configs=None, **kwargs):
+    """Warns when the broker's Redis has heard from more than one beat in the last minute."""
+    from radgestmat.beat_registry import live_beat_instances
+
+    try:
+        beats = live_beat_instances()
+    except Exception:
+        return []  # Redis down is /healthz's business; `check` must work without it.
+    if len(beats) > 1:
+        return [
+            Warning(
+                f"{len(beats)} celery beat processes seem to be running ({', '.join(beats)}); run exactly one.",
+                hint="Stop all but one beat (systemctl stop radgestmat-beat on the other machines).",
+                id="radgestmat.W020",
+            )
+        ]
+    return []

@@ -11,3 +11,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "radgestmat.settings")
 app = Celery("radgestmat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["tasks"])
+
+
+def broker_connection():
+    """A connection to the broker named in settings (Sentinel transport options included), not opened yet."""
+    from django.conf import settings
+
+    return app.connection_for_write(settings.CELERY_BROKER_URL, connect_timeout=2)
+
+
+from radgestmat import beat_registry  # noqa: E402,F401  (beat processes register a heartbeat)

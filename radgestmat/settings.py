@@ -86,6 +86,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# With Redis Sentinel, REDIS_URL is `sentinel://host1:26379;sentinel://host2:26379/0` and this names the master.
+REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="")
 
 # --- Auth ---------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -181,7 +183,49 @@ OVERDUE_MANAGER_EMAIL = env("OVERDUE_MANAGER_EMAIL", default="")
 DASHBOARD_FAILURE_ALERT = env.int("DASHBOARD_FAILURE_ALERT", default=10)
 # ...or when a due notification has waited this long without a worker picking it up.
 DASHBOARD_STUCK_AFTER_MINUTES = env.int("DASHBOARD_STUCK_AFTER_MINUTES", default=10)
-FLOWER_URL = env("FLOWER_URL", default="http://127.0.0.1:5555/")
+FLOWER_URL = env("FLOWER_URL", default="http://127.0.0.1:5555/flower/")  # Flower serves under FLOWER_URL_PREFIX
+
+# --- Operations (health, alerts, Flower, cache) --------------------------
+# The cache holds only what can be lost: login-throttle counters and open alert incidents.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": env("CACHE_URL", default=REDIS_URL),
+        "KEY_PREFIX": "radgestmat",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2},
+    }
+}
+if CACHES["default"]["LOCATION"].startswith("sentinel://"):
+    CACHES["default"].update(
+        BACKEND="radgestmat.cache.SentinelRedisCache", OPTIONS={**CACHES["default"]["OPTIONS"], "master_name": REDIS_SENTINEL_MASTER}
+    )
+HEALTH_WORKER_TIMEOUT = env.float("HEALTH_WORKER_TIMEOUT", default=1.0)
+# /healthz answers 503 (and an alert goes out) when beat has not ticked for this long, or when a
+# notification has been due for this long without being sent.
+BEAT_STALE_AFTER_MINUTES = env.int("BEAT_STALE_AFTER_MINUTES", default=10)
+NOTIFICATION_BACKLOG_MAX_MINUTES = env.int("NOTIFICATION_BACKLOG_MAX_MINUTES", default=10)
+# Admins (ADMIN_EMAILS) are emailed once per incident when more notifications than this failed in the last hour.
+ALERT_FAILURES_PER_HOUR = env.int("ALERT_FAILURES_PER_HOUR", default=10)
+FLOWER_URL_PREFIX = env("FLOWER_URL_PREFIX", default="flower")
+
+# --- Security -------------------------------------------------------------
+# Behind the nginx of deploy/nginx: it terminates TLS and sets X-Forwarded-Proto and X-Real-IP.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=not DEBUG) else None
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probes on the machine itself speak plain HTTP
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=not DEBUG)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=not DEBUG)
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+X_FRAME_OPTIONS = "DENY"
+# The request header holding the client's address, as set by the proxy (e.g. HTTP_X_REAL_IP); REMOTE_ADDR otherwise.
+CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", default="")
+# Login throttling: this many failures for one username from one address (or 4x as many from one
+# address for any username) lock that out for LOGIN_LOCKOUT_MINUTES.
+LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+LOGIN_LOCKOUT_MINUTES = env.int("LOGIN_LOCKOUT_MINUTES", default=15)
 
 # --- Celery -------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
@@ -199,6 +243,8 @@ CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 # Must stay well above the hard time limit, or Redis redelivers tasks that are still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+if REDIS_SENTINEL_MASTER:
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
@@ -207,10 +253,8 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Logging ------------------------------------------------------------
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-}
+# LOG_FORMAT=json writes one JSON object per line with every `extra` field; contact details are masked either way.
+from radgestmat.logging import logging_config  # noqa: E402
+
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))

@@ -1,0 +1,139 @@
+"""Twilio's status callbacks: only correctly signed ones, for the exact public URL, change anything.
+
+Signatures are computed with the real `twilio.request_validator.RequestValidator`,
+as Twilio computes them, over PUBLIC_BASE_URL + path.
+"""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+from twilio.request_validator import RequestValidator
+
+from assets.tests.factories import AttributionFactory
+from notifications.models import Canal, NotificationLog, Statut, TypeNotification
+from notifications.webhooks import status_callback_url
+
+pytestmark = pytest.mark.django_db
+
+TOKEN = "twilio-auth-token-for-tests-0123"
+PUBLIC = "https://radgestmat.example.org"
+
+
+@pytest.fixture(autouse=True)
+def twilio_settings(settings):
+    settings.TWILIO_AUTH_TOKEN = TOKEN
+    settings.PUBLIC_BASE_URL = PUBLIC
+    settings.ALLOWED_HOSTS = ["radgestmat.example.org", "testserver"]
+
+
+@pytest.fixture
+def sent_whatsapp():
+    from django.utils import timezone
+
+    return NotificationLog.objects.create(
+        attribution=AttributionFactory(),
+        type_notification=TypeNotification.RAPPEL_2H,
+        canal=Canal.WHATSAPP,
+        statut=Statut.ENVOYEE,
+        date_scheduled=timezone.now(),
+        date_envoi=timezone.now(),
+        nb_tentatives=1,
+        destinataire="+33612345678",
+        provider_message_id="SM0123456789abcdef0123456789abcdef",
+        delivery_status="queued",
+    )
+
+
+def params(log, status, **extra):
+    return {
+        "MessageSid": log.provider_message_id,
+        "MessageStatus": status,
+        "AccountSid": "AC0123456789abcdef0123456789abcdef",
+        "To": "whatsapp:+33612345678",
+        **extra,
+    }
+
+
+def post(client, data, *, signed_for: str | None = PUBLIC + "/webhooks/twilio/status/", token=TOKEN):
+    headers = {}
+    if signed_for is not None:
+        headers["HTTP_X_TWILIO_SIGNATURE"] = RequestValidator(token).compute_signature(signed_for, data)
+    return client.post(reverse("twilio_status_callback"), data, **headers)
+
+
+def test_the_callback_url_given_to_twilio_is_the_public_one():
+    assert status_callback_url() == "https://radgestmat.example.org/webhooks/twilio/status/"
+
+
+def test_a_signed_delivered_report_updates_the_row(client, sent_whatsapp):
+    response = post(client, params(sent_whatsapp, "delivered"))
+
+    assert response.status_code == 204
+    sent_whatsapp.refresh_from_db()
+    assert sent_whatsapp.delivery_status == "delivered"
+    assert sent_whatsapp.statut == Statut.ENVOYEE
+
+
+@pytest.mark.parametrize(
+    "how",
+    ["unsigned", "forged", "replayed to another URL", "signed with another token", "tampered after signing"],
+)
+def test_an_unsigned_or_forged_report_is_refused_and_changes_nothing(client, sent_whatsapp, how):
+    data = params(sent_whatsapp, "undelivered", ErrorCode="63016")
+    if how == "unsigned":
+        response = post(client, data, signed_for=None)
+    elif how == "forged":
+        response = client.post(reverse("twilio_status_callback"), data, HTTP_X_TWILIO_SIGNATURE="bm90IGEgc2lnbmF0dXJl")
+    elif how == "replayed to another URL":
+        response = post(client, data, signed_for="https://other.example.org/webhooks/twilio/status/")
+    elif how == "signed with another token":
+        response = post(client, data, token="someone-elses-token-000000000000")
+    else:
+        headers = {"HTTP_X_TWILIO_SIGNATURE": RequestValidator(TOKEN).compute_signature(
+            PUBLIC + "/webhooks/twilio/status/", params(sent_whatsapp, "delivered"))}
+        response = client.post(reverse("twilio_status_callback"), data, **headers)
+
+    assert response.status_code == 403
+    sent_whatsapp.refresh_from_db()
+    assert (sent_whatsapp.delivery_status, sent_whatsapp.statut, sent_whatsapp.erreur_message) == (
+        "queued", Statut.ENVOYEE, "")
+
+
+def test_without_an_auth_token_every_report_is_refused(client, settings, sent_whatsapp):
+    settings.TWILIO_AUTH_TOKEN = ""
+    response = post(client, params(sent_whatsapp, "delivered"))
+    assert response.status_code == 403
+
+
+def test_a_late_report_never_moves_a_message_backwards(client, sent_whatsapp):
+    post(client, params(sent_whatsapp, "read"))
+    post(client, params(sent_whatsapp, "sent"))
+
+    sent_whatsapp.refresh_from_db()
+    assert sent_whatsapp.delivery_status == "read"
+
+
+def test_a_delivery_failure_becomes_a_permanent_failure_with_twilios_code(client, sent_whatsapp):
+    response = post(client, params(sent_whatsapp, "undelivered", ErrorCode="63016"))
+
+    assert response.status_code == 204
+    sent_whatsapp.refresh_from_db()
+    assert sent_whatsapp.statut == Statut.ECHEC_PERMANENT
+    assert sent_whatsapp.delivery_status == "undelivered"
+    assert "63016" in sent_whatsapp.erreur_message
+
+
+def test_a_report_about_an_unknown_message_is_acknowledged(client, sent_whatsapp):
+    data = params(sent_whatsapp, "delivered", MessageSid="SMffffffffffffffffffffffffffffffff")
+    assert post(client, data).status_code == 204
+    sent_whatsapp.refresh_from_db()
+    assert sent_whatsapp.delivery_status == "queued"
+
+
+def test_the_callback_needs_no_csrf_token_but_only_accepts_post(sent_whatsapp):
+    from django.test import Client
+
+    strict = Client(enforce_csrf_checks=True)
+    assert post(strict, params(sent_whatsapp, "delivered")).status_code == 204
+    assert strict.get(reverse("twilio_status_callback")).status_code == 405

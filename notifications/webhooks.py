@@ -1,0 +1,99 @@
+"""Twilio's message status callbacks: what happened to a WhatsApp/SMS after Twilio accepted it.
+
+Twilio signs each callback with the account's auth token over the exact URL it
+called plus the POST parameters. Behind a proxy the URL Django sees is not the
+one Twilio called, so the signature is checked against ``PUBLIC_BASE_URL`` + path:
+an unsigned, forged or replayed-to-another-URL request gets 403 and changes nothing.
+
+Callbacks can arrive out of order and more than once: a status never moves a row
+backwards (``delivered`` then a late ``sent`` stays ``delivered``), and a
+delivery failure (``failed``/``undelivered``, e.g. 63016 outside the WhatsApp
+session window) makes the row a permanent failure and starts the fallback
+exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+from twilio.request_validator import RequestValidator
+
+from . import dispatcher
+from .models import NotificationLog, Statut
+
+logger = logging.getLogger("radgestmat.notifications")
+
+# Twilio's MessageStatus values in the order a message goes through them.
+PROGRESS = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "read": 5}
+DELIVERY_FAILURES = frozenset({"failed", "undelivered"})
+
+
+def status_callback_url() -> str:
+    """The ``status_callback`` to give Twilio with each message."""
+    return settings.PUBLIC_BASE_URL + reverse("twilio_status_callback")
+
+
+def is_signed_by_twilio(request: HttpRequest) -> bool:
+    signature = request.headers.get("X-Twilio-Signature", "")
+    if not signature or not settings.TWILIO_AUTH_TOKEN:
+        return False
+    url = settings.PUBLIC_BASE_URL + request.get_full_path()
+    return RequestValidator(settings.TWILIO_AUTH_TOKEN).validate(url, request.POST, signature)
+
+
+def moves_forward(current: str, new: str) -> bool:
+    if current in DELIVERY_FAILURES:
+        return False
+    if new in DELIVERY_FAILURES:
+        return True
+    return PROGRESS.get(new, -1) > PROGRESS.get(current, -1)
+
+
+def record_delivery_status(message_sid: str, status: str, error_code: str, *, now) -> NotificationLog | None:
+    """Apply one status report to the row sent as ``message_sid``; returns the row, or None if unknown."""
+    with transaction.atomic():
+        log = NotificationLog.objects.select_for_update().filter(provider_message_id=message_sid).first()
+        if log is None:
+            return None
+        if not moves_forward(log.delivery_status, status):
+            return log
+        log.delivery_status = status
+        fields = ["delivery_status", "updated_at"]
+        if status in DELIVERY_FAILURES:
+            log.statut = Statut.ECHEC_PERMANENT
+            log.erreur_message = f"Twilio {status}: error {error_code or 'unknown'}"
+            fields += ["statut", "erreur_message"]
+        log.save(update_fields=fields)
+        if status in DELIVERY_FAILURES and hasattr(dispatcher, "fall_back"):  # TODO(ops): engine's fall_back
+            dispatcher.fall_back(log, now=now)
+    return log
+
+
+@csrf_exempt
+@require_POST
+def twilio_status_callback(request: HttpRequest) -> HttpResponse:
+    if not is_signed_by_twilio(request):
+        logger.warning("twilio status callback refused: bad or missing signature")
+        return HttpResponseForbidden("invalid signature")
+    sid = request.POST.get("MessageSid", "")
+    status = request.POST.get("MessageStatus", "").lower()
+    error_code = request.POST.get("ErrorCode", "")
+    log = record_delivery_status(sid, status, error_code, now=timezone.now()) if sid and status else None
+    logger.info(
+        "twilio status callback",
+        extra={
+            "provider_id": sid,
+            "delivery_status": status,
+            "error_code": error_code,
+            "log_id": log.pk if log else None,
+            "attribution_id": log.attribution_id if log else None,
+        },
+    )
+    return HttpResponse(status=204)

@@ -1,0 +1,121 @@
+"""Log output that is safe to ship and easy to search.
+
+- `mask_phone` / `mask_email` hide most of a borrower's contact details; call them
+  when you put a recipient in a log line on purpose.
+- `MaskPersonalData` is a logging filter on every handler: whatever slipped into a
+  message or an ``extra`` field, phone numbers and email addresses leave masked.
+- `JsonFormatter` writes one JSON object per line (``LOG_FORMAT=json``) with every
+  ``extra`` field (log_id, attribution_id, channel, status, ...), so one loan can be
+  followed across web, beat and workers with a log search.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+from datetime import datetime, timezone
+from typing import Any
+
+EMAIL_RE = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
+# International numbers (E.164, maybe with separators) and French national ones; not dates or ids.
+PHONE_RE = re.compile(r"(?<![\w+])(?:\+\d[\d .-]{7,16}\d|0[1-9](?:[ .-]?\d{2}){4})(?![\w])")
+
+# Attributes every LogRecord has; anything else on a record came from ``extra=``.
+_RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
+    "message",
+    "asctime",
+    "taskName",
+}
+
+
+def mask_phone(number: str) -> str:
+    """``+33612345678`` → ``+336••••••78``: enough to tell two numbers apart, not to call one."""
+    number = (number or "").strip()
+    digits = [i for i, ch in enumerate(number) if ch.isdigit()]
+    if len(digits) < 6:
+        return "•" * len(number)
+    head = 3 if number.startswith(("+", "00")) else 2
+    hidden = set(digits[head:-2])
+    return "".join("•" if i in hidden else ch for i, ch in enumerate(number))
+
+
+def mask_email(address: str) -> str:
+    """``jean.dupont@example.org`` → ``j•••@example.org``."""
+    address = (address or "").strip()
+    local, at, domain = address.rpartition("@")
+    if not at:
+        return "•" * len(address)
+    return f"{local[:1]}•••@{domain}"
+
+
+def mask_personal_data(text: str) -> str:
+    """Every email address and phone number in ``text``, masked."""
+    text = EMAIL_RE.sub(lambda m: f"{m.group(1)}•••@{m.group(2)}", text)
+    return PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
+
+
+class MaskPersonalData(logging.Filter):
+    """Masks contact details in the message and in string ``extra`` fields before any handler formats them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a broken format string must not lose the line
+            message = str(record.msg)
+        record.msg = mask_personal_data(message)
+        record.args = None
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and isinstance(value, str):
+                setattr(record, key, mask_personal_data(value))
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time (UTC), level, logger, message, host, pid and every ``extra`` field."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.hostname = socket.gethostname()
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "host": self.hostname,
+            "pid": os.getpid(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exception"] = mask_personal_data(self.formatException(record.exc_info))
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
+    """The LOGGING dict: plain text (default) or JSON lines, personal data masked either way."""
+    formatter = "json" if log_format == "json" else "plain"
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "filters": {"mask_personal_data": {"()": "radgestmat.logging.MaskPersonalData"}},
+        "formatters": {
+            "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+            "json": {"()": "radgestmat.logging.JsonFormatter"},
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": formatter,
+                "filters": ["mask_personal_data"],
+            }
+        },
+        "root": {"handlers": ["console"], "level": level},
+    }
