@@ -67,12 +67,14 @@ def record_delivery_status(message_sid: str, status: str, error_code: str, *, no
         log.delivery_status = status
         fields = ["delivery_status", "updated_at"]
         if status in DELIVERY_FAILURES:
+            reason = f"Twilio reported the message {status}: error {error_code or 'unknown'}."
+            replacement = dispatcher.fall_back(log, now=now)
+            if replacement is not None:
+                reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
             log.statut = Statut.ECHEC_PERMANENT
-            log.erreur_message = f"Twilio {status}: error {error_code or 'unknown'}"
+            log.erreur_message = reason
             fields += ["statut", "erreur_message"]
         log.save(update_fields=fields)
-        if status in DELIVERY_FAILURES and hasattr(dispatcher, "fall_back"):  # TODO(ops): engine's fall_back
-            dispatcher.fall_back(log, now=now)
     return log
 
 

@@ -1,7 +1,7 @@
 """Log output that is safe to ship and easy to search.
 
-- `mask_phone` / `mask_email` hide most of a borrower's contact details; call them
-  when you put a recipient in a log line on purpose.
+- `notifications.masking` hides most of a borrower's contact details; call it when
+  you put a recipient in a log line on purpose.
 - `MaskPersonalData` is a logging filter on every handler: whatever slipped into a
   message or an ``extra`` field, phone numbers and email addresses leave masked.
 - `JsonFormatter` writes one JSON object per line (``LOG_FORMAT=json``) with every
@@ -19,7 +19,9 @@ import socket
 from datetime import datetime, timezone
 from typing import Any
 
-EMAIL_RE = re.compile(r"(?<![\w.+-])([\w.+-])[\w.+-]*@([\w-]+(?:\.[\w-]+)+)")
+from notifications.masking import mask_email, mask_phone
+
+EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 # International numbers (E.164, maybe with separators) and French national ones; not dates or ids.
 PHONE_RE = re.compile(r"(?<![\w+])(?:\+\d[\d .-]{7,16}\d|0[1-9](?:[ .-]?\d{2}){4})(?![\w])")
 
@@ -31,29 +33,9 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x",
 }
 
 
-def mask_phone(number: str) -> str:
-    """``+33612345678`` → ``+336••••••78``: enough to tell two numbers apart, not to call one."""
-    number = (number or "").strip()
-    digits = [i for i, ch in enumerate(number) if ch.isdigit()]
-    if len(digits) < 6:
-        return "•" * len(number)
-    head = 3 if number.startswith(("+", "00")) else 2
-    hidden = set(digits[head:-2])
-    return "".join("•" if i in hidden else ch for i, ch in enumerate(number))
-
-
-def mask_email(address: str) -> str:
-    """``jean.dupont@example.org`` → ``j•••@example.org``."""
-    address = (address or "").strip()
-    local, at, domain = address.rpartition("@")
-    if not at:
-        return "•" * len(address)
-    return f"{local[:1]}•••@{domain}"
-
-
 def mask_personal_data(text: str) -> str:
     """Every email address and phone number in ``text``, masked."""
-    text = EMAIL_RE.sub(lambda m: f"{m.group(1)}•••@{m.group(2)}", text)
+    text = EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
     return PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
 
 

@@ -114,14 +114,29 @@ def test_a_late_report_never_moves_a_message_backwards(client, sent_whatsapp):
     assert sent_whatsapp.delivery_status == "read"
 
 
-def test_a_delivery_failure_becomes_a_permanent_failure_with_twilios_code(client, sent_whatsapp):
-    response = post(client, params(sent_whatsapp, "undelivered", ErrorCode="63016"))
+def test_a_delivery_failure_becomes_a_permanent_failure_and_falls_back_to_email(
+    client, sent_whatsapp, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post(client, params(sent_whatsapp, "undelivered", ErrorCode="63016"))
 
     assert response.status_code == 204
     sent_whatsapp.refresh_from_db()
     assert sent_whatsapp.statut == Statut.ECHEC_PERMANENT
     assert sent_whatsapp.delivery_status == "undelivered"
     assert "63016" in sent_whatsapp.erreur_message
+    fallback = NotificationLog.objects.get(fallback_of=sent_whatsapp)
+    assert (fallback.canal, fallback.statut) == (Canal.EMAIL, Statut.EN_ATTENTE)
+    assert f"Fell back to EMAIL (notification {fallback.pk})" in sent_whatsapp.erreur_message
+    assert len(callbacks) == 1  # the email is enqueued once the callback's transaction commits
+
+
+def test_the_same_failure_reported_twice_falls_back_once(client, sent_whatsapp):
+    post(client, params(sent_whatsapp, "failed", ErrorCode="63016"))
+    post(client, params(sent_whatsapp, "failed", ErrorCode="63016"))
+    post(client, params(sent_whatsapp, "undelivered", ErrorCode="63016"))
+
+    assert NotificationLog.objects.filter(fallback_of=sent_whatsapp).count() == 1
 
 
 def test_a_report_about_an_unknown_message_is_acknowledged(client, sent_whatsapp):
