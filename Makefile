@@ -24,6 +24,7 @@ run: install
 	@DEBUG=$${DEBUG:-1} bash deploy/local/ensure-redis
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
+	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py setup_schedule
 	DEBUG=$${DEBUG:-1} PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile web worker beat flower
 
 ## Run the whole test suite against DATABASE_URL (SQLite by default).

@@ -5,10 +5,10 @@ from __future__ import annotations
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
-from assets.signals import attribution_created, attribution_returned
+from assets.signals import attribution_created, attribution_extended, attribution_returned
 
-from . import dispatcher
-from .models import TypeNotification
+from . import dispatcher, planner
+from .models import NotificationLog, TypeNotification
 
 
 @receiver(attribution_created, dispatch_uid="notify_creation")
@@ -16,7 +16,21 @@ def notify_creation(sender, attribution, now, **kwargs):
     dispatcher.plan([dispatcher.Planned(attribution, TypeNotification.CREATION, now)], now=now)
 
 
+@receiver(attribution_created, dispatch_uid="plan_loan_timeline")
+def plan_loan_timeline(sender, attribution, now, **kwargs):
+    planner.plan_loan_timeline(attribution, now=now)
+
+
+@receiver(attribution_extended, dispatch_uid="replan_after_extension")
+def replan_after_extension(sender, attribution, now, previous_due, **kwargs):
+    planner.replan_after_extension(attribution, now=now, previous_due=previous_due)
+
+
 @receiver(attribution_returned, dispatch_uid="notify_restitution")
 def notify_restitution(sender, attribution, now, **kwargs):
     dispatcher.cancel_pending_reminders(attribution, reason=_("Loan returned before this reminder was sent."))
+    dispatcher.cancel(
+        NotificationLog.objects.filter(attribution=attribution, type_notification=TypeNotification.RETARD),
+        reason=_("Loan returned before this overdue alert was sent."),
+    )
     dispatcher.plan([dispatcher.Planned(attribution, TypeNotification.RESTITUTION, now)], now=now)

@@ -176,7 +176,27 @@ WHATSAPP_CONTENT_SIDS = env.dict("WHATSAPP_CONTENT_SIDS", default={})
 SMS_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_SMS_FROM)
 
 # --- Scheduling (timeline, checks, relay, overdue ladder, quiet hours) ----
+# See README "Scheduling and the timing promise".
 OVERDUE_MANAGER_EMAIL = env("OVERDUE_MANAGER_EMAIL", default="")
+OVERDUE_GRACE_MINUTES = env.int("OVERDUE_GRACE_MINUTES", default=15)
+OVERDUE_REPEAT_HOURS = env.int("OVERDUE_REPEAT_HOURS", default=24)
+OVERDUE_MAX_LEVELS = env.int("OVERDUE_MAX_LEVELS", default=3)
+# "HH:MM-HH:MM" in TIME_ZONE, empty for none. Reminders and overdue alerts wait for the end of it.
+QUIET_HOURS = {
+    "WHATSAPP": env("QUIET_HOURS_WHATSAPP", default="21:00-08:00"),
+    "SMS": env("QUIET_HOURS_SMS", default="21:00-08:00"),
+    "EMAIL": env("QUIET_HOURS_EMAIL", default=""),
+}
+NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=3)
+NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
+CLEANUP_BATCH_SIZE = env.int("CLEANUP_BATCH_SIZE", default=1000)
+# Checks plan rows due before their next run plus this margin.
+PLANNING_MARGIN_MINUTES = env.int("PLANNING_MARGIN_MINUTES", default=10)
+RELAY_BATCH_SIZE = env.int("RELAY_BATCH_SIZE", default=500)
+RELAY_MAX_BATCHES = env.int("RELAY_MAX_BATCHES", default=20)
+# A due row enqueued but still not claimed after this long is enqueued again (lost message).
+RELAY_REDELIVER_MINUTES = env.int("RELAY_REDELIVER_MINUTES", default=5)
+SCHEDULER_PIDFILE = env("SCHEDULER_PIDFILE", default=str(BASE_DIR / "var" / "celerybeat.pid"))
 
 # --- Staff UI -----------------------------------------------------------
 # The dashboard turns red from this many permanent failures in 24 h...

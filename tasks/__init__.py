@@ -3,6 +3,22 @@
     from tasks import send_notification, check_court_terme_reminders, ...
 """
 
+from .periodic import (
+    check_court_terme_reminders,
+    check_long_terme_reminders,
+    check_moyen_terme_reminders,
+    check_overdue_materials,
+    cleanup_old_notifications,
+    dispatch_due_notifications,
+)
 from .sending import send_notification
 
-__all__ = ["send_notification"]
+__all__ = [
+    "send_notification",
+    "check_court_terme_reminders",
+    "check_moyen_terme_reminders",
+    "check_long_terme_reminders",
+    "check_overdue_materials",
+    "cleanup_old_notifications",
+    "dispatch_due_notifications",
+]

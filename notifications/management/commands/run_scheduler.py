@@ -1,0 +1,76 @@
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import DatabaseError
+
+from notifications.schedule import register_schedule
+from notifications.scheduler_status import jobs_status
+from django.utils import timezone
+
+
+def read_pid(pidfile: Path) -> int:
+    try:
+        return int(pidfile.read_text().strip())
+    except FileNotFoundError:
+        raise CommandError(f"no scheduler is running here ({pidfile} does not exist)")
+    except ValueError:
+        raise CommandError(f"{pidfile} does not hold a process id; remove it if no scheduler is running")
+
+
+class Command(BaseCommand):
+    help = (
+        "Run the scheduler (celery beat with the database schedule) in the foreground, after printing its jobs. "
+        "Exactly one must run in the whole deployment. --stop stops the one started here."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--stop", action="store_true", help="stop the running scheduler (from its pidfile)")
+        parser.add_argument("--loglevel", default="INFO")
+
+    def handle(self, *args, stop: bool = False, loglevel: str = "INFO", **options):
+        pidfile = Path(settings.SCHEDULER_PIDFILE)
+        if stop:
+            return self.stop(pidfile)
+        try:
+            register_schedule()
+            jobs = jobs_status(timezone.now())
+        except DatabaseError as exc:
+            raise CommandError(f"cannot read the schedule (did `manage.py migrate` run?): {exc}")
+        self.stdout.write("Scheduled jobs:")
+        for job in jobs:
+            state = "" if job["enabled"] else "  (disabled)"
+            self.stdout.write(f"  {job['name']:<30} {job['schedule']}{state}")
+        self.stdout.write(f"Starting beat (pidfile {pidfile}); stop it with `manage.py run_scheduler --stop`.")
+        self.stdout.flush()
+        pidfile.parent.mkdir(parents=True, exist_ok=True)
+        from radgestmat.celery import app
+
+        app.Beat(
+            scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+            pidfile=str(pidfile),
+            loglevel=loglevel,
+            quiet=True,
+        ).run()
+
+    def stop(self, pidfile: Path) -> None:
+        pid = read_pid(pidfile)
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pidfile.unlink(missing_ok=True)
+            raise CommandError(f"the scheduler (pid {pid}) was not running; removed the stale {pidfile}")
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                self.stdout.write(self.style.SUCCESS(f"Stopped the scheduler (pid {pid})."))
+                return
+            time.sleep(0.2)
+        raise CommandError(f"the scheduler (pid {pid}) did not stop within 15 s")

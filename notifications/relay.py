@@ -1,0 +1,146 @@
+"""The relay: every minute, send the rows whose time has come and recover the stranded ones.
+
+Rows wait in the database with their `date_scheduled`; nothing waits in Redis.
+A run:
+
+1. Recovers rows claimed (EN_COURS) for longer than the task's hard time limit —
+   their worker died — back to ECHEC (claimable), or ECHEC_PERMANENT when their
+   attempts are used up.
+2. Takes due rows in bounded batches, oldest first: waiting rows never enqueued
+   (or enqueued so long ago that the message must be lost), and failed rows whose
+   retry is well past its time (the retry message was lost). Within a batch it
+   cancels what must no longer go out (a reminder or overdue alert of a returned
+   loan, a pre-due reminder once the due time has passed or of another duration
+   class) and gives up on rows out of attempts; the rest is enqueued after commit.
+
+Constant queries per batch; on PostgreSQL two relays at once split the rows
+(`SKIP LOCKED`) instead of both enqueueing them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
+from django.utils.translation import gettext as _
+
+from . import dispatcher
+from .models import NotificationLog, Statut, TypeNotification
+from .timeline import PRE_DUE_TYPES, REMINDERS_OF_CLASS
+
+# A failed row whose retry time is this far past has lost its retry message.
+LOST_RETRY_AFTER = timedelta(minutes=5)
+# Past the hard time limit, a claimed row's worker is dead (the limit kills the task).
+CLAIM_MARGIN = timedelta(seconds=30)
+
+
+@dataclass
+class RelayReport:
+    enqueued: int = 0
+    cancelled: int = 0
+    recovered: int = 0
+    failed_permanently: int = 0
+    batches: int = 0
+    details: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "enqueued": self.enqueued,
+            "cancelled": self.cancelled,
+            "recovered": self.recovered,
+            "failed_permanently": self.failed_permanently,
+            "batches": self.batches,
+        }
+
+
+def stranded_claims(now: datetime):
+    limit = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT) + CLAIM_MARGIN
+    return NotificationLog.objects.filter(statut=Statut.EN_COURS, date_claimed__lt=now - limit)
+
+
+def recover_stranded(now: datetime, report: RelayReport) -> None:
+    """EN_COURS rows whose worker died: back to ECHEC (the batch below sends them) or ECHEC_PERMANENT."""
+    message = _("The worker sending this notification stopped before finishing.")
+    with transaction.atomic():
+        stranded = stranded_claims(now)
+        report.failed_permanently += stranded.filter(nb_tentatives__gte=settings.NOTIFICATION_MAX_ATTEMPTS).update(
+            statut=Statut.ECHEC_PERMANENT, erreur_message=message, date_claimed=None, date_tentative_prochaine=None
+        )
+        # An old retry time makes the row count as "retry lost", so the batch enqueues it now.
+        report.recovered += stranded.update(
+            statut=Statut.ECHEC, erreur_message=message, date_claimed=None, date_tentative_prochaine=now - LOST_RETRY_AFTER
+        )
+
+
+def due_rows(now: datetime):
+    waiting = Q(statut=Statut.EN_ATTENTE) & (
+        Q(date_tentative_prochaine__isnull=True) | Q(date_tentative_prochaine__lte=now)
+    )
+    retry_lost = Q(statut=Statut.ECHEC) & (
+        Q(date_tentative_prochaine__isnull=True) | Q(date_tentative_prochaine__lte=now - LOST_RETRY_AFTER)
+    )
+    return NotificationLog.objects.filter(date_scheduled__lte=now).filter(waiting | retry_lost)
+
+
+def must_not_go_out(row: dict, now: datetime) -> bool:
+    type_ = row["type_notification"]
+    if type_ in PRE_DUE_TYPES:
+        if row["attribution__date_retour_effective"] is not None or row["attribution__date_retour_prevue"] <= now:
+            return True
+        return type_ not in REMINDERS_OF_CLASS.get(row["attribution__duree"], ())
+    if type_ == TypeNotification.RETARD:
+        return row["attribution__date_retour_effective"] is not None
+    return False
+
+
+def relay_batch(now: datetime, report: RelayReport) -> int:
+    """One bounded batch; returns how many rows it took."""
+    with transaction.atomic():
+        rows = list(
+            due_rows(now)
+            .select_for_update(skip_locked=True, of=("self",))
+            .order_by("date_scheduled", "id")
+            .values(
+                "id",
+                "statut",
+                "nb_tentatives",
+                "type_notification",
+                "attribution__date_retour_effective",
+                "attribution__date_retour_prevue",
+                "attribution__duree",
+            )[: settings.RELAY_BATCH_SIZE]
+        )
+        cancel, give_up, send = [], [], []
+        for row in rows:
+            if must_not_go_out(row, now):
+                cancel.append(row["id"])
+            elif row["nb_tentatives"] >= settings.NOTIFICATION_MAX_ATTEMPTS:
+                give_up.append(row["id"])
+            else:
+                send.append(row["id"])
+        if cancel:
+            report.cancelled += dispatcher.cancel(
+                NotificationLog.objects.filter(id__in=cancel),
+                reason=_("No longer relevant when its time came (loan returned, due time passed or class changed)."),
+            )
+        if give_up:
+            report.failed_permanently += NotificationLog.objects.filter(
+                id__in=give_up, statut__in=[Statut.EN_ATTENTE, Statut.ECHEC]
+            ).update(statut=Statut.ECHEC_PERMANENT, date_tentative_prochaine=None)
+        report.enqueued += dispatcher.mark_enqueued(send, now=now)
+    return len(rows)
+
+
+def dispatch_due_notifications(*, now: datetime) -> RelayReport:
+    """Recover stranded rows, then enqueue due rows in batches (at most RELAY_MAX_BATCHES per run)."""
+    report = RelayReport()
+    recover_stranded(now, report)
+    while report.batches < settings.RELAY_MAX_BATCHES:
+        taken = relay_batch(now, report)
+        report.batches += 1
+        if taken < settings.RELAY_BATCH_SIZE:
+            break
+    return report

@@ -1,0 +1,180 @@
+"""The beat schedule: defined once here, registered in django-celery-beat's tables by `setup_schedule`.
+
+`beat_schedule()` is the single definition (a pure function). `register_schedule()`
+creates the missing entries and leaves existing ones alone, so an interval or an
+"enabled" box changed in the admin survives every deploy. The checks read their own
+entry back (`next_run_of`) to know how far ahead to plan, so an admin edit to a
+cadence never opens a gap in the timing promise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta, timezone
+
+from celery.schedules import crontab as celery_crontab
+from django.conf import settings
+from django.db import transaction
+
+from .timeline import local_tz
+
+
+@dataclass(frozen=True)
+class Job:
+    """One periodic task: its beat entry name (also the task's short name) and local-time crontab."""
+
+    name: str
+    minute: str = "*"
+    hour: str = "*"
+    day_of_week: str = "*"
+    day_of_month: str = "*"
+    month_of_year: str = "*"
+    expires: int = 50
+    description: str = ""
+
+    @property
+    def task(self) -> str:
+        return f"tasks.{self.name}"
+
+    @property
+    def crontab_fields(self) -> dict[str, str]:
+        return {
+            "minute": self.minute,
+            "hour": self.hour,
+            "day_of_week": self.day_of_week,
+            "day_of_month": self.day_of_month,
+            "month_of_year": self.month_of_year,
+        }
+
+
+def beat_schedule() -> list[Job]:
+    """The default schedule, in the local time zone. Each entry expires before its next run."""
+    return [
+        Job(
+            "dispatch_due_notifications",
+            expires=50,
+            description="Relay: enqueue the notifications whose time has come; recover stranded ones.",
+        ),
+        Job(
+            "check_court_terme_reminders",
+            minute="*/30",
+            expires=25 * 60,
+            description="Plan the reminders of short loans (< 4 h).",
+        ),
+        Job(
+            "check_moyen_terme_reminders",
+            minute="0",
+            hour="*/12",
+            expires=11 * 3600,
+            description="Plan the reminders of medium loans (4 h – 24 h).",
+        ),
+        Job(
+            "check_long_terme_reminders",
+            minute="0",
+            hour="8",
+            expires=23 * 3600,
+            description="Plan the J-2, J-1 and due-day reminders of long loans (> 24 h).",
+        ),
+        Job(
+            "check_overdue_materials",
+            minute="*/15",
+            expires=14 * 60,
+            description="Plan the overdue alerts (escalating; staff told from level 2).",
+        ),
+        Job(
+            "cleanup_old_notifications",
+            minute="0",
+            hour="2",
+            expires=23 * 3600,
+            description="Delete notification logs past the retention and expired task results.",
+        ),
+    ]
+
+
+def job_named(name: str) -> Job:
+    return next(job for job in beat_schedule() if job.name == name)
+
+
+def next_cron_time(schedule: celery_crontab, after: datetime, tz=None) -> datetime:
+    """The first minute strictly after ``after`` that ``schedule`` matches on the wall clock of ``tz``.
+
+    Walks real minutes (UTC) and reads each on the local clock, so a DST change
+    neither skips nor repeats a run that the wall clock has once.
+    """
+    tz = tz or local_tz()
+    moment = after.astimezone(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    limit = moment + timedelta(days=366)
+    while moment < limit:
+        local = moment.astimezone(tz)
+        if (
+            local.month not in schedule.month_of_year
+            or local.day not in schedule.day_of_month
+            or local.isoweekday() % 7 not in schedule.day_of_week
+        ):
+            moment = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=tz).astimezone(timezone.utc)
+        elif local.hour not in schedule.hour:
+            moment += timedelta(minutes=60 - local.minute)
+        elif local.minute not in schedule.minute:
+            moment += timedelta(minutes=1)
+        else:
+            return moment
+    raise ValueError(f"{schedule!r} never runs")
+
+
+def default_next_run(name: str, now: datetime) -> datetime:
+    return next_cron_time(celery_crontab(**job_named(name).crontab_fields), now)
+
+
+def entry_next_run(entry, now: datetime) -> datetime | None:
+    """Next run of a django-celery-beat PeriodicTask (its crontab or interval); None when disabled."""
+    if not entry.enabled:
+        return None
+    if entry.crontab is not None:
+        return next_cron_time(entry.crontab.schedule, now, tz=entry.crontab.timezone)
+    if entry.interval is not None:
+        every = entry.interval.schedule.run_every
+        last = entry.last_run_at
+        return max(now, last + every) if last else now + every
+    return None
+
+
+def next_run_of(name: str, now: datetime) -> datetime:
+    """When the periodic task ``name`` runs next, from its beat entry (one query); the default when missing."""
+    from django_celery_beat.models import PeriodicTask
+
+    entry = PeriodicTask.objects.select_related("crontab", "interval").filter(name=name).first()
+    upcoming = entry_next_run(entry, now) if entry is not None else None
+    return upcoming or default_next_run(name, now)
+
+
+def planning_horizon(name: str, now: datetime) -> datetime:
+    """How far ahead the check ``name`` plans: its next run plus the planning margin."""
+    return next_run_of(name, now) + timedelta(minutes=settings.PLANNING_MARGIN_MINUTES)
+
+
+def register_schedule() -> tuple[list[str], list[str]]:
+    """Create the missing beat entries; keep existing ones as the admin left them.
+
+    Returns (created names, kept names). Running it twice changes nothing.
+    """
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
+
+    created, kept = [], []
+    with transaction.atomic():
+        for job in beat_schedule():
+            if PeriodicTask.objects.filter(name=job.name).exists():
+                kept.append(job.name)
+                continue
+            cron, _ = CrontabSchedule.objects.get_or_create(**job.crontab_fields, timezone=settings.TIME_ZONE)
+            PeriodicTask.objects.create(
+                name=job.name,
+                task=job.task,
+                crontab=cron,
+                expire_seconds=job.expires,
+                description=job.description,
+                enabled=True,
+            )
+            created.append(job.name)
+        if created:
+            PeriodicTasks.update_changed()
+    return created, kept
