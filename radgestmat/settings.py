@@ -187,7 +187,6 @@ QUIET_HOURS = {
     "SMS": env("QUIET_HOURS_SMS", default="21:00-08:00"),
     "EMAIL": env("QUIET_HOURS_EMAIL", default=""),
 }
-NOTIFICATION_MAX_ATTEMPTS = env.int("NOTIFICATION_MAX_ATTEMPTS", default=3)
 NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
 CLEANUP_BATCH_SIZE = env.int("CLEANUP_BATCH_SIZE", default=1000)
 # Checks plan rows due before their next run plus this margin.

@@ -7,15 +7,14 @@ The default cadences of the spec are written out again here on purpose, apart fr
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import time_machine
-from django.db import transaction
 from django.utils import timezone
 
 import tasks
-from notifications import dispatcher
 
 PARIS = ZoneInfo("Europe/Paris")
 
@@ -40,37 +39,52 @@ def checks_due_at(moment: datetime) -> list[Callable]:
     return due[1:] + due[:1]
 
 
-class Recorder:
-    """Records each enqueued send with the clock time it was enqueued (after commit)."""
-
-    def __init__(self):
-        self.calls: list[tuple[int, datetime]] = []
-
-    def install(self, monkeypatch) -> Recorder:
-        original = dispatcher.enqueue
-
-        def recording(log_ids):
-            ids = list(log_ids)
-            transaction.on_commit(lambda: self.calls.extend((log_id, timezone.now()) for log_id in ids))
-            original(ids)
-
-        monkeypatch.setattr(dispatcher, "enqueue", recording)
-        return self
-
-    def first_enqueue(self) -> dict[int, datetime]:
-        first: dict[int, datetime] = {}
-        for log_id, when in self.calls:
-            first.setdefault(log_id, when)
-        return first
+@dataclass(frozen=True)
+class Sent:
+    log_id: int
+    attribution_id: int
+    type_notification: str
+    canal: str
+    audience: str
+    niveau_escalade: int
+    date_scheduled: datetime
+    date_envoi: datetime
 
 
 class Beat:
-    """Moves a time-machine traveller minute by minute and runs the periodic tasks due at each minute."""
+    """Moves a frozen clock (time-machine) from tick to tick and runs the periodic tasks due at each.
+
+    After every step it records the rows sent during it (the clock does not move within
+    a step, so they are the rows with ``date_envoi == now``): a row re-armed later for a
+    new due date keeps its earlier send in ``sent``.
+    """
 
     def __init__(self, start: datetime):
         self.traveller = time_machine.travel(start, tick=False)
         self.clock = self.traveller.start()
         self.now = start
+        self.sent: list[Sent] = []
+
+    def collect(self) -> None:
+        from notifications.models import NotificationLog, Statut
+
+        rows = NotificationLog.objects.filter(statut=Statut.ENVOYEE, date_envoi=timezone.now()).values_list(
+            "id",
+            "attribution_id",
+            "type_notification",
+            "canal",
+            "audience",
+            "niveau_escalade",
+            "date_scheduled",
+            "date_envoi",
+        )
+        self.sent.extend(Sent(*row) for row in rows)
+
+    def act(self, action: Callable, *args, **kwargs):
+        """Do a staff action (lend, return, extend) now, and record what it sent at once."""
+        result = action(*args, **kwargs)
+        self.collect()
+        return result
 
     def stop(self) -> None:
         self.traveller.stop()
@@ -91,6 +105,7 @@ class Beat:
             self.move_to(minute)
             for task in checks_due_at(minute):
                 task.apply(throw=True)
+            self.collect()
             minute = min(next_quarter(minute), next_row_wakeup(minute))
         if self.now < end:
             self.move_to(end)

@@ -55,9 +55,9 @@ def test_lending_sends_the_confirmation_and_returning_cancels_reminders(
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         attribution = lend(materiel=MaterielFactory(), client=client, due=now + timezone.timedelta(hours=3), now=now)
-    reminder = make_log("RAPPEL_2H", "EMAIL", attribution=attribution)
-    reminder.date_scheduled = now + timezone.timedelta(hours=1)
-    reminder.save()
+    # Lending planned the reminder 2 h before the due time.
+    reminder = NotificationLog.objects.get(attribution=attribution, type_notification="RAPPEL_2H", canal="EMAIL")
+    assert reminder.date_scheduled == now + timezone.timedelta(hours=1)
 
     with django_capture_on_commit_callbacks(execute=True):
         record_return(attribution, now=now + timezone.timedelta(minutes=30))
