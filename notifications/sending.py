@@ -172,6 +172,7 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
                 statut=Statut.EN_ATTENTE,
                 nb_tentatives=F("nb_tentatives") - 1,
                 date_claimed=None,
+                date_tentative_prochaine=None,
                 date_scheduled=resume,
                 erreur_message=f"Daily cap of {caps.cap_for(log.canal)} {log.canal} messages reached; "
                 f"waits until {resume.isoformat()}.",

@@ -15,8 +15,11 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 from django.conf import settings as django_settings
 from django.db import connection
+from django.utils import timezone
 
-from notifications.models import NotificationLog, Statut
+from assets.services import lend
+from assets.tests.factories import ClientFactory, MaterielFactory
+from notifications.models import NotificationLog, NotificationPreferences, Statut
 from radgestmat.celery import app
 from tasks import send_notification
 
@@ -90,6 +93,41 @@ def test_a_second_copy_of_the_task_message_sends_nothing(live_worker, smtp_sink)
     wait_for(broker_idle, what="both messages to be processed")
     assert len(smtp_sink.messages) == 1
     assert NotificationLog.objects.get(pk=log.pk).nb_tentatives == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_lending_reaches_the_borrowers_inbox_through_the_worker(live_worker, smtp_sink, settings):
+    settings.WHATSAPP_ENABLED = False
+    client = ClientFactory(email="camille@example.org", language="en")
+    now = timezone.now()
+
+    lend(materiel=MaterielFactory(code="CAM-7"), client=client, due=now + timezone.timedelta(days=3), now=now)
+
+    assert smtp_sink.received.wait(15), "no email reached the SMTP server"
+    assert smtp_sink.messages[0]["Subject"].startswith("Loan confirmed: ")
+    row = wait_for(
+        lambda: NotificationLog.objects.filter(type_notification="CREATION", statut=Statut.ENVOYEE).first(),
+        what="the row to be recorded as sent",
+    )
+    assert row.destinataire == "camille@example.org"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refused_whatsapp_falls_back_to_an_email_sent_by_the_worker(live_worker, smtp_sink, fake_twilio):
+    fake_twilio.fail(400, 63003, "Channel could not find To address")
+    log = make_log("CREATION", "WHATSAPP", email="camille@example.org")
+    NotificationPreferences.objects.create(client=log.attribution.client, email_enabled=False)
+
+    send_notification.delay(log.pk)
+
+    assert smtp_sink.received.wait(15), "the fallback email never arrived"
+    fallback = wait_for(
+        lambda: NotificationLog.objects.filter(fallback_of=log, statut=Statut.ENVOYEE).first(),
+        what="the fallback row to be sent",
+    )
+    assert fallback.canal == "EMAIL"
+    assert NotificationLog.objects.get(pk=log.pk).statut == Statut.ECHEC_PERMANENT
+    assert smtp_sink.envelopes[0].rcpt_tos == ["camille@example.org"]
 
 
 def worker_env(sink) -> dict:
