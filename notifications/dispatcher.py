@@ -344,6 +344,6 @@ def fall_back(log: NotificationLog, *, now: datetime) -> NotificationLog | None:
                 row.save()
         except IntegrityError:
             continue  # planned meanwhile by someone else: that row will be sent, not a second one
-        enqueue([row.pk])
+        mark_enqueued([row.pk], now=now)
         return row
     return None

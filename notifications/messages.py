@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from django.conf import settings
-from django.template import Context, Engine
+from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import formats, timezone, translation
 
 from assets.models import Attribution, Client, Materiel, elapsed
@@ -48,6 +48,10 @@ class MissingVariable(PermanentError):
     """A message template refers to a variable that does not exist."""
 
 
+class BrokenTemplate(PermanentError):
+    """A message template file is missing or does not parse."""
+
+
 @dataclass(frozen=True)
 class Message:
     body: str
@@ -70,9 +74,8 @@ def engine(autoescape: bool) -> Engine:
 
 
 def language_of(log: NotificationLog) -> str:
-    if log.audience == Audience.CLIENT:
-        return log.attribution.client.language or settings.LANGUAGE_CODE
-    return settings.LANGUAGE_CODE
+    language = log.attribution.client.language if log.audience == Audience.CLIENT else ""
+    return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
 
 
 def format_datetime(value: datetime, language: str) -> str:
@@ -157,7 +160,21 @@ def find_override(log: NotificationLog, language: str) -> MessageOverride | None
 def render(
     log: NotificationLog, *, now: datetime, language: str | None = None, override: MessageOverride | None = None
 ) -> Message:
-    """The message for ``log`` in its recipient's language. Raises `MissingVariable` for a broken template."""
+    """The message for ``log`` in its recipient's language.
+
+    Raises `MissingVariable` for an unknown variable and `BrokenTemplate` for a template
+    file that is missing or does not parse (an override's syntax errors surface as
+    `TemplateSyntaxError`, for the admin form).
+    """
+    try:
+        return _render(log, now=now, language=language, override=override)
+    except (TemplateDoesNotExist, TemplateSyntaxError) as error:
+        if override is not None:
+            raise
+        raise BrokenTemplate(f"Message template error: {error.__class__.__name__}: {error}") from error
+
+
+def _render(log: NotificationLog, *, now: datetime, language: str | None, override: MessageOverride | None) -> Message:
     language = language or language_of(log)
     if override is None:
         override = find_override(log, language)

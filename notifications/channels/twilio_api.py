@@ -130,13 +130,15 @@ class TwilioChannel(Channel):
         return number
 
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
+        from notifications.webhooks import status_callback_url
+
         sender = self.sender()
         if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and sender):
             raise PermanentError(f"{self.canal} is not configured (Twilio credentials or sender missing).")
         params = {
             "to": f"{self.address_prefix}{to}",
             "from_": f"{self.address_prefix}{sender}",
-            "status_callback": f"{settings.PUBLIC_BASE_URL}/webhooks/twilio/status/",
+            "status_callback": status_callback_url(),
         }
         content_sid = self.content_sid(log)
         if content_sid:

@@ -112,3 +112,10 @@ def test_the_admin_saves_a_valid_override_and_previews_it(admin_client):
     page = admin_client.get(f"/admin/notifications/messageoverride/{override.pk}/change/")
 
     assert "CAM-042 due in 2 h" in page.content.decode()
+
+
+def test_an_unknown_language_falls_back_to_the_default_one(settings):
+    settings.LANGUAGE_CODE = "fr"
+    log = sample_log("CREATION", "SMS", "de", now=NOW)
+
+    assert render(log, now=NOW).language == "fr"
