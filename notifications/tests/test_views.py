@@ -1,0 +1,170 @@
+"""The notification pages: log filters, retry and cancel through the dispatcher, CSV export, delivery rates."""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+
+from assets.tests.factories import AttributionFactory, ClientFactory
+from notifications.models import Canal, NotificationLog, Statut, TypeNotification
+
+PARIS = ZoneInfo("Europe/Paris")
+NOW = datetime(2026, 6, 15, 10, 0, tzinfo=PARIS)
+
+
+@pytest.fixture(autouse=True)
+def frozen(settings):
+    settings.LANGUAGE_CODE = "en"
+    with time_machine.travel(NOW, tick=False):
+        yield
+
+
+def make_log(loan=None, **fields) -> NotificationLog:
+    loan = loan or AttributionFactory(date_debut=NOW - timedelta(hours=1))
+    fields.setdefault("type_notification", TypeNotification.CREATION)
+    fields.setdefault("canal", Canal.EMAIL)
+    fields.setdefault("date_scheduled", NOW - timedelta(hours=1))
+    return NotificationLog.objects.create(attribution=loan, **fields)
+
+
+def test_log_filters_by_status_channel_type_client_and_dates(staff_client):
+    alice = AttributionFactory(client=ClientFactory(name="Alice"))
+    failed = make_log(alice, statut=Statut.ECHEC_PERMANENT, canal=Canal.WHATSAPP, erreur_message="21211 invalid number")
+    sent = make_log(statut=Statut.ENVOYEE, type_notification=TypeNotification.RESTITUTION)
+    old = make_log(statut=Statut.ENVOYEE, date_scheduled=NOW - timedelta(days=40))
+
+    def ids(**params):
+        response = staff_client.get(reverse("notification_log"), params)
+        assert response.status_code == 200
+        return {row.pk for row in response.context["page"]}
+
+    assert ids() == {failed.pk, sent.pk, old.pk}
+    assert ids(statut="ECHEC_PERMANENT") == {failed.pk}
+    assert ids(canal="WHATSAPP") == {failed.pk}
+    assert ids(type_notification="RESTITUTION") == {sent.pk}
+    assert ids(client="alice") == {failed.pk}
+    assert ids(client=str(alice.client_id)) == {failed.pk}
+    assert ids(date_from="2026-06-01", date_to="2026-06-15") == {failed.pk, sent.pk}
+    assert ids(loan=alice.pk) == {failed.pk}
+    page = staff_client.get(reverse("notification_log"), {"statut": "ECHEC_PERMANENT"}).content.decode()
+    assert "21211 invalid number" in page
+
+
+def test_an_inverted_period_is_a_field_error_not_a_crash(staff_client):
+    response = staff_client.get(reverse("notification_log"), {"date_from": "2026-06-10", "date_to": "2026-06-01"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["date_to"] == ["The end of the period is before its start."]
+
+
+def test_retry_one_failed_row_goes_back_through_the_send_path(
+    staff_client, django_capture_on_commit_callbacks, mailoutbox
+):
+    row = make_log(statut=Statut.ECHEC_PERMANENT, nb_tentatives=3, erreur_message="550 no such user")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("notification_retry", args=[row.pk]))
+    assert response.status_code == 302
+    row.refresh_from_db()
+    # A fresh set of attempts, sent by the engine's task (eager in tests) to the client's address.
+    assert (row.statut, row.nb_tentatives, row.erreur_message) == (Statut.ENVOYEE, 1, "")
+    assert len(mailoutbox) == 1 and row.attribution.client.email in mailoutbox[0].to[0]
+
+
+def test_retry_of_a_sent_row_changes_nothing_and_says_why(staff_client):
+    row = make_log(statut=Statut.ENVOYEE, date_envoi=NOW - timedelta(minutes=50))
+    response = staff_client.post(reverse("notification_retry", args=[row.pk]), follow=True)
+    row.refresh_from_db()
+    assert row.statut == Statut.ENVOYEE
+    assert "only failed or cancelled ones can be retried" in response.content.decode()
+
+
+def test_retry_is_post_only(staff_client):
+    row = make_log(statut=Statut.ECHEC_PERMANENT)
+    assert staff_client.get(reverse("notification_retry", args=[row.pk])).status_code == 405
+
+
+def test_bulk_retry_requeues_only_failed_rows(staff_client):
+    failed = make_log(statut=Statut.ECHEC_PERMANENT)
+    waiting = make_log(statut=Statut.EN_ATTENTE, date_scheduled=NOW + timedelta(days=1))
+    response = staff_client.post(
+        reverse("notification_bulk"), {"action": "retry", "ids": [failed.pk, waiting.pk]}, follow=True
+    )
+    html = response.content.decode()
+    assert "1 notification queued again." in html
+    assert "1 was not failed or cancelled and was left alone." in html
+    failed.refresh_from_db()
+    waiting.refresh_from_db()
+    assert failed.statut != Statut.ECHEC_PERMANENT and failed.nb_tentatives <= 1
+    assert waiting.statut == Statut.EN_ATTENTE and waiting.date_scheduled == NOW + timedelta(days=1)
+
+
+def test_bulk_cancel_needs_the_change_permission(staff_client, staff_user):
+    row = make_log(statut=Statut.EN_ATTENTE, date_scheduled=NOW + timedelta(hours=3))
+    response = staff_client.post(reverse("notification_bulk"), {"action": "cancel", "ids": [row.pk]})
+    assert response.status_code == 403
+    row.refresh_from_db()
+    assert row.statut == Statut.EN_ATTENTE
+
+    staff_user.user_permissions.add(Permission.objects.get(codename="change_notificationlog"))
+    response = staff_client.post(reverse("notification_bulk"), {"action": "cancel", "ids": [row.pk]}, follow=True)
+    row.refresh_from_db()
+    assert row.statut == Statut.ANNULEE
+    assert row.erreur_message == "Cancelled by desk."
+    assert "1 notification cancelled." in response.content.decode()
+
+
+def test_bulk_without_selection_says_so(staff_client):
+    response = staff_client.post(reverse("notification_bulk"), {"action": "retry"}, follow=True)
+    assert "Select at least one notification first." in response.content.decode()
+
+
+def test_bulk_never_redirects_off_site(staff_client):
+    row = make_log(statut=Statut.ECHEC_PERMANENT)
+    response = staff_client.post(
+        reverse("notification_bulk"), {"action": "retry", "ids": [row.pk], "next": "https://evil.example/"}
+    )
+    assert response["Location"] == reverse("notification_log")
+
+
+def test_export_is_the_filtered_log_as_csv(staff_client):
+    loan = AttributionFactory(materiel__code="CAM-9", client=ClientFactory(name="Zoé"))
+    make_log(loan, statut=Statut.ECHEC_PERMANENT, erreur_message="refused, with a comma")
+    make_log(statut=Statut.ENVOYEE)
+    response = staff_client.get(reverse("notification_export"), {"statut": "ECHEC_PERMANENT"})
+    assert response["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0][:5] == ["id", "attribution", "materiel", "client", "type_notification"]
+    assert len(rows) == 2
+    assert rows[1][2:4] == ["CAM-9", "Zoé"]
+    assert rows[1][-1] == "refused, with a comma"
+    assert rows[1][9] == "2026-06-15T09:00:00+02:00"  # local time, with its offset
+
+
+def test_delivery_rate_per_channel_against_its_target(staff_client):
+    for _ in range(19):
+        make_log(statut=Statut.ENVOYEE)
+    make_log(statut=Statut.ECHEC_PERMANENT)  # email: 19/20 = 95 %, not above the 95 % target
+    for _ in range(10):
+        make_log(statut=Statut.ENVOYEE, canal=Canal.WHATSAPP)  # WhatsApp: 100 %
+    make_log(statut=Statut.EN_ATTENTE, canal=Canal.WHATSAPP)  # not final: not counted in the rate
+    response = staff_client.get(reverse("delivery_report"), {"date_from": "2026-06-01", "date_to": "2026-06-15"})
+    report = {row["canal"]: row for row in response.context["report"]}
+    assert (report["EMAIL"]["rate"], report["EMAIL"]["target"], report["EMAIL"]["meets"]) == (95.0, 95, False)
+    assert (report["WHATSAPP"]["rate"], report["WHATSAPP"]["pending"], report["WHATSAPP"]["meets"]) == (100.0, 1, True)
+    assert report["SMS"]["rate"] is None
+    html = response.content.decode()
+    assert "below target" in html and "on target" in html
+
+
+def test_detail_shows_error_attempts_and_fallback_chain(staff_client):
+    first = make_log(statut=Statut.ECHEC_PERMANENT, canal=Canal.WHATSAPP, nb_tentatives=1, erreur_message="63016 outside window")
+    second = make_log(first.attribution, statut=Statut.ENVOYEE, canal=Canal.SMS, fallback_of=first, nb_tentatives=1)
+    html = staff_client.get(reverse("notification_detail", args=[first.pk])).content.decode()
+    assert "63016 outside window" in html
+    assert reverse("notification_detail", args=[second.pk]) in html
