@@ -66,8 +66,8 @@
   due.addEventListener("change", preview);
   form.querySelectorAll(".quick button").forEach(function (b) {
     b.addEventListener("click", function () {
-      var d = new Date();
-      d.setSeconds(0, 0);
+      // Round up to the next 5 minutes: readable, and "+4 h" really leaves at least 4 h.
+      var step = 5 * 60e3, d = new Date(Math.floor(Date.now() / step) * step + step);
       if (b.dataset.hours) d = new Date(d.getTime() + Number(b.dataset.hours) * 3600e3);
       if (b.dataset.days) d.setDate(d.getDate() + Number(b.dataset.days));
       if (b.dataset.at) d.setHours(Number(b.dataset.at), 0, 0, 0);
