@@ -12,6 +12,12 @@ from assets.tests.factories import ClientFactory, MaterielFactory
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def french(settings):
+    """These forms are posted with French date formats, the deployment default."""
+    settings.LANGUAGE_CODE = "fr"
+
+
 @pytest.fixture
 def admin_client(client, django_user_model):
     user = django_user_model.objects.create_superuser("boss", "boss@example.org", "pw-for-tests-123")
@@ -63,7 +69,7 @@ def test_admin_shows_the_rule_instead_of_saving_a_second_loan(admin_client):
         "/admin/assets/attribution/add/", form(materiel, ClientFactory(), start, start + timedelta(hours=2))
     )
     assert response.status_code == 200
-    assert "already out on another loan" in response.content.decode()
+    assert "déjà sorti sur un autre prêt" in response.content.decode()
     assert Attribution.objects.count() == 1
 
 

@@ -28,7 +28,8 @@ def test_it_sends_a_multipart_email_in_french(smtp_sink):
     assert message["To"] == "Camille Martin <camille@example.org>"
     assert message["Reply-To"] == "accueil@example.org"
     assert message["From"] == "RadGestMat <pret@example.org>"
-    assert message["Subject"].startswith("Prêt confirmé : ")
+    # A long encoded subject is folded; the unfolded value may keep the fold's leading space.
+    assert message["Subject"].lstrip().startswith("Prêt confirmé : ")
     assert log.attribution.materiel.code in message["Subject"]
     text = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()

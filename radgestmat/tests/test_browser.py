@@ -158,7 +158,8 @@ def test_retry_a_failed_notification(page, live_server):
     expect(page.locator("#notification-status")).to_have_text(re.compile("Envoyée|Sent"))
 
 
-def test_switch_the_language(page, live_server):
+def test_switch_the_language(page, live_server, settings):
+    settings.LANGUAGE_CODE = "fr"
     from playwright.sync_api import expect
 
     StaffFactory(username="desk")

@@ -1,0 +1,59 @@
+"""The UI is French by default, English on request; model names and service errors follow the language."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.urls import reverse
+from django.utils import timezone, translation
+
+from assets import services
+from assets.models import Attribution
+from assets.tests.factories import AttributionFactory, ClientFactory
+
+
+@pytest.fixture
+def shipped_default(settings):
+    """The deployment default (`LANGUAGE_CODE` unset): French. The test run itself uses English."""
+    settings.LANGUAGE_CODE = "fr"
+
+
+def test_pages_are_french_by_default(staff_client, shipped_default):
+    html = staff_client.get(reverse("home")).content.decode()
+    assert '<html lang="fr">' in html
+    assert "Tableau de bord" in html and "Prêter un matériel" in html
+
+
+def test_the_language_switch_turns_pages_english(staff_client, shipped_default):
+    response = staff_client.post(reverse("set_language"), {"language": "en", "next": reverse("loan_list")})
+    assert response["Location"] == reverse("loan_list")
+    html = staff_client.get(reverse("loan_list")).content.decode()
+    assert '<html lang="en">' in html and "Lend a material" in html
+
+
+def test_model_names_and_choices_are_translated():
+    with translation.override("fr"):
+        assert str(Attribution._meta.verbose_name) == "prêt"
+        assert str(Attribution.Statut.RESTITUEE.label) == "Restitué"
+    with translation.override("en"):
+        assert str(Attribution._meta.verbose_name) == "loan"
+
+
+def test_service_errors_are_translated(db):
+    loan = AttributionFactory(materiel__code="CAM-1")
+    with translation.override("fr"), pytest.raises(ValidationError) as caught:
+        services.lend(
+            materiel=loan.materiel, client=ClientFactory(), due=timezone.now() + timedelta(hours=2), now=timezone.now()
+        )
+    assert caught.value.message_dict["materiel"] == ["CAM-1 est déjà sorti sur un autre prêt."]
+
+
+def test_dates_follow_the_language_and_the_local_time_zone(staff_client, settings):
+    loan = AttributionFactory(date_debut=datetime(2026, 7, 14, 8, 30, tzinfo=UTC))
+    url = reverse("loan_detail", args=[loan.pk])
+    settings.LANGUAGE_CODE = "fr"
+    assert "14 juillet 2026 10:30" in staff_client.get(url).content.decode()  # Paris is UTC+2 in July
+    settings.LANGUAGE_CODE = "en"
+    assert "July 14, 2026, 10:30" in staff_client.get(url).content.decode()
