@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from celery import Task, shared_task
 from django.conf import settings
+from django.db import InterfaceError, OperationalError
 from django.utils import timezone
 
 from notifications.exceptions import RetryLater
@@ -24,7 +25,9 @@ class NotificationTask(Task):
     base=NotificationTask,
     bind=True,
     name="tasks.send_notification",
-    autoretry_for=(RetryLater,),
+    # A database that is briefly unreachable is retried too (default_retry_delay); the row was not claimed.
+    autoretry_for=(RetryLater, OperationalError, InterfaceError),
+    default_retry_delay=settings.NOTIFICATION_RETRY_BASE_DELAY,
     retry_backoff=False,
     max_retries=settings.NOTIFICATION_MAX_ATTEMPTS - 1,
     acks_late=True,

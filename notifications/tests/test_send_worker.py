@@ -36,7 +36,7 @@ def purge_broker() -> None:
         client.delete(*QUEUES, "unacked", "unacked_index")
 
 
-def wait_for(predicate, *, timeout: float = 15.0, what: str = "condition"):
+def wait_for(predicate, *, timeout: float = 30.0, what: str = "condition"):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -103,8 +103,8 @@ def test_lending_reaches_the_borrowers_inbox_through_the_worker(live_worker, smt
 
     lend(materiel=MaterielFactory(code="CAM-7"), client=client, due=now + timezone.timedelta(days=3), now=now)
 
-    assert smtp_sink.received.wait(15), "no email reached the SMTP server"
-    assert smtp_sink.messages[0]["Subject"].startswith("Loan confirmed: ")
+    assert smtp_sink.received.wait(30), "no email reached the SMTP server"
+    assert [m["Subject"] for m in smtp_sink.messages if m["Subject"].startswith("Loan confirmed: ")]
     row = wait_for(
         lambda: NotificationLog.objects.filter(type_notification="CREATION", statut=Statut.ENVOYEE).first(),
         what="the row to be recorded as sent",
@@ -120,7 +120,7 @@ def test_a_refused_whatsapp_falls_back_to_an_email_sent_by_the_worker(live_worke
 
     send_notification.delay(log.pk)
 
-    assert smtp_sink.received.wait(15), "the fallback email never arrived"
+    assert smtp_sink.received.wait(30), "the fallback email never arrived"
     fallback = wait_for(
         lambda: NotificationLog.objects.filter(fallback_of=log, statut=Statut.ENVOYEE).first(),
         what="the fallback row to be sent",
