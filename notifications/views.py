@@ -11,6 +11,7 @@ from datetime import datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
+from django.core.cache import cache
 from django.contrib import messages
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -27,11 +28,15 @@ from radgestmat.staff import paginate, staff_required
 
 from . import dispatcher
 from .models import Canal, NotificationLog, Statut, TypeNotification
+from .scheduler_status import get_scheduler_status
 
 RETRYABLE = (Statut.ECHEC, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
 # The spec's delivery targets, in percent of the notifications that reached a final state.
 DELIVERY_TARGETS = {Canal.EMAIL: 95, Canal.WHATSAPP: 90}
 CANCEL_PERMISSION = "notifications.change_notificationlog"
+SCHEDULER_STATUS_CACHE_KEY = "staff-ui:scheduler-status"
+SCHEDULER_STATUS_CACHE_SECONDS = 30
+SCHEDULER_PING_TIMEOUT = 0.5
 
 
 def local_day_start(day) -> datetime:
@@ -273,50 +278,33 @@ def delivery(request: HttpRequest) -> HttpResponse:
     return render(request, "notifications/delivery.html", {"form": form, "report": report})
 
 
-def scheduler_status():
-    """The scheduling side's health summary, when that part is installed."""
-    try:
-        from notifications.scheduler_status import get_scheduler_status
-    except ImportError:
-        return None
-    return get_scheduler_status()
-
-
-def queue_lengths() -> dict[str, int] | None:
-    """Messages waiting in the broker per queue; None when Redis does not answer."""
-    import redis
-
-    try:
-        client = redis.Redis.from_url(settings.CELERY_BROKER_URL, socket_timeout=1, socket_connect_timeout=1)
-        return {queue: client.llen(queue) for queue in ("notifications", "default")}
-    except redis.RedisError:
-        return None
+def scheduler_status(*, fresh: bool = False) -> dict:
+    """The scheduler/worker health summary. The dashboard reuses it for a little while:
+    pinging the workers waits for their answers, and the front desk should not.
+    The cache lives in Redis; when Redis is down the status is computed (and says so)."""
+    status = None
+    if not fresh:
+        try:
+            status = cache.get(SCHEDULER_STATUS_CACHE_KEY)
+        except Exception:  # the cache is Redis: down means "compute it", not a 500
+            status = None
+    if status is None:
+        status = get_scheduler_status(ping_timeout=SCHEDULER_PING_TIMEOUT)
+        try:
+            cache.set(SCHEDULER_STATUS_CACHE_KEY, status, SCHEDULER_STATUS_CACHE_SECONDS)
+        except Exception:
+            pass
+    return status
 
 
 @staff_required
 def scheduler(request: HttpRequest) -> HttpResponse:
     from django_celery_beat.models import PeriodicTask
 
-    now = timezone.now()
-    jobs = []
-    for task in PeriodicTask.objects.select_related("interval", "crontab", "clocked", "solar").order_by("name"):
-        next_run = None
-        if task.enabled:
-            try:
-                remaining = task.schedule.remaining_estimate(task.last_run_at or now)
-                next_run = max(now, now + remaining)
-            except Exception:  # an odd schedule must not take the page down
-                next_run = None
-        schedule = task.interval or task.crontab or task.clocked or task.solar
-        jobs.append({"task": task, "schedule": schedule, "next_run": next_run})
-    return render(
-        request,
-        "notifications/scheduler.html",
-        {
-            "jobs": jobs,
-            "queues": queue_lengths(),
-            "status": scheduler_status(),
-            "flower_url": settings.FLOWER_URL,
-            "now": now,
-        },
+    status = scheduler_status(fresh=True)
+    entry_ids = dict(
+        PeriodicTask.objects.filter(name__in=[job["name"] for job in status["jobs"]]).values_list("name", "id")
     )
+    for job in status["jobs"]:
+        job["entry_id"] = entry_ids.get(job["name"])
+    return render(request, "notifications/scheduler.html", {"status": status, "flower_url": settings.FLOWER_URL})

@@ -57,3 +57,19 @@ def test_dates_follow_the_language_and_the_local_time_zone(staff_client, setting
     assert "14 juillet 2026 10:30" in staff_client.get(url).content.decode()  # Paris is UTC+2 in July
     settings.LANGUAGE_CODE = "en"
     assert "July 14, 2026, 10:30" in staff_client.get(url).content.decode()
+
+
+def test_the_french_catalog_is_complete_and_compiled(settings):
+    """Every string of locale/fr/…/django.po is translated, and the committed .mo holds them all."""
+    import gettext
+    import re
+
+    folder = settings.BASE_DIR / "locale" / "fr" / "LC_MESSAGES"
+    po = (folder / "django.po").read_text(encoding="utf-8")
+    entries = [e for e in po.split("\n\n") if re.search(r"^msgid ", e, re.M) and "Project-Id-Version" not in e]
+    untranslated = [e for e in entries if re.search(r'^msgstr(\[\d\])? ""$(?!\n")', e, re.M)]
+    assert untranslated == []
+    with open(folder / "django.mo", "rb") as mo:
+        catalog = gettext.GNUTranslations(mo)._catalog
+    singular_ids = {key if isinstance(key, str) else key[0] for key in catalog if key}
+    assert len(singular_ids) == len(entries)

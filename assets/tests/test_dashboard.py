@@ -1,0 +1,105 @@
+"""The dashboard: what needs attention now, this week's notifications, and the red banner."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.core.cache import cache
+from django.core.management import call_command
+from django.urls import reverse
+
+from assets.tests.factories import AttributionFactory
+from notifications.models import Canal, NotificationLog, Statut, TypeNotification
+from notifications.views import SCHEDULER_STATUS_CACHE_KEY
+
+PARIS = ZoneInfo("Europe/Paris")
+NOW = datetime(2026, 10, 25, 14, 0, tzinfo=PARIS)  # the autumn DST change was at 03:00 this morning
+
+
+@pytest.fixture(autouse=True)
+def frozen():
+    cache.delete(SCHEDULER_STATUS_CACHE_KEY)
+    with time_machine.travel(NOW, tick=False):
+        yield
+    cache.delete(SCHEDULER_STATUS_CACHE_KEY)
+
+
+def log(loan, statut, day_offset=0, canal=Canal.EMAIL, **fields):
+    return NotificationLog.objects.create(
+        attribution=loan,
+        type_notification=fields.pop("type_notification", TypeNotification.CREATION),
+        canal=canal,
+        statut=statut,
+        date_scheduled=NOW - timedelta(days=day_offset, minutes=30),
+        **fields,
+    )
+
+
+def test_counts_and_lists(staff_client):
+    late = AttributionFactory(
+        materiel__code="LATE", date_debut=NOW - timedelta(hours=6), date_retour_prevue=NOW - timedelta(minutes=95)
+    )
+    AttributionFactory(materiel__code="SOON", date_debut=NOW - timedelta(hours=1), date_retour_prevue=NOW + timedelta(minutes=90))
+    AttributionFactory(materiel__code="TONIGHT", date_debut=NOW, date_retour_prevue=NOW + timedelta(hours=8))
+    AttributionFactory(materiel__code="LONG", date_debut=NOW, date_retour_prevue=NOW + timedelta(days=3))
+    AttributionFactory(
+        materiel__code="BACK", date_debut=NOW - timedelta(days=2), date_retour_effective=NOW - timedelta(hours=13)
+    )  # 01:00 this morning: today
+    AttributionFactory(
+        materiel__code="YESTERDAY", date_debut=NOW - timedelta(days=2), date_retour_effective=NOW - timedelta(hours=15)
+    )
+    response = staff_client.get(reverse("home"))
+    context = response.context
+    assert context["counts"] == {"out": 4, "overdue": 1, "due_2h": 1, "due_today": 2, "returned_today": 1}
+    assert [(value, n) for value, _label, n in context["by_class"]] == [("COURT", 1), ("MOYEN", 2), ("LONG", 1)]
+    assert [loan.materiel.code for loan in context["overdue"]] == ["LATE"]
+    assert [loan.materiel.code for loan in context["due_today"]] == ["SOON", "TONIGHT"]
+    assert "1 h 35" in response.content.decode() and late.pk
+
+
+def test_week_chart_counts_per_local_day_and_channel(staff_client):
+    loan = AttributionFactory()
+    log(loan, Statut.ENVOYEE, type_notification=TypeNotification.CREATION)
+    log(loan, Statut.ECHEC_PERMANENT, canal=Canal.WHATSAPP, type_notification=TypeNotification.CREATION)
+    log(loan, Statut.ENVOYEE, day_offset=6, type_notification=TypeNotification.RAPPEL_2H)
+    log(loan, Statut.ENVOYEE, day_offset=9, type_notification=TypeNotification.RETARD)  # outside the week
+    context = staff_client.get(reverse("home")).context
+    bars = context["bars"]
+    assert [bar.day.isoformat() for bar in bars][0] == "2026-10-19" and len(bars) == 7
+    assert bars[-1].counts == {"sent": 1, "failed": 1}
+    assert bars[0].counts == {"sent": 1}
+    assert {canal: row["sent"] for canal, _label, row in context["channels"]} == {"EMAIL": 2, "WHATSAPP": 0}
+
+
+def test_banner_turns_red_when_failures_pile_up(staff_client, settings):
+    settings.DASHBOARD_FAILURE_ALERT = 3
+    loan = AttributionFactory()
+    for level in range(3):
+        log(loan, Statut.ECHEC_PERMANENT, type_notification=TypeNotification.RETARD, niveau_escalade=level + 1)
+    html = staff_client.get(reverse("home")).content.decode()
+    assert "3 notifications failed for good in the last 24 hours." in html
+
+
+def test_banner_turns_red_when_due_notifications_are_not_picked_up(staff_client):
+    log(AttributionFactory(), Statut.EN_ATTENTE)  # due 30 minutes ago, still waiting
+    html = staff_client.get(reverse("home")).content.decode()
+    assert "1 notification has been due for more than 10 minutes without being sent" in html
+
+
+def test_banner_reports_a_dead_scheduler(staff_client):
+    # No beat has ever run the relay and no worker answers the ping in this test.
+    html = staff_client.get(reverse("home")).content.decode()
+    assert "The scheduler or the workers look down:" in html
+    assert "no worker answered the ping" in html
+
+
+def test_scheduler_page_lists_the_jobs(staff_client):
+    call_command("setup_schedule", verbosity=0)
+    response = staff_client.get(reverse("scheduler"))
+    html = response.content.decode()
+    for name in ("check_court_terme_reminders", "check_overdue", "dispatch_due_notifications"):
+        assert name in html
+    assert "Flower" in html
