@@ -36,6 +36,9 @@ def test_it_sends_a_multipart_email_in_french(smtp_sink):
     assert "Bonjour Camille Martin" in text
     assert "Merci de le rapporter au plus tard le" in text
     assert "<p>Bonjour Camille Martin,</p>" in html
+    assert f"Matériel : {log.attribution.materiel.name} ({log.attribution.materiel.code})" in text
+    assert "Temps restant : 2 h 59 min" in text or "Temps restant : 3 h" in text
+    assert "<th>Temps restant</th>" in html
     assert 'name="viewport"' in html
     log.refresh_from_db()
     assert log.statut == Statut.ENVOYEE
@@ -57,6 +60,8 @@ def test_it_writes_in_english_for_an_english_client(smtp_sink):
     assert message["Subject"].startswith("Overdue: ")
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "it is 5 h late" in text
+    assert "Late by: 5 h" in text
+    assert '<td class="alert">5 h</td>' in message.get_body(preferencelist=("html",)).get_content()
 
 
 def test_it_reuses_one_smtp_connection_for_several_messages(smtp_sink):
