@@ -90,10 +90,12 @@ def test_banner_turns_red_when_due_notifications_are_not_picked_up(staff_client)
 
 
 def test_banner_reports_a_dead_scheduler(staff_client):
-    # No beat has ever run the relay and no worker answers the ping in this test.
+    # The jobs are registered, but no beat has ever run the relay and no worker answers the ping.
+    call_command("setup_schedule", verbosity=0)
     html = staff_client.get(reverse("home")).content.decode()
     assert "The scheduler or the workers look down:" in html
     assert "no worker answered the ping" in html
+    assert "beat has not started the relay" in html
 
 
 def test_scheduler_page_lists_the_jobs(staff_client):

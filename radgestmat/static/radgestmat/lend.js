@@ -16,12 +16,14 @@
     el.textContent = info ? info.message : "";
     el.className = "preview" + (info ? (info.ok ? " ok" : " bad") : "");
   }
+  // After a failed submit the server's error already sits by the code: do not say it twice.
+  var codeHasServerError = !!document.querySelector("#field-materiel.has-error");
   function preview() {
     var params = new URLSearchParams({ code: code.value.trim(), due: due.value });
     return fetch(form.dataset.previewUrl + "?" + params, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : {}; })
       .then(function (data) {
-        show(materielOut, code.value.trim() ? data.materiel : null);
+        show(materielOut, code.value.trim() && !codeHasServerError ? data.materiel : null);
         show(dureeOut, due.value ? data.duree : null);
       })
       .catch(function () {});
@@ -36,6 +38,7 @@
     return null;
   }
 
+  code.addEventListener("input", function () { codeHasServerError = false; });
   code.addEventListener("input", debounce(preview, 250));
   code.addEventListener("keydown", function (e) {
     if (e.key !== "Enter") return;

@@ -1,0 +1,156 @@
+"""How fast the staff pages answer with a big history: 100,000 loans and 1,000,000 log rows by default.
+
+Prints one table: per page, the median time of 5 requests and the number of database
+queries. Uses its own SQLite file under var/ (or BENCH_DATABASE_URL, e.g. a scratch
+PostgreSQL database), filled once and reused while the sizes stay the same.
+
+    .venv/bin/python bench/staff_pages.py [LOANS] [LOG_ROWS]
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DB = ROOT / "var" / "bench-staff-pages.sqlite3"
+os.environ.update(
+    DJANGO_SETTINGS_MODULE="radgestmat.settings",
+    DEBUG="1",
+    LANGUAGE_CODE="fr",
+    LOG_LEVEL="WARNING",
+    DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{DB}"),
+)
+
+PAGES = [
+    ("dashboard", "/"),
+    ("loans: out, by due", "/loans/"),
+    ("loans: overdue", "/loans/?state=overdue"),
+    ("loans: all, by start", "/loans/?state=all&sort=-start"),
+    ("loans: search code", "/loans/?state=all&q=BM-001234"),
+    ("loans: page 50", "/loans/?state=all&page=50"),
+    ("materials", "/materials/"),
+    ("clients", "/clients/"),
+    ("client page", "/clients/{client}/"),
+    ("loan page", "/loans/{loan}/"),
+    ("notification log", "/notifications/"),
+    ("log: failed, email", "/notifications/?statut=ECHEC_PERMANENT&canal=EMAIL"),
+    ("log: one month", "/notifications/?date_from={month_ago}&date_to={today}"),
+    ("log: page 100", "/notifications/?page=100"),
+    ("delivery rate, 30 days", "/notifications/delivery/"),
+]
+
+
+def fill(n_loans: int, n_logs: int) -> None:
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.utils import timezone
+
+    from assets.models import Attribution, Client, Materiel, classify_duree
+    from notifications.models import Canal, NotificationLog, Statut, TypeNotification
+
+    call_command("migrate", verbosity=0)
+    if Attribution.objects.count() == n_loans and NotificationLog.objects.count() == n_logs:
+        return
+    print(f"filling {n_loans} loans and {n_logs} log rows (once)...", flush=True)
+    NotificationLog.objects.all().delete()
+    Attribution.objects.all().delete()
+    Materiel.objects.all().delete()
+    Client.objects.all().delete()
+    get_user_model().objects.update_or_create(username="bench", defaults={"is_staff": True})
+    now = timezone.now()
+    n_materiels, n_clients = max(1, n_loans // 5), max(1, n_loans // 20)
+    Materiel.objects.bulk_create(
+        [Materiel(code=f"BM-{i:06d}", name=f"Matériel {i}") for i in range(n_materiels)], batch_size=5000
+    )
+    Client.objects.bulk_create(
+        [Client(name=f"Client {i}", email=f"c{i}@example.org") for i in range(n_clients)], batch_size=5000
+    )
+    materiels = list(Materiel.objects.values_list("id", flat=True))
+    clients = list(Client.objects.values_list("id", flat=True))
+    loans = []
+    for i in range(n_loans):
+        start = now - timedelta(hours=3 * (n_loans - i))
+        due = start + timedelta(hours=(2, 8, 72)[i % 3])
+        still_out = i >= n_loans - len(materiels) // 4  # the most recent loans, one per material
+        loans.append(
+            Attribution(
+                materiel_id=materiels[i % len(materiels)],
+                client_id=clients[i % len(clients)],
+                date_debut=start,
+                date_retour_prevue=due,
+                date_retour_effective=None if still_out else due - timedelta(minutes=30),
+                statut="EN_COURS" if still_out else "RESTITUEE",
+                duree=classify_duree(start, due),
+            )
+        )
+    Attribution.objects.bulk_create(loans, batch_size=5000)
+    loan_rows = list(Attribution.objects.order_by("id").values_list("id", "date_debut"))
+    types = list(TypeNotification.values)
+    statuts = [Statut.ENVOYEE] * 17 + [Statut.ECHEC_PERMANENT, Statut.ANNULEE, Statut.EN_ATTENTE]
+    batch = []
+    for j in range(n_logs):
+        loan_id, start = loan_rows[j % len(loan_rows)]
+        k = j // len(loan_rows)
+        batch.append(
+            NotificationLog(
+                attribution_id=loan_id,
+                type_notification=types[k % len(types)],
+                canal=(Canal.EMAIL, Canal.WHATSAPP)[(k // len(types)) % 2],
+                niveau_escalade=k // (2 * len(types)),
+                statut=statuts[j % len(statuts)],
+                date_scheduled=start + timedelta(minutes=k),
+                erreur_message="550 5.1.1 no such user" if j % len(statuts) == 17 else "",
+            )
+        )
+        if len(batch) == 10000:
+            NotificationLog.objects.bulk_create(batch)
+            batch = []
+    NotificationLog.objects.bulk_create(batch)
+
+
+def main(n_loans: int, n_logs: int) -> None:
+    DB.parent.mkdir(exist_ok=True)
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.db import connection
+    from django.test import Client as HttpClient
+    from django.test.utils import CaptureQueriesContext, setup_test_environment
+    from django.utils import timezone
+
+    from assets.models import Attribution
+
+    setup_test_environment()
+    settings.ALLOWED_HOSTS = ["testserver"]
+    fill(n_loans, n_logs)
+    http = HttpClient()
+    http.force_login(get_user_model().objects.get(username="bench"))
+    loan = Attribution.objects.open().order_by("-id").first()
+    today = timezone.localdate()
+    values = {"client": loan.client_id, "loan": loan.pk, "today": today, "month_ago": today - timedelta(days=30)}
+    print(f"\n{n_loans} loans, {n_logs} log rows, {connection.vendor}\n")
+    print(f"{'page':<26} {'median ms':>10} {'queries':>8}")
+    print("-" * 46)
+    for label, url in PAGES:
+        url = url.format(**values)
+        timings = []
+        for _ in range(5):
+            with CaptureQueriesContext(connection) as queries:
+                began = time.perf_counter()
+                response = http.get(url)
+                timings.append((time.perf_counter() - began) * 1000)
+            assert response.status_code == 200, (url, response.status_code)
+        print(f"{label:<26} {statistics.median(timings):>10.1f} {len(queries):>8}")
+
+
+if __name__ == "__main__":
+    args = [int(a) for a in sys.argv[1:3]]
+    main(*(args + [100_000, 1_000_000][len(args) :]))
