@@ -89,3 +89,26 @@ def test_logout_is_a_post(staff_client):
     response = staff_client.post(reverse("logout"))
     assert response.status_code == 302
     assert staff_client.get(reverse("home")).status_code == 302
+
+
+def test_server_error_page_is_plain_words_without_a_traceback(rf, settings):
+    from django.views.defaults import server_error
+
+    settings.LANGUAGE_CODE = "en"
+    response = server_error(rf.get("/loans/"))
+    html = response.content.decode()
+    assert response.status_code == 500
+    assert "Something went wrong on our side." in html and "Traceback" not in html
+
+
+def test_pages_load_nothing_from_outside(settings):
+    """Closed network: no template pulls a script, stylesheet, font or image from another host."""
+    import re
+
+    external = re.compile(r"""(src|href)=["'](https?:)?//""")
+    offenders = [
+        str(path.relative_to(settings.BASE_DIR))
+        for path in (settings.BASE_DIR / "templates").rglob("*.html")
+        if "email" not in path.parts and external.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
