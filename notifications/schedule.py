@@ -88,6 +88,12 @@ def beat_schedule() -> list[Job]:
             expires=23 * 3600,
             description="Delete notification logs past the retention and expired task results.",
         ),
+        Job(
+            "check_notification_alerts",
+            minute="*/5",
+            expires=4 * 60,
+            description="Email the admins once per incident: failures, rejected credentials, beat stopped.",
+        ),
     ]
 
 

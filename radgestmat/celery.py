@@ -21,3 +21,6 @@ def broker_connection():
 
 
 from radgestmat import beat_registry  # noqa: E402,F401  (beat processes register a heartbeat)
+from radgestmat.watchdog import AlertWatchdog  # noqa: E402
+
+app.steps["worker"].add(AlertWatchdog)

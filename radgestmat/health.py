@@ -18,7 +18,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Max, Min
+from django.db.models import Min
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -26,6 +26,8 @@ from django.views.decorators.http import require_GET
 from kombu.pidbox import Mailbox
 
 from notifications.models import NotificationLog, Statut
+
+RELAY = "dispatch_due_notifications"
 
 
 def check_database() -> dict[str, Any]:
@@ -54,15 +56,16 @@ def check_redis_and_workers() -> tuple[dict[str, Any], dict[str, Any]]:
     return {"ok": True}, {"ok": bool(replies), "count": len(replies or [])}
 
 
-def beat_last_tick() -> datetime | None:
-    """When beat last started a periodic task (django-celery-beat records it; the relay runs every minute)."""
-    from django_celery_beat.models import PeriodicTask
+def beat_last_tick(now: datetime) -> datetime | None:
+    """When beat last started the relay (every minute); None if it never did or the relay is disabled."""
+    from notifications.scheduler_status import jobs_status
 
-    return PeriodicTask.objects.filter(enabled=True).aggregate(last=Max("last_run_at"))["last"]
+    relay = next(job for job in jobs_status(now) if job["name"] == RELAY)
+    return relay["last_run"] if relay["enabled"] else None
 
 
 def check_beat(now: datetime) -> dict[str, Any]:
-    last = beat_last_tick()
+    last = beat_last_tick(now)
     if last is None:
         return {"ok": False, "last_tick_age_s": None}
     age = (now - last).total_seconds()

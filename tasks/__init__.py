@@ -3,6 +3,7 @@
     from tasks import send_notification, check_court_terme_reminders, ...
 """
 
+from .alerts import check_notification_alerts
 from .periodic import (
     check_court_terme_reminders,
     check_long_terme_reminders,
@@ -21,4 +22,5 @@ __all__ = [
     "check_overdue_materials",
     "cleanup_old_notifications",
     "dispatch_due_notifications",
+    "check_notification_alerts",
 ]

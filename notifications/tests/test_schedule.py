@@ -20,6 +20,7 @@ SPEC = {
     "check_overdue_materials": timedelta(minutes=15),
     "cleanup_old_notifications": timedelta(days=1),
     "dispatch_due_notifications": timedelta(minutes=1),
+    "check_notification_alerts": timedelta(minutes=5),
 }
 
 

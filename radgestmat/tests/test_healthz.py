@@ -8,10 +8,11 @@ import pytest
 from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from django.utils import timezone
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import PeriodicTask
 
 from assets.tests.factories import AttributionFactory
 from notifications.models import Canal, NotificationLog, Statut, TypeNotification
+from notifications.schedule import register_schedule
 from radgestmat.tests.servers import redis_server, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,12 +20,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def beat_ticked():
-    """Beat started the relay a moment ago (django-celery-beat records each run)."""
-    every_minute = IntervalSchedule.objects.create(every=1, period=IntervalSchedule.MINUTES)
-    return PeriodicTask.objects.create(
-        name="relay (test)", task="tasks.dispatch_due_notifications", interval=every_minute,
-        last_run_at=timezone.now() - timedelta(seconds=30),
-    )
+    """The schedule is registered and beat started the relay 30 s ago (django-celery-beat records each run)."""
+    register_schedule()
+    relay = PeriodicTask.objects.get(name="dispatch_due_notifications")
+    relay.last_run_at = timezone.now() - timedelta(seconds=30)
+    relay.save()
+    return relay
 
 
 @pytest.fixture

@@ -1,0 +1,14 @@
+"""The failure-alert check (beat starts it; every worker's watchdog in `radgestmat.watchdog` too)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.utils import timezone
+
+
+@shared_task(name="tasks.check_notification_alerts")
+def check_notification_alerts() -> dict[str, list[str]]:
+    """Email the admins about failure incidents that opened or closed (see `notifications.alerts`)."""
+    from notifications import alerts
+
+    return alerts.check_notification_alerts(now=timezone.now())
