@@ -160,9 +160,23 @@ def plan(
     rows = expand(items, not_before=not_before, until=until)
     if not rows:
         return 0
+    # Checks re-plan the same rows run after run: look before inserting, so that costs a read, not a write.
+    planned = set(
+        NotificationLog.objects.filter(
+            attribution_id__in={row.attribution_id for row in rows},
+            type_notification__in={row.type_notification for row in rows},
+        ).values_list("attribution_id", "type_notification", "canal", "audience", "niveau_escalade")
+    )
+    rows = [row for row in rows if row_key(row) not in planned]
+    if not rows:
+        return 0
     with transaction.atomic():
         NotificationLog.objects.bulk_create(rows, ignore_conflicts=True)
         return enqueue_due_of(rows, now=now)
+
+
+def row_key(row: NotificationLog) -> tuple:
+    return (row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)
 
 
 def rearm(items: Sequence[Planned], *, now: datetime, not_before: datetime | None = None, insert: bool = True) -> int:
@@ -178,12 +192,9 @@ def rearm(items: Sequence[Planned], *, now: datetime, not_before: datetime | Non
     if not rows:
         return 0
 
-    def key(row: NotificationLog) -> tuple:
-        return (row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)
-
     with transaction.atomic():
         existing = {
-            key(row): row
+            row_key(row): row
             for row in NotificationLog.objects.select_for_update().filter(
                 attribution_id__in={row.attribution_id for row in rows},
                 type_notification__in={row.type_notification for row in rows},
@@ -191,7 +202,7 @@ def rearm(items: Sequence[Planned], *, now: datetime, not_before: datetime | Non
         }
         fresh, reset = [], []
         for row in rows:
-            old = existing.get(key(row))
+            old = existing.get(row_key(row))
             if old is None:
                 fresh.append(row)
             elif old.statut != Statut.EN_COURS:

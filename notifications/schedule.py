@@ -9,6 +9,7 @@ cadence never opens a gap in the timing promise.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 
@@ -127,8 +128,13 @@ def next_cron_time(schedule: celery_crontab, after: datetime, tz=None) -> dateti
     raise ValueError(f"{schedule!r} never runs")
 
 
+@functools.lru_cache(maxsize=32)
+def default_crontab(name: str) -> celery_crontab:
+    return celery_crontab(**job_named(name).crontab_fields)
+
+
 def default_next_run(name: str, now: datetime) -> datetime:
-    return next_cron_time(celery_crontab(**job_named(name).crontab_fields), now)
+    return next_cron_time(default_crontab(name), now)
 
 
 def entry_next_run(entry, now: datetime) -> datetime | None:

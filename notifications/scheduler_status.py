@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,27 +69,45 @@ def jobs_status(now: datetime) -> list[dict[str, Any]]:
     return jobs
 
 
-def workers_status(timeout: float) -> dict[str, Any]:
-    from radgestmat.celery import app
+def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(workers, queues, beats) from one broker connection; each says what failed instead of raising."""
+    from kombu.pidbox import Mailbox
 
-    try:
-        replies = app.control.ping(timeout=timeout) or []
-    except Exception as exc:  # broker down: report it, do not crash the status page
-        return {"ok": False, "workers": [], "error": f"{type(exc).__name__}: {exc}"}
-    names = sorted(name for reply in replies for name in reply)
-    return {"ok": bool(names), "workers": names, "error": "" if names else "no worker answered the ping"}
+    from radgestmat import beat_registry
+    from radgestmat.celery import app, broker_connection
 
-
-def queues_status() -> dict[str, Any]:
-    from radgestmat.celery import app
-
-    try:
-        with app.connection_for_read() as conn:
+    down = {"ok": False, "error": "broker unreachable"}
+    with broker_connection() as conn:
+        try:
+            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
             client = conn.default_channel.client
             lengths = {queue: client.llen(queue) for queue in NOTIFICATION_QUEUES}
-    except Exception as exc:
-        return {"ok": False, "lengths": {}, "error": f"{type(exc).__name__}: {exc}"}
-    return {"ok": True, "lengths": lengths, "error": ""}
+        except Exception as exc:  # broker down: report it, never crash a status page
+            error = f"broker unreachable ({type(exc).__name__})"
+            return {**down, "workers": [], "error": error}, {**down, "lengths": {}, "error": error}, {
+                **down,
+                "instances": [],
+                "error": error,
+            }
+        queues = {"ok": True, "lengths": lengths, "error": ""}
+        # Our own mailbox on this connection: `app.control` would retry forever if the broker just went away.
+        mailbox = Mailbox(app.conf.control_exchange, type="fanout", accept=["json"])
+        try:
+            replies = mailbox(conn)._broadcast("ping", reply=True, timeout=timeout) or []
+            names = sorted(name for reply in replies for name in reply)
+            workers = {"ok": bool(names), "workers": names, "error": "" if names else "no worker answered the ping"}
+        except Exception as exc:
+            workers = {"ok": False, "workers": [], "error": f"ping failed ({type(exc).__name__})"}
+        try:
+            instances = beat_registry.live_beats(client, time.time())
+            beats = {
+                "ok": len(instances) == 1,
+                "instances": instances,
+                "error": "" if len(instances) == 1 else f"{len(instances)} beat processes alive; exactly one must run",
+            }
+        except Exception as exc:
+            beats = {"ok": False, "instances": [], "error": f"cannot read the beat heartbeats ({type(exc).__name__})"}
+    return workers, queues, beats
 
 
 def rows_status(now: datetime) -> dict[str, int]:
@@ -124,6 +143,8 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
           ],
           "workers": {"ok": bool, "workers": ["celery@host", ...], "error": str},
           "queues": {"ok": bool, "lengths": {"default": int, "notifications": int}, "error": str},
+          "beats": {"ok": bool,     # exactly one beat heartbeat seen in the last minute
+                    "instances": ["host:pid", ...], "error": str},
           "notifications": {"waiting": int,   # EN_ATTENTE, any time
                             "due": int,       # waiting or failed, time has come
                             "late": int,      # of those, due more than 2 minutes ago
@@ -131,13 +152,12 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
           "time_zone": "Europe/Paris",
         }
 
-    Costs three queries, one broker ping (``ping_timeout`` seconds at most) and one
-    Redis round trip; never raises because Redis or the workers are down.
+    Costs three queries and one broker connection (the worker ping waits
+    ``ping_timeout`` seconds at most); never raises because Redis or the workers are down.
     """
     now = now or timezone.now()
     jobs = jobs_status(now)
-    workers = workers_status(ping_timeout)
-    queues = queues_status()
+    workers, queues, beats = broker_status(ping_timeout)
     rows = rows_status(now)
     problems = []
     for job in jobs:
@@ -148,6 +168,8 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
         problems.append("beat has not started the relay in the last 3 minutes (is exactly one beat running?)")
     if not relay["enabled"]:
         problems.append("the relay dispatch_due_notifications is disabled: nothing planned will be sent")
+    if not beats["ok"]:
+        problems.append(f"beat: {beats['error']}")
     if not workers["ok"]:
         problems.append(f"workers: {workers['error']}")
     if not queues["ok"]:
@@ -161,6 +183,7 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
         "jobs": jobs,
         "workers": workers,
         "queues": queues,
+        "beats": beats,
         "notifications": rows,
         "time_zone": settings.TIME_ZONE,
     }

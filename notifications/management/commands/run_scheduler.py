@@ -9,9 +9,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 
+from django.utils import timezone
+
 from notifications.schedule import register_schedule
 from notifications.scheduler_status import jobs_status
-from django.utils import timezone
 
 
 def read_pid(pidfile: Path) -> int:
@@ -21,6 +22,14 @@ def read_pid(pidfile: Path) -> int:
         raise CommandError(f"no scheduler is running here ({pidfile} does not exist)")
     except ValueError:
         raise CommandError(f"{pidfile} does not hold a process id; remove it if no scheduler is running")
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 class Command(BaseCommand):
@@ -67,9 +76,8 @@ class Command(BaseCommand):
             raise CommandError(f"the scheduler (pid {pid}) was not running; removed the stale {pidfile}")
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-            except ProcessLookupError:
+            # Beat removes its pidfile as it exits.
+            if not pidfile.exists() or not process_exists(pid):
                 self.stdout.write(self.style.SUCCESS(f"Stopped the scheduler (pid {pid})."))
                 return
             time.sleep(0.2)

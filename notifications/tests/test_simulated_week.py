@@ -1,0 +1,261 @@
+"""A simulated week of lending checked against an independent oracle.
+
+GIVEN a couple of hundred random loans of every class over a week that includes the
+change to summer time — some returned early, some late, some extended, some never —
+with borrowers on email only or on email and WhatsApp (a local fake of Twilio's API),
+WHEN the desk actions happen at their times and beat's tasks run at every tick,
+THEN every notification the oracle expects is sent once, between its ideal time and two
+minutes after it, on each channel; nothing unexpected is sent, nothing twice, no
+reminder or alert after the return, no pre-due reminder after the due time.
+
+The oracle below is written from the README's table, on its own: it shares no code
+with `notifications.timeline` or the planner.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, timezone
+
+import pytest
+from werkzeug import Response
+
+from assets import services
+from assets.tests.factories import ClientFactory, MaterielFactory, StaffFactory
+
+from .beat import PARIS, Beat, paris
+from .conftest import MESSAGES_PATH
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+WEEK_START = paris(2026, 3, 23, 0, 0)  # Monday; clocks go forward on Sunday 29 March at 02:00
+WEEK_END = paris(2026, 3, 30, 12, 0)
+LOANS = int(os.environ.get("SIM_LOANS", "150"))
+WINDOW = timedelta(minutes=2)
+# Between an ideal time and the tick that sends it lies up to a minute: an action or the due
+# time falling in that minute may legitimately cancel it. Those are "may be sent".
+TICK = timedelta(minutes=1)
+
+
+# --- The oracle -------------------------------------------------------------------------
+
+def real_hours(start: datetime, end: datetime) -> float:
+    return (end.astimezone(timezone.utc) - start.astimezone(timezone.utc)).total_seconds() / 3600
+
+
+def loan_class(start: datetime, due: datetime) -> str:
+    hours = real_hours(start, due)
+    return "COURT" if hours < 4 else "MOYEN" if hours <= 24 else "LONG"
+
+
+def local_at(day, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), tzinfo=PARIS)
+
+
+def is_quiet(moment: datetime) -> bool:
+    hour = moment.astimezone(PARIS).hour
+    return hour >= 21 or hour < 8
+
+
+def next_0800(moment: datetime) -> datetime:
+    local = moment.astimezone(PARIS)
+    day = local.date() if local.hour < 8 else local.date() + timedelta(days=1)
+    return local_at(day, 8)
+
+
+def previous_2100(moment: datetime) -> datetime:
+    local = moment.astimezone(PARIS)
+    day = local.date() if local.hour >= 21 else local.date() - timedelta(days=1)
+    return local_at(day, 21)
+
+
+def ideal_reminders(start: datetime, due: datetime) -> list[tuple[str, datetime]]:
+    kind = loan_class(start, due)
+    if kind in ("COURT", "MOYEN"):
+        candidates = [("RAPPEL_2H", due.astimezone(timezone.utc) - timedelta(hours=2))]
+    else:
+        due_day = due.astimezone(PARIS).date()
+        final = local_at(due_day, 8) if due.astimezone(PARIS).time() > time(8, 0) else local_at(due_day, 0)
+        candidates = [
+            ("RAPPEL_J_MOINS_2", local_at(due_day - timedelta(days=2), 8)),
+            ("RAPPEL_J_MOINS_1", local_at(due_day - timedelta(days=1), 8)),
+            ("RAPPEL_FINAL", final),
+        ]
+    return [(kind_, when) for kind_, when in candidates if when >= start]
+
+
+def whatsapp_time(kind: str, ideal: datetime, start: datetime, due: datetime) -> datetime | None:
+    if kind in ("CREATION", "RESTITUTION") or not is_quiet(ideal):
+        return ideal
+    morning = next_0800(ideal)
+    if kind == "RETARD" or morning < due:
+        return morning
+    evening = previous_2100(ideal) - timedelta(minutes=5)
+    return evening if evening >= start else None
+
+
+@dataclass
+class Loan:
+    start: datetime
+    due: datetime
+    has_phone: bool
+    extensions: list[tuple[datetime, datetime]] = field(default_factory=list)  # (when, new due)
+    returned: datetime | None = None
+    pk: int | None = None
+
+
+@dataclass(frozen=True)
+class Expected:
+    key: tuple  # (loan pk, type, canal, audience, level)
+    ideal: datetime
+    optional: bool
+
+
+def expectations(loan: Loan) -> list[Expected]:
+    out: list[Expected] = []
+    client_channels = ["EMAIL"] + (["WHATSAPP"] if loan.has_phone else [])
+
+    def add(kind, canal, audience, level, when, *, until, must_precede=None):
+        """Expected when ``when`` is before ``until`` (and before ``must_precede``) and seen by the end of the week."""
+        if when is None or when >= until or when > WEEK_END - WINDOW:
+            return
+        cutoff = min(until, must_precede) if must_precede else until
+        if must_precede and when >= must_precede:
+            return
+        out.append(Expected((loan.pk, kind, canal, audience, level), when, optional=when > cutoff - TICK))
+
+    for canal in client_channels:
+        add("CREATION", canal, "CLIENT", 0, loan.start, until=WEEK_END)
+        if loan.returned:
+            add("RESTITUTION", canal, "CLIENT", 0, loan.returned, until=WEEK_END)
+
+    segments = [(loan.start, loan.due)] + list(loan.extensions)
+    for index, (since, due) in enumerate(segments):
+        until = segments[index + 1][0] if index + 1 < len(segments) else (loan.returned or WEEK_END)
+        for kind, ideal in ideal_reminders(loan.start, due):
+            for canal in client_channels:
+                when = ideal if canal == "EMAIL" else whatsapp_time(kind, ideal, loan.start, due)
+                if when is not None and when >= since:
+                    add(kind, canal, "CLIENT", 0, when, until=until, must_precede=due)
+        for level in (1, 2, 3):
+            ideal = due.astimezone(timezone.utc) + timedelta(minutes=15) + (level - 1) * timedelta(hours=24)
+            if ideal < since:
+                continue
+            for canal in client_channels:
+                when = ideal if canal == "EMAIL" else whatsapp_time("RETARD", ideal, loan.start, due)
+                add("RETARD", canal, "CLIENT", level, when, until=until)
+            if level >= 2:
+                add("RETARD", "EMAIL", "STAFF", level, ideal, until=until)
+                add("RETARD", "EMAIL", "MANAGER", level, ideal, until=until)
+    return out
+
+
+# --- The week ------------------------------------------------------------------------------
+
+def random_loans(rng: random.Random) -> list[Loan]:
+    loans = []
+    for _ in range(LOANS):
+        start = WEEK_START + timedelta(seconds=rng.randrange(int(timedelta(days=6).total_seconds())))
+        kind = rng.choice(["COURT", "COURT", "MOYEN", "MOYEN", "LONG", "LONG", "LONG"])
+        hours = {"COURT": rng.uniform(0.5, 3.9), "MOYEN": rng.uniform(4.1, 23.9), "LONG": rng.uniform(24.5, 100)}[kind]
+        loan = Loan(start=start, due=start + timedelta(hours=hours), has_phone=rng.random() < 0.5)
+        fate = rng.random()
+        if fate < 0.2:
+            when = loan.start + (loan.due - loan.start) * rng.uniform(0.1, 0.9)
+            if when < WEEK_END:
+                loan.extensions.append((when, loan.due + timedelta(hours=rng.uniform(1, 48))))
+            if loan.extensions and rng.random() < 0.5:
+                loan.returned = loan.extensions[-1][1] + timedelta(hours=rng.uniform(-3, 30))
+        elif fate < 0.5:
+            loan.returned = loan.start + (loan.due - loan.start) * rng.uniform(0.05, 0.95)
+        elif fate < 0.75:
+            loan.returned = loan.due + timedelta(hours=rng.uniform(0.1, 50))
+        loan.returned = loan.returned if loan.returned and loan.returned < WEEK_END else None
+        loans.append(loan)
+    return loans
+
+
+@pytest.fixture
+def twilio_accepting_everything(fake_twilio, httpserver):
+    counter = iter(range(1, 10**6))
+
+    def accept(request):
+        import json
+
+        sid = f"SM{next(counter):032d}"
+        return Response(json.dumps({"sid": sid, "status": "queued"}), status=201, content_type="application/json")
+
+    httpserver.expect_request(MESSAGES_PATH, method="POST").respond_with_handler(accept)
+    return httpserver
+
+
+def test_a_simulated_week_keeps_the_timing_promise(settings, twilio_accepting_everything, mailoutbox):
+    settings.OVERDUE_MANAGER_EMAIL = "manager@example.org"
+    settings.OVERDUE_GRACE_MINUTES, settings.OVERDUE_REPEAT_HOURS, settings.OVERDUE_MAX_LEVELS = 15, 24, 3
+    settings.QUIET_HOURS = {"WHATSAPP": "21:00-08:00", "SMS": "21:00-08:00", "EMAIL": ""}
+    rng = random.Random(20260329)
+    loans = random_loans(rng)
+    beat = Beat(WEEK_START)
+    try:
+        lender = StaffFactory(email="lender@example.org")
+        events = []
+        for number, loan in enumerate(loans):
+            events.append((loan.start, number, "lend", None))
+            for when, new_due in loan.extensions:
+                events.append((when, number, "extend", new_due))
+            if loan.returned:
+                events.append((loan.returned, number, "return", None))
+        records = {}
+        for when, number, action, new_due in sorted(events, key=lambda event: (event[0], event[1])):
+            beat.run_until(when)
+            loan = loans[number]
+            if action == "lend":
+                client = ClientFactory(phone="+33612345678" if loan.has_phone else "")
+                records[number] = beat.act(
+                    services.lend, materiel=MaterielFactory(), client=client, due=loan.due, now=when, by=lender
+                )
+                loan.pk = records[number].pk
+            elif action == "extend":
+                beat.act(services.extend, records[number], new_due=new_due, now=when)
+            else:
+                beat.act(services.record_return, records[number], now=when)
+        beat.run_until(WEEK_END)
+    finally:
+        beat.stop()
+
+    expected = defaultdict(list)
+    for loan in loans:
+        for item in expectations(loan):
+            expected[item.key].append(item)
+    sent = defaultdict(list)
+    for row in beat.sent:
+        sent[(row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)].append(row)
+
+    problems = []
+    for key in sorted(set(expected) | set(sent), key=str):
+        wanted = sorted(expected.get(key, []), key=lambda item: item.ideal)
+        got = sorted(row.date_envoi for row in sent.get(key, []))
+        for moment in got:
+            match = next((item for item in wanted if item.ideal <= moment <= item.ideal + WINDOW), None)
+            if match is None:
+                problems.append(f"{key}: sent at {moment.astimezone(PARIS)}, not expected then (expected {wanted})")
+            else:
+                wanted.remove(match)
+        problems.extend(f"{key}: expected at {item.ideal.astimezone(PARIS)}, never sent" for item in wanted if not item.optional)
+    by_pk = {loan.pk: loan for loan in loans}
+    for row in beat.sent:
+        loan = by_pk[row.attribution_id]
+        if row.type_notification not in ("CREATION", "RESTITUTION") and loan.returned and row.date_envoi > loan.returned:
+            problems.append(f"{row}: sent after the return")
+    assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)"
+
+    # The week was a real test: every kind of notification went out, on both channels.
+    kinds = {(row.type_notification, row.canal) for row in beat.sent}
+    for kind in ("CREATION", "RAPPEL_2H", "RAPPEL_J_MOINS_2", "RAPPEL_J_MOINS_1", "RAPPEL_FINAL", "RETARD", "RESTITUTION"):
+        assert {(kind, "EMAIL"), (kind, "WHATSAPP")} <= kinds, kind
+    assert {row.audience for row in beat.sent} == {"CLIENT", "STAFF", "MANAGER"}
+    assert len(mailoutbox) == sum(1 for row in beat.sent if row.canal == "EMAIL")
+    assert len([r for r in twilio_accepting_everything.log]) == sum(1 for row in beat.sent if row.canal == "WHATSAPP")
