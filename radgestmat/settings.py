@@ -88,6 +88,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 # With Redis Sentinel, REDIS_URL is `sentinel://host1:26379;sentinel://host2:26379/0` and this names the master.
 REDIS_SENTINEL_MASTER = env("REDIS_SENTINEL_MASTER", default="")
+REDIS_SENTINEL_PASSWORD = env("REDIS_SENTINEL_PASSWORD", default="")  # the sentinels' own, if they require one
 
 # --- Auth ---------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [
@@ -216,7 +217,12 @@ CACHES = {
 }
 if CACHES["default"]["LOCATION"].startswith("sentinel://"):
     CACHES["default"].update(
-        BACKEND="radgestmat.cache.SentinelRedisCache", OPTIONS={**CACHES["default"]["OPTIONS"], "master_name": REDIS_SENTINEL_MASTER}
+        BACKEND="radgestmat.cache.SentinelRedisCache",
+        OPTIONS={
+            **CACHES["default"]["OPTIONS"],
+            "master_name": REDIS_SENTINEL_MASTER,
+            "sentinel_kwargs": {"password": REDIS_SENTINEL_PASSWORD} if REDIS_SENTINEL_PASSWORD else {},
+        },
     )
 HEALTH_WORKER_TIMEOUT = env.float("HEALTH_WORKER_TIMEOUT", default=1.0)
 # /healthz answers 503 (and an alert goes out) when beat has not ticked for this long, or when a
@@ -264,6 +270,8 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
 if REDIS_SENTINEL_MASTER:
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+    if REDIS_SENTINEL_PASSWORD:
+        CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"password": REDIS_SENTINEL_PASSWORD}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
