@@ -204,6 +204,8 @@ class Attribution(models.Model):
             ),
             models.Index(fields=["client", "-date_debut"], name="loans_by_client"),
             models.Index(fields=["date_retour_effective"], name="loans_by_return"),
+            # The staff loan list, newest first (its default order for returned and all loans).
+            models.Index(fields=["date_debut", "id"], name="loans_by_start"),
         ]
 
     def __str__(self) -> str:

@@ -81,8 +81,7 @@ def loan_list(request: HttpRequest) -> HttpResponse:
         loans = loans.filter(duree=duree)
     if q:
         loans = loans.filter(
-            Q(materiel__code__iexact=q)
-            | Q(materiel__code__icontains=q)
+            Q(materiel__code__icontains=q)
             | Q(materiel__name__icontains=q)
             | Q(client__name__icontains=q)
             | Q(client__email__icontains=q)

@@ -121,7 +121,7 @@ def main(n_loans: int, n_logs: int) -> None:
     django.setup()
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django.db import connection
+    from django.db import connection, reset_queries
     from django.test import Client as HttpClient
     from django.test.utils import CaptureQueriesContext, setup_test_environment
     from django.utils import timezone
@@ -143,6 +143,7 @@ def main(n_loans: int, n_logs: int) -> None:
         url = url.format(**values)
         timings = []
         for _ in range(5):
+            reset_queries()
             with CaptureQueriesContext(connection) as queries:
                 began = time.perf_counter()
                 response = http.get(url)

@@ -11,8 +11,9 @@ from datetime import datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
-from django.core.cache import cache
 from django.contrib import messages
+from django.core.cache import cache
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -170,8 +171,6 @@ def bulk(request: HttpRequest) -> HttpResponse:
             )
     elif action == "cancel":
         if not request.user.has_perm(CANCEL_PERMISSION):
-            from django.core.exceptions import PermissionDenied
-
             raise PermissionDenied
         n = dispatcher.cancel(
             NotificationLog.objects.filter(id__in=ids),

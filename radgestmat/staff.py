@@ -71,9 +71,3 @@ def paginate(request: HttpRequest, queryset, per_page: int = PER_PAGE) -> Page:
     rows = list(queryset[offset : offset + per_page + 1])
     return Page(rows[:per_page], number, len(rows) > per_page)
 
-
-def query_without_page(request: HttpRequest) -> str:
-    """The current query string minus ``page``, for pagination and sort links."""
-    params = request.GET.copy()
-    params.pop("page", None)
-    return params.urlencode()

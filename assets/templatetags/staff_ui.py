@@ -43,11 +43,6 @@ def tone(statut: str) -> str:
 
 
 @register.filter
-def percent(value: float | None) -> str:
-    return "—" if value is None else f"{value:.1f} %"
-
-
-@register.filter
 def section(request) -> str:
     """Which main menu entry the current page belongs to."""
     name = getattr(getattr(request, "resolver_match", None), "url_name", "") or ""
