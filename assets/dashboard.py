@@ -26,6 +26,7 @@ CHART_GROUPS = (
     ("cancelled", (Statut.ANNULEE,)),
 )
 CHART_HEIGHT = 160
+ALERT_COUNT_CAP = 1000
 BAR_WIDTH = 44
 BAR_GAP = 26
 
@@ -115,15 +116,23 @@ def notification_week(now: datetime) -> dict:
     }
 
 
+def capped_count(queryset, cap: int = ALERT_COUNT_CAP) -> int:
+    """COUNT that stops at ``cap``: the banner needs "how many, roughly", not a scan of a backlog."""
+    return queryset.order_by().values("id")[:cap].count()
+
+
 def alerts(now: datetime) -> dict:
     """What should turn the dashboard banner red: failures piling up, or sends nobody picked up."""
-    failed_recently = NotificationLog.objects.filter(
-        statut=Statut.ECHEC_PERMANENT, updated_at__gte=now - timedelta(hours=24)
-    ).count()
-    stuck = NotificationLog.objects.due(now - timedelta(minutes=settings.DASHBOARD_STUCK_AFTER_MINUTES)).count()
+    failed_recently = capped_count(
+        NotificationLog.objects.filter(statut=Statut.ECHEC_PERMANENT, updated_at__gte=now - timedelta(hours=24))
+    )
+    stuck = capped_count(
+        NotificationLog.objects.due(now - timedelta(minutes=settings.DASHBOARD_STUCK_AFTER_MINUTES))
+    )
     return {
         "failed_recently": failed_recently,
         "failures_pile_up": failed_recently >= settings.DASHBOARD_FAILURE_ALERT,
         "stuck": stuck,
         "stuck_after": settings.DASHBOARD_STUCK_AFTER_MINUTES,
+        "cap": ALERT_COUNT_CAP,
     }

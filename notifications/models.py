@@ -127,6 +127,8 @@ class NotificationLog(models.Model):
             models.Index(fields=["statut", "canal", "created_at"], name="notif_status_channel_age"),
             # The staff log page, newest first, and the dashboard's week.
             models.Index(fields=["date_scheduled", "id"], name="notif_by_scheduled"),
+            # The staff log filtered by status ("the failures"), newest first.
+            models.Index(fields=["statut", "date_scheduled"], name="notif_status_scheduled"),
         ]
 
     def __str__(self) -> str:
