@@ -93,11 +93,12 @@ def test_lend_by_scanning_then_extend_and_return(page, live_server):
     shoot(page, "loan.png")
 
     page.click("#extend-button")
-    new_due = timezone.localtime(loan.date_retour_prevue + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M")
-    page.fill("input[name=date_retour_prevue]", new_due)
+    previous_due = loan.date_retour_prevue
+    page.click("#extend-form button[data-days='7']")  # a week after the current due date
     page.click("main button[type=submit].primary")
     page.wait_for_url(f"{live_server.url}/loans/{loan.pk}/")
     loan.refresh_from_db()
+    assert timezone.localtime(loan.date_retour_prevue) == timezone.localtime(previous_due) + timedelta(days=7)
     assert loan.duree == "LONG"
     expect(page.locator(".message.success")).to_be_visible()
 

@@ -80,3 +80,21 @@
   });
   if (code.value || due.value) preview();
 })();
+
+// The extend form: quick buttons move the current due date (not now) by a few hours or days.
+(function () {
+  "use strict";
+  var form = document.getElementById("extend-form");
+  if (!form) return;
+  var due = form.elements.date_retour_prevue;
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  form.querySelectorAll(".quick button").forEach(function (b) {
+    b.addEventListener("click", function () {
+      var p = form.dataset.due.split(/[-T:]/).map(Number);
+      var d = new Date(p[0], p[1] - 1, p[2], p[3], p[4]);
+      if (b.dataset.hours) d.setHours(d.getHours() + Number(b.dataset.hours));
+      if (b.dataset.days) d.setDate(d.getDate() + Number(b.dataset.days));
+      due.value = d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + "T" + pad(d.getHours()) + ":" + pad(d.getMinutes());
+    });
+  });
+})();
