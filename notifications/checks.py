@@ -39,6 +39,10 @@ def check_notification_settings(app_configs=None, **kwargs) -> list[Warning]:
                 id="notifications.W004",
             )
         )
+    from .models import content_sid_problems
+
+    for problem in content_sid_problems(settings.WHATSAPP_CONTENT_SIDS):
+        warnings.append(Warning(f"WHATSAPP_CONTENT_SIDS: {problem}", id="notifications.W005"))
     return warnings
 
 

@@ -202,6 +202,31 @@ class WhatsAppConfig(models.Model):
     def __str__(self) -> str:
         return f"{self.get_provider_display()} {self.sender_number}"
 
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        problems = content_sid_problems(self.content_templates)
+        if problems:
+            raise ValidationError({"content_templates": problems})
+
+
+def content_sid_problems(mapping) -> list[str]:
+    """What is wrong with a {type: Content Template SID} map (empty when nothing is)."""
+    if not isinstance(mapping, dict):
+        return [_("Give an object mapping notification types to template SIDs.")]
+    problems = []
+    for kind, sid in mapping.items():
+        if kind not in TypeNotification.values:
+            problems.append(
+                _("“%(type)s” is not a notification type (one of %(types)s).")
+                % {"type": kind, "types": ", ".join(TypeNotification.values)}
+            )
+        elif not (isinstance(sid, str) and sid.startswith("HX") and len(sid) == 34):
+            problems.append(
+                _("The template SID for %(type)s must look like HX followed by 32 characters.") % {"type": kind}
+            )
+    return problems
+
 
 class MessageOverride(models.Model):
     """A borrower message text edited in the admin, replacing the template file for one type, channel and language.

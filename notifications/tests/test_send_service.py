@@ -257,10 +257,13 @@ def test_risky_settings_are_system_check_warnings(settings):
     settings.NOTIFICATION_DRY_RUN = True
     settings.NOTIFICATION_REDIRECT_EMAIL = "qa@example.org"
     settings.EMAIL_TIMEOUT = 120
+    settings.WHATSAPP_CONTENT_SIDS = {"CREATON": "HX" + "0" * 32}
 
     ids = [warning.id for warning in check_notification_settings()]
 
-    assert ids == ["notifications.W001", "notifications.W002", "notifications.W003", "notifications.W004"]
+    assert ids == [
+        "notifications.W001", "notifications.W002", "notifications.W003", "notifications.W004", "notifications.W005"
+    ]
 
 
 def test_a_channel_switched_off_after_planning_is_cancelled(fake_twilio):

@@ -41,14 +41,14 @@ def test_it_sends_a_whatsapp_body_and_records_the_sid(fake_twilio):
 
 def test_it_uses_the_approved_content_template_mapped_to_the_type(fake_twilio):
     fake_twilio.accept()
-    WhatsAppConfig.objects.create(sender_number="+14155550100", content_templates={"RAPPEL_2H": "HX0123456789abcdef"})
+    WhatsAppConfig.objects.create(sender_number="+14155550100", content_templates={"RAPPEL_2H": "HX0123456789abcdef0123456789abcdef"})
     log = make_log("RAPPEL_2H", "WHATSAPP", name="Jo", language="en")
 
     assert send(log) == Statut.ENVOYEE
 
     [form] = fake_twilio.forms()
     assert form["From"] == "whatsapp:+14155550100"
-    assert form["ContentSid"] == "HX0123456789abcdef"
+    assert form["ContentSid"] == "HX0123456789abcdef0123456789abcdef"
     variables = json.loads(form["ContentVariables"])
     assert variables["1"] == "Jo"
     assert log.attribution.materiel.code in variables["2"]
@@ -183,3 +183,21 @@ def test_whatsapp_without_credentials_fails_permanently_with_the_reason(settings
 
     log.refresh_from_db()
     assert log.erreur_message == "WHATSAPP is not configured (Twilio credentials or sender missing)."
+
+
+def test_a_bad_content_template_map_is_refused_by_the_field(admin_client):
+    response = admin_client.post(
+        "/admin/notifications/whatsappconfig/add/",
+        {
+            "sender_number": "+14155238886",
+            "provider": "twilio",
+            "is_active": "on",
+            "content_templates": json.dumps({"RAPEL_2H": "HX" + "0" * 32, "RETARD": "12"}),
+        },
+    )
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors["content_templates"]
+    assert "“RAPEL_2H” is not a notification type" in errors[0]
+    assert "RETARD must look like HX" in errors[1]
+    assert not WhatsAppConfig.objects.exists()
