@@ -96,15 +96,18 @@ class Beat:
     def run_until(self, end: datetime) -> None:
         """Run every beat tick after now up to ``end`` included, skipping minutes where nothing can happen.
 
-        Checks run at their quarter-hours; the relay also runs at each minute where a
-        row becomes due. A relay run with nothing due does nothing, so skipping those
-        minutes changes no outcome — it only keeps a simulated week fast.
+        Checks run at their quarter-hours; the relay runs at each minute where a row is
+        due. A relay run with nothing due does nothing, so skipping those runs changes no
+        outcome — it only keeps a simulated week fast.
         """
         minute = self.now.replace(second=0, microsecond=0) + timedelta(minutes=1)
         while minute <= end:
             self.move_to(minute)
-            for task in checks_due_at(minute):
+            *checks, relay = checks_due_at(minute)
+            for task in checks:
                 task.apply(throw=True)
+            if next_row_wakeup(minute - timedelta(minutes=1)) <= minute:
+                relay.apply(throw=True)
             self.collect()
             minute = min(next_quarter(minute), next_row_wakeup(minute))
         if self.now < end:
