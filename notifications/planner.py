@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from assets.models import Attribution, Duree
@@ -77,7 +78,10 @@ def replan_after_extension(attribution: Attribution, *, now: datetime, previous_
                 attribution=attribution, type_notification__in=[*REMINDER_TYPES, TypeNotification.RETARD]
             ),
             reason=_("The due date moved from %(old)s to %(new)s.")
-            % {"old": previous_due.isoformat(), "new": attribution.date_retour_prevue.isoformat()},
+            % {
+                "old": timezone.localtime(previous_due).strftime("%Y-%m-%d %H:%M"),
+                "new": timezone.localtime(attribution.date_retour_prevue).strftime("%Y-%m-%d %H:%M"),
+            },
         )
         sent = dispatcher.rearm(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
         ladder = [(level, when) for level, when in timeline.overdue_times(attribution.date_retour_prevue) if when >= now]

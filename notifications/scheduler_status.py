@@ -14,6 +14,7 @@ from . import schedule
 from .models import NotificationLog, Statut
 
 NOTIFICATION_QUEUES = ("default", "notifications")
+PROMISE = timedelta(minutes=2)
 
 
 def describe_entry(entry) -> str:
@@ -110,14 +111,18 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
     return workers, queues, beats
 
 
+def due_by(moment: datetime) -> Q:
+    """Waiting rows whose time has come by ``moment``, and failed rows whose retry time has."""
+    return Q(statut=Statut.EN_ATTENTE, date_scheduled__lte=moment) | Q(
+        statut=Statut.ECHEC, date_scheduled__lte=moment, date_tentative_prochaine__lte=moment
+    )
+
+
 def rows_status(now: datetime) -> dict[str, int]:
     counts = NotificationLog.objects.aggregate(
         waiting=Count("id", filter=Q(statut=Statut.EN_ATTENTE)),
-        due=Count("id", filter=Q(statut__in=[Statut.EN_ATTENTE, Statut.ECHEC], date_scheduled__lte=now)),
-        late=Count(
-            "id",
-            filter=Q(statut__in=[Statut.EN_ATTENTE, Statut.ECHEC], date_scheduled__lte=now - timedelta(minutes=2)),
-        ),
+        due=Count("id", filter=due_by(now)),
+        late=Count("id", filter=due_by(now - PROMISE)),
         sending=Count("id", filter=Q(statut=Statut.EN_COURS)),
         failed=Count("id", filter=Q(statut=Statut.ECHEC)),
         failed_permanently=Count("id", filter=Q(statut=Statut.ECHEC_PERMANENT)),
@@ -146,8 +151,8 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
           "beats": {"ok": bool,     # exactly one beat heartbeat seen in the last minute
                     "instances": ["host:pid", ...], "error": str},
           "notifications": {"waiting": int,   # EN_ATTENTE, any time
-                            "due": int,       # waiting or failed, time has come
-                            "late": int,      # of those, due more than 2 minutes ago
+                            "due": int,       # waiting, or failed with its retry time, come
+                            "late": int,      # of those, due more than 2 minutes ago (the promise broken)
                             "sending": int, "failed": int, "failed_permanently": int},
           "time_zone": "Europe/Paris",
         }
@@ -164,8 +169,13 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
         if not job["registered"]:
             problems.append(f"{job['name']} is not registered (run manage.py setup_schedule)")
     relay = next(job for job in jobs if job["name"] == "dispatch_due_notifications")
-    if relay["enabled"] and (relay["last_run"] is None or relay["last_run"] < now - timedelta(minutes=3)):
-        problems.append("beat has not started the relay in the last 3 minutes (is exactly one beat running?)")
+    # Beat writes last_run_at back to the database every few minutes, not at each run.
+    stale = timedelta(minutes=settings.BEAT_STALE_AFTER_MINUTES)
+    if relay["enabled"] and (relay["last_run"] is None or relay["last_run"] < now - stale):
+        problems.append(
+            f"beat has not started the relay in the last {settings.BEAT_STALE_AFTER_MINUTES} minutes "
+            "(is exactly one beat running?)"
+        )
     if not relay["enabled"]:
         problems.append("the relay dispatch_due_notifications is disabled: nothing planned will be sent")
     if not beats["ok"]:

@@ -26,6 +26,12 @@ def test_it_lists_the_jobs_with_last_and_next_run_and_counts_the_rows():
     late = make_log()
     late.date_scheduled = now - timedelta(minutes=10)
     late.save()
+    retrying = make_log()
+    # Failed, waiting for its retry in a minute: failed, but not late.
+    retrying.statut, retrying.nb_tentatives = "ECHEC", 1
+    retrying.date_scheduled = now - timedelta(minutes=30)
+    retrying.date_tentative_prochaine = now + timedelta(minutes=1)
+    retrying.save()
 
     status = get_scheduler_status(now=now, ping_timeout=0.2)
 
@@ -38,6 +44,7 @@ def test_it_lists_the_jobs_with_last_and_next_run_and_counts_the_rows():
     assert status["queues"]["ok"] is True and set(status["queues"]["lengths"]) == {"default", "notifications"}
     assert status["workers"]["ok"] is False  # no worker runs in this test
     assert status["notifications"]["waiting"] == 1 and status["notifications"]["late"] == 1
+    assert status["notifications"]["failed"] == 1 and status["notifications"]["due"] == 1
     assert status["healthy"] is False
     assert any("due more than 2 minutes ago" in problem for problem in status["problems"])
 
