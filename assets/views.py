@@ -79,13 +79,15 @@ def loan_list(request: HttpRequest) -> HttpResponse:
         loans = loans.returned()
     if duree in Duree.values:
         loans = loans.filter(duree=duree)
-    if q:
+    exact_code = Materiel.objects.filter(code=q).values_list("id", flat=True).first() if q else None
+    if exact_code:
+        # A scanned or typed code: that material's loans, straight from the index.
+        loans = loans.filter(materiel_id=exact_code)
+    elif q:
+        # Match the small tables first, then take their loans by index: no text scan of the loans.
         loans = loans.filter(
-            Q(materiel__code__icontains=q)
-            | Q(materiel__name__icontains=q)
-            | Q(client__name__icontains=q)
-            | Q(client__email__icontains=q)
-            | Q(client__organisation__icontains=q)
+            Q(client_id__in=Client.objects.filter(client_search(q)).values("id"))
+            | Q(materiel_id__in=Materiel.objects.filter(Q(code__icontains=q) | Q(name__icontains=q)).values("id"))
         )
     page = paginate(request, loans.order_by(*LOAN_SORTS[sort]))
     return render(

@@ -33,6 +33,7 @@ PAGES = [
     ("loans: overdue", "/loans/?state=overdue"),
     ("loans: all, by start", "/loans/?state=all&sort=-start"),
     ("loans: search code", "/loans/?state=all&q=BM-001234"),
+    ("loans: search client", "/loans/?state=all&q=Client%20123"),
     ("loans: page 50", "/loans/?state=all&page=50"),
     ("materials", "/materials/"),
     ("clients", "/clients/"),
@@ -49,6 +50,7 @@ PAGES = [
 def fill(n_loans: int, n_logs: int) -> None:
     from django.contrib.auth import get_user_model
     from django.core.management import call_command
+    from django.db import connection
     from django.utils import timezone
 
     from assets.models import Attribution, Client, Materiel, classify_duree
@@ -112,6 +114,8 @@ def fill(n_loans: int, n_logs: int) -> None:
             NotificationLog.objects.bulk_create(batch)
             batch = []
     NotificationLog.objects.bulk_create(batch)
+    with connection.cursor() as cursor:  # fresh statistics, as autovacuum would have gathered by now
+        cursor.execute("ANALYZE")
 
 
 def main(n_loans: int, n_logs: int) -> None:

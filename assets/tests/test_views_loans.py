@@ -209,6 +209,7 @@ def test_loan_list_filters_and_searches(staff_client):
     assert codes(state="returned") == {"BACK-1"}
     assert codes(state="all", q="zoé") == {"FINE-1"}
     assert codes(state="all", q="back-1") == {"BACK-1"}
+    assert codes(state="all", q="LATE-1") == {"LATE-1"}  # an exact code, as a scanner types it
     assert codes(duree="LONG") == set()
     assert codes(sort="bogus", state="bogus") == {"LATE-1", "FINE-1"}
     assert late.pk and returned.pk
