@@ -23,7 +23,6 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from kombu.pidbox import Mailbox
 
 from notifications.models import NotificationLog, Statut
 
@@ -36,24 +35,23 @@ def check_database() -> dict[str, Any]:
     return {"ok": True}
 
 
-def check_redis_and_workers() -> tuple[dict[str, Any], dict[str, Any]]:
-    """Redis, then (only if Redis answered) how many workers answer a ping within HEALTH_WORKER_TIMEOUT."""
-    from radgestmat.celery import app, broker_connection
+def check_broker(now: datetime) -> dict[str, dict[str, Any]]:
+    """Redis, the workers answering a ping within HEALTH_WORKER_TIMEOUT, and beat, from one broker connection."""
+    from notifications.scheduler_status import broker_status
 
-    with broker_connection() as conn:
-        try:
-            conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
-            conn.default_channel.client.ping()
-        except Exception as exc:
-            return _failed(exc), {"ok": False, "count": 0, "error": "broker unreachable"}
-        # Our own mailbox on this connection: `app.control` would publish through the app's
-        # producer pool, which retries forever when its broker has just gone away.
-        mailbox = Mailbox(app.conf.control_exchange, type="fanout", accept=["json"])
-        try:
-            replies = mailbox(conn)._broadcast("ping", reply=True, timeout=settings.HEALTH_WORKER_TIMEOUT)
-        except Exception as exc:
-            return {"ok": True}, {**_failed(exc), "count": 0}
-    return {"ok": True}, {"ok": bool(replies), "count": len(replies or [])}
+    workers, queues, beats = broker_status(settings.HEALTH_WORKER_TIMEOUT)
+    redis = {"ok": True} if queues["ok"] else {"ok": False, "error": "unreachable"}
+    last = beat_last_tick(now)
+    age = (now - last).total_seconds() if last else None
+    return {
+        "redis": redis,
+        "workers": {"ok": workers["ok"], "count": len(workers["workers"])},
+        "beat": {
+            "ok": age is not None and age <= settings.BEAT_STALE_AFTER_MINUTES * 60,
+            "last_tick_age_s": round(age) if age is not None else None,
+            "instances": len(beats["instances"]),
+        },
+    }
 
 
 def beat_last_tick(now: datetime) -> datetime | None:
@@ -62,14 +60,6 @@ def beat_last_tick(now: datetime) -> datetime | None:
 
     relay = next(job for job in jobs_status(now) if job["name"] == RELAY)
     return relay["last_run"] if relay["enabled"] else None
-
-
-def check_beat(now: datetime) -> dict[str, Any]:
-    last = beat_last_tick(now)
-    if last is None:
-        return {"ok": False, "last_tick_age_s": None}
-    age = (now - last).total_seconds()
-    return {"ok": age <= settings.BEAT_STALE_AFTER_MINUTES * 60, "last_tick_age_s": round(age)}
 
 
 def check_backlog(now: datetime) -> dict[str, Any]:
@@ -96,18 +86,14 @@ def collect(now: datetime) -> dict[str, Any]:
         checks["database"] = check_database()
     except Exception as exc:
         checks["database"] = _failed(exc)
-    checks["redis"], checks["workers"] = check_redis_and_workers()
     if checks["database"]["ok"]:
-        for name, check in (("beat", check_beat), ("backlog", check_backlog)):
-            try:
-                checks[name] = check(now)
-            except Exception as exc:
-                checks[name] = _failed(exc)
+        checks.update(check_broker(now))
         try:
+            checks["backlog"] = check_backlog(now)
             checks["failures_last_hour"] = {"ok": True, "count": failures_last_hour(now)}
         except Exception as exc:
-            checks["failures_last_hour"] = _failed(exc)
-    ok = all(check["ok"] for check in checks.values()) and checks["database"]["ok"]
+            checks["backlog"] = _failed(exc)
+    ok = all(check["ok"] for check in checks.values())
     return {"status": "ok" if ok else "fail", "checks": checks}
 
 
