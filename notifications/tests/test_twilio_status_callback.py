@@ -152,3 +152,30 @@ def test_the_callback_needs_no_csrf_token_but_only_accepts_post(sent_whatsapp):
     strict = Client(enforce_csrf_checks=True)
     assert post(strict, params(sent_whatsapp, "delivered")).status_code == 204
     assert strict.get(reverse("twilio_status_callback")).status_code == 405
+
+
+def test_the_url_sent_to_twilio_is_the_one_whose_signature_we_accept(client, settings, fake_twilio):
+    """GIVEN a WhatsApp really sent through the twilio client, WHEN Twilio calls back the URL it was given,
+    signed as Twilio signs, THEN the row gets the delivery status."""
+    from urllib.parse import urlsplit
+
+    from django.utils import timezone
+
+    from notifications.sending import send_notification
+
+    from .conftest import make_log
+
+    fake_twilio.accept()
+    log = make_log("CREATION", "WHATSAPP", email="")
+    send_notification(log.pk, now=timezone.now())
+    log.refresh_from_db()
+    [form] = fake_twilio.forms()
+    callback_url = form["StatusCallback"]
+    data = {"MessageSid": log.provider_message_id, "MessageStatus": "delivered", "AccountSid": settings.TWILIO_ACCOUNT_SID}
+    signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(callback_url, data)
+
+    response = client.post(urlsplit(callback_url).path, data, HTTP_X_TWILIO_SIGNATURE=signature)
+
+    assert response.status_code == 204
+    log.refresh_from_db()
+    assert (log.statut, log.delivery_status) == (Statut.ENVOYEE, "delivered")
