@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import subprocess
 from pathlib import Path
 
@@ -42,3 +43,18 @@ def test_the_worker_unit_waits_for_a_warm_shutdown():
     from django.conf import settings
 
     assert stop_after > settings.CELERY_TASK_TIME_LIMIT
+
+
+def test_the_release_step_prepares_an_empty_database_and_can_run_again(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_SETTINGS")}
+    env.update(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'release.sqlite3'}", PYTHON=sys.executable)
+
+    first = subprocess.run(["bash", "deploy/release.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    second = subprocess.run(["bash", "deploy/release.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert "created dispatch_due_notifications" in first.stdout
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert "No migrations to apply" in second.stdout and "kept    dispatch_due_notifications" in second.stdout
