@@ -174,3 +174,17 @@ def test_switch_the_language(page, live_server, settings):
     expect(page.locator("label[for=id_materiel]")).to_have_text("Material code:")
     page.click(".lang-switch button[value=fr]")
     expect(page.locator("h1")).to_have_text("Prêter un matériel")
+
+
+def test_scanning_first_names_the_material_and_moves_to_the_client(page, live_server):
+    from playwright.sync_api import expect
+
+    StaffFactory(username="desk")
+    MaterielFactory(code="MIC-7", name="Shure SM7B")
+    log_in(page, live_server)
+    page.goto(f"{live_server.url}/loans/new/")
+    page.keyboard.type("MIC-7")  # the code field has the focus when the page opens
+    page.keyboard.press("Enter")
+    expect(page.locator("input[name=client]")).to_be_focused()
+    expect(page.locator("#materiel-preview")).to_contain_text("Shure SM7B")
+    assert page.url == f"{live_server.url}/loans/new/" and not Attribution.objects.exists()
