@@ -134,3 +134,25 @@ def check_single_beat(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register("celery")
+def check_redis_eviction_policy(app_configs=None, **kwargs):
+    """Warns when the broker's Redis may evict keys: an evicted task message is a notification sent late."""
+    from radgestmat.celery import broker_connection
+
+    try:
+        with broker_connection() as conn:
+            conn.ensure_connection(max_retries=0, timeout=1)
+            policy = conn.default_channel.client.config_get("maxmemory-policy").get("maxmemory-policy")
+    except Exception:
+        return []  # Redis down, or CONFIG forbidden by a managed Redis: nothing to say here
+    if policy and policy != "noeviction":
+        return [
+            Warning(
+                f"The broker's Redis has maxmemory-policy {policy}: under memory pressure it may drop queued tasks.",
+                hint="Set maxmemory-policy noeviction in redis.conf (see README, Production).",
+                id="radgestmat.W021",
+            )
+        ]
+    return []

@@ -37,8 +37,8 @@ def record_alive(client, instance: str, now: float) -> None:
 
 
 def live_beats(client, now: float) -> list[str]:
-    return sorted(member.decode() if isinstance(member, bytes) else member
-                  for member in client.zrangebyscore(KEY, now - STALE_SECONDS, "+inf"))
+    members = client.zrangebyscore(KEY, now - STALE_SECONDS, "+inf")
+    return sorted(member.decode() if isinstance(member, bytes) else member for member in members)
 
 
 def live_beat_instances() -> list[str]:
