@@ -60,8 +60,15 @@ def overdue_alerts_of(attribution: Attribution, levels: list[tuple[int, datetime
 
 
 def plan_loan_timeline(attribution: Attribution, *, now: datetime) -> int:
-    """Plan every reminder of a new loan (those not already past). Returns how many went out at once."""
-    return dispatcher.plan(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
+    """Plan a new loan's CREATION (at once) and every reminder not already past. Returns how many went out at once.
+
+    One transaction: the sends are enqueued together when it commits, CREATION first,
+    and lending does no more database work after that (a worker may start at once).
+    """
+    with transaction.atomic():
+        sent = dispatcher.plan([Planned(attribution, TypeNotification.CREATION, now)], now=now)
+        sent += dispatcher.plan(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
+    return sent
 
 
 def replan_after_extension(attribution: Attribution, *, now: datetime, previous_due: datetime) -> int:

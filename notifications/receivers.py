@@ -13,11 +13,6 @@ from .models import NotificationLog, TypeNotification
 
 @receiver(attribution_created, dispatch_uid="notify_creation")
 def notify_creation(sender, attribution, now, **kwargs):
-    dispatcher.plan([dispatcher.Planned(attribution, TypeNotification.CREATION, now)], now=now)
-
-
-@receiver(attribution_created, dispatch_uid="plan_loan_timeline")
-def plan_loan_timeline(sender, attribution, now, **kwargs):
     planner.plan_loan_timeline(attribution, now=now)
 
 
