@@ -130,12 +130,19 @@ def test_a_refused_whatsapp_falls_back_to_an_email_sent_by_the_worker(live_worke
     assert smtp_sink.envelopes[0].rcpt_tos == ["camille@example.org"]
 
 
-def worker_env(sink) -> dict:
+def shared_database_url() -> str:
+    """The URL of the test database, for a worker in another process (SQLite tests use a file too)."""
     db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def worker_env(sink) -> dict:
     env = {
         **os.environ,
         "DEBUG": "1",
-        "DATABASE_URL": f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "DATABASE_URL": shared_database_url(),
         "REDIS_URL": django_settings.REDIS_URL,
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
         "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
@@ -172,14 +179,11 @@ def stop(process: subprocess.Popen, sig=signal.SIGTERM) -> str:
     return output or ""
 
 
-@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
 def test_a_worker_killed_mid_send_never_causes_a_second_message(eager_celery, smtp_sink):
     """GIVEN a worker stuck in the middle of an SMTP DATA exchange
     WHEN it is SIGKILLed and the broker redelivers its unacknowledged message to a new worker
     THEN the new worker finds the row claimed and the SMTP server has received exactly one message."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the worker subprocess needs a database it can share: PostgreSQL")
     eager_celery.conf.task_always_eager = False
     purge_broker()
     smtp_sink.release = threading.Event()
