@@ -48,10 +48,18 @@ def retry_delay(attempt: int) -> float:
     return min(delay, settings.NOTIFICATION_RETRY_MAX_DELAY)
 
 
+# Machines' clocks drift a little; a row due within this margin counts as due.
+CLAIM_CLOCK_SKEW = timedelta(minutes=1)
+
+
 def claim(log_id: int, *, now: datetime) -> bool:
-    """Take the row for this worker; False when another got there first or it no longer waits."""
+    """Take the row for this worker; False when another got there first, it no longer waits,
+    or it is not due yet (a message left over from before the row was re-armed to a later time:
+    the relay sends it when its time comes)."""
     return bool(
-        NotificationLog.objects.filter(pk=log_id, statut__in=CLAIMABLE_STATUTS).update(
+        NotificationLog.objects.filter(
+            pk=log_id, statut__in=CLAIMABLE_STATUTS, date_scheduled__lte=now + CLAIM_CLOCK_SKEW
+        ).update(
             statut=Statut.EN_COURS, date_claimed=now, nb_tentatives=F("nb_tentatives") + 1
         )
     )

@@ -59,8 +59,9 @@ def test_lending_sends_the_confirmation_and_returning_cancels_reminders(
     reminder = NotificationLog.objects.get(attribution=attribution, type_notification="RAPPEL_2H", canal="EMAIL")
     assert reminder.date_scheduled == now + timezone.timedelta(hours=1)
 
-    with django_capture_on_commit_callbacks(execute=True):
-        record_return(attribution, now=now + timezone.timedelta(minutes=30))
+    later = now + timezone.timedelta(minutes=30)
+    with time_machine.travel(later, tick=False), django_capture_on_commit_callbacks(execute=True):
+        record_return(attribution, now=later)
 
     assert [m.subject.split(" :")[0] for m in mailoutbox] == ["Prêt confirmé", "Retour enregistré"]
     reminder.refresh_from_db()
@@ -212,10 +213,10 @@ def redis_db(settings):
 
 def test_over_the_daily_cap_rows_wait_for_the_next_day(mailoutbox, settings, redis_db):
     settings.NOTIFICATION_DAILY_CAP_EMAIL = 2
-    logs = [make_log("CREATION", "EMAIL") for _ in range(3)]
     evening = timezone.make_aware(timezone.datetime(2026, 3, 28, 21, 0))  # the eve of the DST change
 
     with time_machine.travel(evening, tick=False):
+        logs = [make_log("CREATION", "EMAIL") for _ in range(3)]
         outcomes = [send(log, now=evening) for log in logs]
 
     assert outcomes == [Statut.ENVOYEE, Statut.ENVOYEE, Statut.EN_ATTENTE]
@@ -298,3 +299,16 @@ def test_the_send_task_is_configured_for_at_least_once_delivery():
     assert send_task.soft_time_limit < send_task.time_limit < app.conf.broker_transport_options["visibility_timeout"]
     assert app.amqp.router.route({}, send_task.name)["queue"].name == "notifications"
     assert app.conf.task_serializer == "json" and app.conf.worker_prefetch_multiplier == 1
+
+
+def test_a_message_left_over_from_before_a_rearm_does_not_send_early(mailoutbox):
+    """GIVEN a reminder whose task was queued, then re-armed to a later time (the loan was extended)
+    WHEN the leftover task message arrives now
+    THEN nothing is sent and the row still waits for its new time, when the relay sends it."""
+    log = make_log("RAPPEL_2H", "EMAIL")
+    later = timezone.now() + timezone.timedelta(hours=2)
+    NotificationLog.objects.filter(pk=log.pk).update(date_scheduled=later)
+
+    assert send(log) is None
+    assert mailoutbox == []
+    assert NotificationLog.objects.get(pk=log.pk).statut == Statut.EN_ATTENTE
