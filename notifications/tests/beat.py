@@ -64,6 +64,7 @@ class Beat:
         self.clock = self.traveller.start()
         self.now = start
         self.sent: list[Sent] = []
+        self._collected: set[tuple[int, datetime]] = set()
 
     def collect(self) -> None:
         from notifications.models import NotificationLog, Statut
@@ -78,7 +79,11 @@ class Beat:
             "date_scheduled",
             "date_envoi",
         )
-        self.sent.extend(Sent(*row) for row in rows)
+        # A staff action at the very second of a tick collects twice at one instant: count each send once.
+        # (A real double send still shows: the mail outbox is compared with `sent` at the end.)
+        fresh = [Sent(*row) for row in rows if (row[0], row[-1]) not in self._collected]
+        self._collected.update((row.log_id, row.date_envoi) for row in fresh)
+        self.sent.extend(fresh)
 
     def act(self, action: Callable, *args, **kwargs):
         """Do a staff action (lend, return, extend) now, and record what it sent at once."""

@@ -1,6 +1,6 @@
 """A simulated week of lending checked against an independent oracle.
 
-GIVEN a couple of hundred random loans of every class over a week that includes the
+GIVEN a few hundred random loans of every class over a week that includes the
 change to summer time — some returned early, some late, some extended, some never —
 with borrowers on email only or on email and WhatsApp (a local fake of Twilio's API),
 WHEN the desk actions happen at their times and beat's tasks run at every tick,
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 WEEK_START = paris(2026, 3, 23, 0, 0)  # Monday; clocks go forward on Sunday 29 March at 02:00
 WEEK_END = paris(2026, 3, 30, 12, 0)
-LOANS = int(os.environ.get("SIM_LOANS", "150"))
+LOANS = int(os.environ.get("SIM_LOANS", "300"))
 WINDOW = timedelta(minutes=2)
 # Between an ideal time and the tick that sends it lies up to a minute: an action or the due
 # time falling in that minute may legitimately cancel it. Those are "may be sent".
