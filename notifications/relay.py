@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from . import dispatcher
-from .models import NotificationLog, Statut, TypeNotification
+from .models import Canal, NotificationLog, Statut, TypeNotification
 from .timeline import PRE_DUE_TYPES, REMINDERS_OF_CLASS
 
 # A failed row whose retry time is this far past has lost its retry message.
@@ -62,10 +62,21 @@ def stranded_claims(now: datetime):
 
 
 def recover_stranded(now: datetime, report: RelayReport) -> None:
-    """EN_COURS rows whose worker died: back to ECHEC (the batch below sends them) or ECHEC_PERMANENT."""
+    """EN_COURS rows whose worker died: back to ECHEC (the batch below sends them) or ECHEC_PERMANENT.
+
+    A WhatsApp or SMS row is not sent again: the worker may have died after Twilio accepted
+    the message, which is the same ambiguity as a Twilio 5xx, and a duplicate is the worse harm.
+    """
     message = _("The worker sending this notification stopped before finishing.")
+    ambiguous = _(
+        "The worker stopped while sending through Twilio: the message may have gone out, so it is "
+        "not resent (no duplicate). Check Twilio's message logs."
+    )
     with transaction.atomic():
         stranded = stranded_claims(now)
+        report.failed_permanently += stranded.filter(canal__in=[Canal.WHATSAPP, Canal.SMS]).update(
+            statut=Statut.ECHEC_PERMANENT, erreur_message=ambiguous, date_claimed=None, date_tentative_prochaine=None
+        )
         report.failed_permanently += stranded.filter(nb_tentatives__gte=settings.NOTIFICATION_MAX_ATTEMPTS).update(
             statut=Statut.ECHEC_PERMANENT, erreur_message=message, date_claimed=None, date_tentative_prochaine=None
         )

@@ -58,6 +58,23 @@ def test_a_row_claimed_by_a_worker_that_died_is_sent_again(run_relay, mailoutbox
     assert len(mailoutbox) == 1
 
 
+def test_a_whatsapp_row_stranded_mid_send_is_not_sent_again(run_relay, fake_twilio, settings):
+    """GIVEN a WhatsApp row whose worker died after claiming it (Twilio may have accepted the message)
+    WHEN the relay runs
+    THEN it is not resent (no duplicate on the borrower's phone) and the row says why."""
+    log = make_log("CREATION", "WHATSAPP")
+    NotificationLog.objects.filter(pk=log.pk).update(
+        statut=Statut.EN_COURS,
+        nb_tentatives=1,
+        date_claimed=timezone.now() - timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 60),
+    )
+    report = run_relay()
+    assert report.failed_permanently == 1 and report.recovered == 0
+    log = reload(log)
+    assert log.statut == Statut.ECHEC_PERMANENT and "Twilio" in log.erreur_message
+    assert fake_twilio.server.log == []
+
+
 def test_a_claim_younger_than_the_hard_time_limit_is_left_to_its_worker(run_relay, mailoutbox):
     log = make_log("CREATION")
     NotificationLog.objects.filter(pk=log.pk).update(
