@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 export DJANGO_SETTINGS_MODULE ?= radgestmat.settings
 
-.PHONY: run test install migrate messages bench clean
+.PHONY: run test install migrate messages bench faults clean
 
 install: $(STAMP)
 
@@ -37,6 +37,10 @@ messages: install
 
 bench: install
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+## Every fault drill (worker killed, Redis/PostgreSQL restarted, SMTP/Twilio failing, two beats, bad input).
+faults: install
+	$(BIN)/python bench/faults/run.py $(DRILLS)
 
 clean:
 	rm -rf $(VENV) var/*.sqlite3 test-results .pytest_cache

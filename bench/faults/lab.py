@@ -1,0 +1,125 @@
+"""What every fault drill stands on: the drill registry, the Lab (lend, settle, count) and the reset between drills."""
+
+from __future__ import annotations
+
+import io
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+from bench.stack import PostgresServer, RedisServer, Stack, StackError, tally, wait_settled
+
+DRILL_SETTINGS = {
+    "NOTIFICATION_RETRY_BASE_DELAY": "2",
+    "NOTIFICATION_RETRY_MAX_DELAY": "6",
+    "CELERY_TASK_SOFT_TIME_LIMIT": "10",
+    "CELERY_TASK_TIME_LIMIT": "15",
+    "RELAY_REDELIVER_MINUTES": "1",
+    "EMAIL_TIMEOUT": "5",
+}
+RELAY_EVERY_SECONDS = 5
+SETTLE_TIMEOUT = 240.0
+
+
+@dataclass
+class Drill:
+    name: str
+    title: str
+    quick: bool
+    run: Callable[[Lab], dict]
+
+
+DRILLS: dict[str, Drill] = {}
+
+
+def drill(name: str, title: str, *, quick: bool):
+    def register(function):
+        DRILLS[name] = Drill(name, title, quick, function)
+        return function
+
+    return register
+
+
+class Lab:
+    """The stack plus what every drill needs: lend a batch, start the fleet, wait, count."""
+
+    def __init__(self, stack: Stack, postgres: PostgresServer, redis: RedisServer):
+        self.stack = stack
+        self.postgres = postgres
+        self.redis = redis
+        self.serial = 0
+
+    def lend(self, count: int, *, with_phone: float = 0.5, bad: float = 0.0, hostile: bool = False) -> list[int]:
+        """Lend ``count`` loans due in five days (no reminder falls in a drill); return their CREATION row ids.
+
+        Each borrower has an address of their own; ``with_phone`` of them a phone too
+        (WhatsApp). A ``bad`` fraction gets an address or phone no server accepts.
+        """
+        from django.utils import timezone
+
+        from assets import services
+        from assets.models import Client, Materiel
+        from notifications.models import NotificationLog, TypeNotification
+
+        now = timezone.now()
+        attribution_ids = []
+        for index in range(count):
+            self.serial += 1
+            n = self.serial
+            client = Client.objects.create(
+                name=f"Emprunteur {n}",
+                email=f"borrower{n}@example.org",
+                phone=f"+336{n:08d}" if (index % 100) < with_phone * 100 else "",
+            )
+            materiel = Materiel.objects.create(code=f"DRILL-{n:06d}", name="Caméra")
+            loan = services.lend(materiel=materiel, client=client, due=now + timedelta(days=5), now=now)
+            attribution_ids.append(loan.pk)
+        return list(
+            NotificationLog.objects.filter(
+                attribution_id__in=attribution_ids, type_notification=TypeNotification.CREATION
+            ).values_list("pk", flat=True)
+        )
+
+    def settle(self, root_ids: list[int], started: float) -> dict:
+        try:
+            wait_settled(root_ids, timeout=SETTLE_TIMEOUT)
+            settled = True
+        except StackError:
+            settled = False
+        result = tally(root_ids, self.stack).as_dict()
+        result.update(settled=settled, settle_seconds=round(time.monotonic() - started, 1))
+        return result
+
+
+def reset(lab: Lab) -> None:
+    """Between drills: no process, no row, an empty broker, servers up and answering."""
+    from django.db import connection
+
+    lab.stack.stop_all()
+    lab.stack.processes.clear()
+    lab.stack.twilio.fault = None
+    if lab.stack.smtp.controller is None:
+        lab.stack.smtp.up()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE notifications_notificationlog, assets_attribution, assets_materiel, assets_client, "
+            "django_celery_results_taskresult RESTART IDENTITY CASCADE"
+        )
+    import redis
+
+    redis.Redis.from_url(lab.redis.url).flushall()
+
+
+def prepare_database() -> None:
+    """Migrate, register the beat schedule, and run the relay every few seconds (as an admin edit would)."""
+    from django.core.management import call_command
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    call_command("migrate", verbosity=0)
+    call_command("setup_schedule", stdout=io.StringIO())
+    every, _ = IntervalSchedule.objects.get_or_create(every=RELAY_EVERY_SECONDS, period=IntervalSchedule.SECONDS)
+    PeriodicTask.objects.filter(name="dispatch_due_notifications").update(crontab=None, interval=every)
+    PeriodicTasks.update_changed()
+
+

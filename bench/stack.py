@@ -1,0 +1,494 @@
+"""A whole RadGestMat on this machine, for the benches and the fault drills.
+
+Throwaway PostgreSQL and Redis servers that a drill may stop and restart, an SMTP
+sink (aiosmtpd) and a fake Twilio Messages API that record every message they
+accept and can be told to fail, worker and beat processes started as in
+production (`celery -A radgestmat ...`), and the ledger that counts, for a known
+set of notifications, which went out once, twice, never, or failed with a reason.
+
+The driving script calls `Stack.use_here()` before setting Django up, so that its
+own ORM work goes to the same database as the workers'.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import glob
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs
+
+ROOT = Path(__file__).resolve().parent.parent
+TWILIO_SID = "AC" + "0" * 32
+TWILIO_TOKEN = "bench-auth-token"
+MESSAGES_PATH = f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
+
+
+class StackError(RuntimeError):
+    """A part of the stack could not start: the message says which and what to do."""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, *, what: str, timeout: float = 30.0, interval: float = 0.1):
+    """Poll ``predicate`` until it returns something truthy without raising; raise StackError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            result = predicate()
+            if result:
+                return result
+        except Exception as exc:  # not there yet
+            last_error = exc
+        time.sleep(interval)
+    raise StackError(f"{what} did not happen within {timeout:.0f} s (last error: {last_error!r})")
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.2)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# --- Servers --------------------------------------------------------------------------------------
+
+
+def _as_postgres_user(command: list[str]) -> list[str]:
+    """PostgreSQL refuses to run as root: drop to the `postgres` account when we are root."""
+    return ["runuser", "-u", "postgres", "--", *command] if os.geteuid() == 0 else command
+
+
+class PostgresServer:
+    """A throwaway PostgreSQL cluster (initdb) on a free port of 127.0.0.1; stop/start/restart keep its data."""
+
+    def __init__(self, workdir: Path):
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        if not found:
+            raise StackError("PostgreSQL server binaries not found: apt-get install postgresql")
+        self.bindir = Path(found[-1]).parent
+        self.datadir = Path(workdir) / "pgdata"
+        self.port = free_port()
+        self.url = f"postgres://postgres@127.0.0.1:{self.port}/radgestmat"
+
+    def _run(self, *args: str) -> None:
+        result = subprocess.run(_as_postgres_user([str(self.bindir / args[0]), *args[1:]]), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"PostgreSQL {args[0]} failed: {(result.stderr or result.stdout).strip()[-300:]}")
+
+    def init(self) -> PostgresServer:
+        self.datadir.mkdir(parents=True)
+        if os.geteuid() == 0:
+            shutil.chown(self.datadir, "postgres", "postgres")
+            os.chmod(self.datadir.parent, 0o755)
+        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
+        self.start()
+        import psycopg
+
+        with psycopg.connect(f"postgres://postgres@127.0.0.1:{self.port}/postgres", autocommit=True) as conn:
+            conn.execute("CREATE DATABASE radgestmat")
+        return self
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        self._run("pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.datadir / "server.log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        """``fast`` disconnects clients cleanly; ``immediate`` is a crash (recovery on the next start)."""
+        self._run("pg_ctl", "-D", str(self.datadir), "-m", mode, "-w", "stop")
+
+    def restart(self, down_for: float = 0.0, mode: str = "fast") -> None:
+        self.stop(mode)
+        time.sleep(down_for)
+        self.start()
+
+    def destroy(self) -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            try:
+                self.stop("immediate")
+            except StackError:
+                pass
+
+
+class RedisServer:
+    """A throwaway redis-server on a free port of 127.0.0.1; a restart comes back on the same port, empty."""
+
+    def __init__(self, workdir: Path):
+        self.binary = shutil.which("redis-server")
+        if not self.binary:
+            raise StackError("redis-server not found: apt-get install redis-server")
+        self.workdir = Path(workdir)
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        wait_until(lambda: port_open(self.port), what=f"redis-server on port {self.port} to listen")
+        return self
+
+    def stop(self, sig: int = signal.SIGKILL) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(sig)
+            self.process.wait(10)
+        wait_until(lambda: not port_open(self.port), what=f"redis-server on port {self.port} to stop")
+
+    def restart(self, down_for: float = 0.0) -> None:
+        self.stop()
+        time.sleep(down_for)
+        self.start()
+
+    def destroy(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+class SmtpSink:
+    """An SMTP server (aiosmtpd) that accepts everything and records each message's NotificationLog id.
+
+    `down()` closes the port (clients get "connection refused"); `up()` opens it again.
+    """
+
+    def __init__(self):
+        self.port = free_port()
+        self.lock = threading.Lock()
+        self.by_log: Counter[int] = Counter()
+        self.accepted_at: dict[int, float] = {}  # log id -> time.time() of its first acceptance
+        self.count = 0
+        self.controller = None
+
+    async def handle_DATA(self, server, session, envelope):
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
+        log_id = int(message.get("X-RadGestMat-Notification") or 0)
+        with self.lock:
+            self.count += 1
+            self.by_log[log_id] += 1
+            self.accepted_at.setdefault(log_id, time.time())
+        return "250 Message accepted"
+
+    def up(self) -> SmtpSink:
+        from aiosmtpd.controller import Controller
+
+        self.controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+        return self
+
+    def down(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    def snapshot(self) -> Counter[int]:
+        with self.lock:
+            return Counter(self.by_log)
+
+
+@dataclass
+class TwilioFault:
+    status: int
+    code: int
+    message: str
+    until: float  # time.monotonic()
+
+
+class FakeTwilio:
+    """Twilio's Messages API as the `twilio` client sees it: basic auth, form-encoded POST, JSON answer.
+
+    Records each accepted message by its "To" address; `fail_for()` makes it answer
+    an error (429 rate limit, 500 server error) for a while, creating nothing.
+    """
+
+    def __init__(self):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.lock = threading.Lock()
+        self.by_to: Counter[str] = Counter()
+        self.count = 0
+        self.refused = 0
+        self.fault: TwilioFault | None = None
+        self.server: ThreadingHTTPServer | None = None
+
+    def fail_for(self, seconds: float, status: int, code: int, message: str) -> None:
+        self.fault = TwilioFault(status, code, message, time.monotonic() + seconds)
+
+    def up(self) -> FakeTwilio:
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def answer(self, status: int, payload: dict) -> None:
+                body = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self):
+                form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
+                if self.path.split("?")[0] != MESSAGES_PATH:
+                    return self.answer(404, {"code": 20404, "message": "Not found", "status": 404})
+                fault = fake.fault
+                if fault is not None and time.monotonic() < fault.until:
+                    with fake.lock:
+                        fake.refused += 1
+                    return self.answer(fault.status, {"code": fault.code, "message": fault.message, "status": fault.status})
+                to = form.get("To", [""])[0]
+                with fake.lock:
+                    fake.count += 1
+                    fake.by_to[to] += 1
+                    sid = f"SM{fake.count:032d}"
+                self.answer(201, {"sid": sid, "status": "queued", "to": to, "error_code": None, "error_message": None})
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def down(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def snapshot(self) -> Counter[str]:
+        with self.lock:
+            return Counter(self.by_to)
+
+
+# --- Processes ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen
+    log: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole process group (a prefork worker's children too)."""
+        if self.alive():
+            os.killpg(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        self.kill(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill(signal.SIGKILL)
+            self.popen.wait()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@dataclass
+class Stack:
+    """Where everything runs: the URLs the processes share and the servers the drills can break."""
+
+    workdir: Path
+    database_url: str
+    broker_url: str
+    smtp: SmtpSink
+    twilio: FakeTwilio
+    settings: dict[str, str] = field(default_factory=dict)
+    processes: list[Proc] = field(default_factory=list)
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CELERY_", "DJANGO_"))}
+        env.update(
+            DJANGO_SETTINGS_MODULE="radgestmat.settings",
+            DEBUG="0",
+            SECRET_KEY="bench-only-secret-key-not-for-production-0123456789",
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.broker_url,
+            CELERY_BROKER_URL=self.broker_url,
+            CACHE_URL=self.broker_url,
+            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_HOST="127.0.0.1",
+            EMAIL_PORT=str(self.smtp.port),
+            EMAIL_USE_TLS="0",
+            EMAIL_TIMEOUT="5",
+            DEFAULT_FROM_EMAIL="RadGestMat <pret@example.org>",
+            TWILIO_ACCOUNT_SID=TWILIO_SID,
+            TWILIO_AUTH_TOKEN=TWILIO_TOKEN,
+            TWILIO_WHATSAPP_FROM="+14155238886",
+            TWILIO_SMS_FROM="+15005550006",
+            TWILIO_API_BASE_URL=self.twilio.url,
+            TWILIO_TIMEOUT="5",
+            WHATSAPP_ENABLED="1",
+            PUBLIC_BASE_URL="https://radgestmat.example.org",
+            NOTIFICATION_DRY_RUN="0",
+            NOTIFICATION_REDIRECT_EMAIL="",
+            NOTIFICATION_REDIRECT_PHONE="",
+            LOG_LEVEL="INFO",
+        )
+        env.update(self.settings)
+        return env
+
+    def _spawn(self, name: str, command: list[str]) -> Proc:
+        log = self.workdir / f"{name}-{len(self.processes)}.log"
+        with open(log, "w") as out:
+            popen = subprocess.Popen(
+                command, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        proc = Proc(name, popen, log)
+        self.processes.append(proc)
+        return proc
+
+    def worker(self, name: str, *, concurrency: int = 2, pool: str = "prefork", queues: str = "default,notifications") -> Proc:
+        return self._spawn(
+            name,
+            [sys.executable, "-m", "celery", "-A", "radgestmat", "worker", f"--pool={pool}",
+             f"--concurrency={concurrency}", "-Q", queues, "-n", f"{name}@%h", "-l", "INFO"],
+        )
+
+    def beat(self, name: str = "beat") -> Proc:
+        return self._spawn(
+            name,
+            [sys.executable, "-m", "celery", "-A", "radgestmat", "beat", "-l", "INFO",
+             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+             "--pidfile", str(self.workdir / f"{name}-{len(self.processes)}.pid")],
+        )
+
+    def use_here(self) -> None:
+        """Point this process's Django at the stack, with the workers' settings (call before django.setup())."""
+        os.environ.update(self.env(), LOG_LEVEL="WARNING")
+        sys.path.insert(0, str(ROOT))
+
+    def stop_all(self) -> None:
+        for proc in self.processes:
+            proc.stop()
+
+
+def temporary_workdir(prefix: str) -> Path:
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    os.chmod(path, 0o755)
+    return path
+
+
+# --- The ledger -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Tally:
+    """What became of a known set of notifications (a notification and its fallbacks count as one)."""
+
+    notifications: int = 0
+    sent_once: int = 0
+    sent_twice: int = 0
+    lost: int = 0
+    failed: int = 0
+    failed_reasons: Counter = field(default_factory=Counter)
+    lost_ids: list[int] = field(default_factory=list)
+    twice_ids: list[int] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "notifications": self.notifications,
+            "sent_once": self.sent_once,
+            "sent_twice": self.sent_twice,
+            "lost": self.lost,
+            "failed": self.failed,
+            "failed_reasons": dict(self.failed_reasons.most_common(5)),
+            "lost_ids": self.lost_ids[:20],
+            "twice_ids": self.twice_ids[:20],
+        }
+
+
+def unsettled(root_ids) -> int:
+    """How many of these notifications (or their fallbacks) are still waiting, sending or due a retry."""
+    from django.db.models import Q
+
+    from notifications.models import FINAL_STATUTS, NotificationLog
+
+    return NotificationLog.objects.filter(Q(pk__in=root_ids) | Q(fallback_of__in=root_ids)).exclude(
+        statut__in=FINAL_STATUTS
+    ).count()
+
+
+def wait_settled(root_ids, *, timeout: float, interval: float = 0.5) -> float:
+    """Seconds until every notification is in a final state; StackError when that takes longer than ``timeout``."""
+    started = time.monotonic()
+    wait_until(lambda: unsettled(root_ids) == 0, what="every notification to reach a final state", timeout=timeout,
+               interval=interval)
+    return time.monotonic() - started
+
+
+def tally(root_ids, stack: Stack) -> Tally:
+    """Compare the database with what the SMTP sink and the fake Twilio received.
+
+    A message is matched to its row by the email's X-RadGestMat-Notification header, and
+    by the borrower's phone for WhatsApp/SMS (each drill borrower has a phone of their own).
+    Sent once: exactly one message reached a server across the notification and its
+    fallbacks. Sent twice: more than one. Failed: none, and the row says why
+    (ECHEC_PERMANENT or ANNULEE with a reason). Lost: none, and no reason — including a
+    row marked sent that no server received.
+    """
+    from django.db.models import F
+
+    from notifications.models import Canal, NotificationLog, Statut
+
+    emails = stack.smtp.snapshot()
+    texts = stack.twilio.snapshot()
+    rows = list(
+        NotificationLog.objects.filter(pk__in=root_ids).values("id", "canal", "statut", "erreur_message", phone=F("attribution__client__phone"))
+    )
+    fallbacks = list(
+        NotificationLog.objects.filter(fallback_of__in=root_ids).values("id", "fallback_of", "canal", phone=F("attribution__client__phone"))
+    )
+    chain: dict[int, list[dict]] = {row["id"]: [row] for row in rows}
+    for row in fallbacks:
+        chain[row["fallback_of"]].append(row)
+
+    def deliveries(row: dict) -> int:
+        if row["canal"] == Canal.EMAIL:
+            return emails[row["id"]]
+        prefix = "whatsapp:" if row["canal"] == Canal.WHATSAPP else ""
+        return texts[prefix + str(row["phone"])]
+
+    result = Tally(notifications=len(rows))
+    for row in rows:
+        count = sum(deliveries(member) for member in chain[row["id"]])
+        if count == 1:
+            result.sent_once += 1
+        elif count > 1:
+            result.sent_twice += 1
+            result.twice_ids.append(row["id"])
+        elif row["statut"] in (Statut.ECHEC_PERMANENT, Statut.ANNULEE) and row["erreur_message"]:
+            result.failed += 1
+            result.failed_reasons[row["erreur_message"][:90]] += 1
+        else:
+            result.lost += 1
+            result.lost_ids.append(row["id"])
+    return result
