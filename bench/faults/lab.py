@@ -98,6 +98,7 @@ def reset(lab: Lab) -> None:
 
     lab.stack.stop_all()
     lab.stack.processes.clear()
+    lab.stack.settings = dict(DRILL_SETTINGS)  # a drill may change them for the processes it starts
     lab.stack.twilio.fault = None
     if lab.stack.smtp.controller is None:
         lab.stack.smtp.up()
