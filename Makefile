@@ -33,7 +33,7 @@ test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 messages: install
-	cd $(CURDIR) && $(BIN)/django-admin makemessages -l en -l fr --ignore=.venv && $(BIN)/django-admin compilemessages --ignore=.venv
+	DEBUG=1 $(BIN)/python manage.py makemessages -l en -l fr --ignore=.venv --ignore=bench && DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv
 
 bench: install
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

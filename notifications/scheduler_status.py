@@ -9,6 +9,8 @@ from typing import Any
 from django.conf import settings
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from . import schedule
 from .models import NotificationLog, Statut
@@ -77,14 +79,14 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
     from radgestmat import beat_registry
     from radgestmat.celery import app, broker_connection
 
-    down = {"ok": False, "error": "broker unreachable"}
+    down = {"ok": False, "error": _("broker unreachable")}
     with broker_connection() as conn:
         try:
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
             client = conn.default_channel.client
             lengths = {queue: client.llen(queue) for queue in NOTIFICATION_QUEUES}
         except Exception as exc:  # broker down: report it, never crash a status page
-            error = f"broker unreachable ({type(exc).__name__})"
+            error = _("broker unreachable (%(error)s)") % {"error": type(exc).__name__}
             return {**down, "workers": [], "error": error}, {**down, "lengths": {}, "error": error}, {
                 **down,
                 "instances": [],
@@ -96,18 +98,24 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
         try:
             replies = mailbox(conn)._broadcast("ping", reply=True, timeout=timeout) or []
             names = sorted(name for reply in replies for name in reply)
-            workers = {"ok": bool(names), "workers": names, "error": "" if names else "no worker answered the ping"}
+            workers = {"ok": bool(names), "workers": names, "error": "" if names else _("no worker answered the ping")}
         except Exception as exc:
-            workers = {"ok": False, "workers": [], "error": f"ping failed ({type(exc).__name__})"}
+            workers = {"ok": False, "workers": [], "error": _("ping failed (%(error)s)") % {"error": type(exc).__name__}}
         try:
             instances = beat_registry.live_beats(client, time.time())
             beats = {
                 "ok": len(instances) == 1,
                 "instances": instances,
-                "error": "" if len(instances) == 1 else f"{len(instances)} beat processes alive; exactly one must run",
+                "error": ""
+                if len(instances) == 1
+                else _("%(count)d beat processes alive; exactly one must run") % {"count": len(instances)},
             }
         except Exception as exc:
-            beats = {"ok": False, "instances": [], "error": f"cannot read the beat heartbeats ({type(exc).__name__})"}
+            beats = {
+                "ok": False,
+                "instances": [],
+                "error": _("cannot read the beat heartbeats (%(error)s)") % {"error": type(exc).__name__},
+            }
     return workers, queues, beats
 
 
@@ -167,25 +175,32 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
     problems = []
     for job in jobs:
         if not job["registered"]:
-            problems.append(f"{job['name']} is not registered (run manage.py setup_schedule)")
+            problems.append(_("%(name)s is not registered (run manage.py setup_schedule)") % {"name": job["name"]})
     relay = next(job for job in jobs if job["name"] == "dispatch_due_notifications")
     # Beat writes last_run_at back to the database every few minutes, not at each run.
     stale = timedelta(minutes=settings.BEAT_STALE_AFTER_MINUTES)
     if relay["enabled"] and (relay["last_run"] is None or relay["last_run"] < now - stale):
         problems.append(
-            f"beat has not started the relay in the last {settings.BEAT_STALE_AFTER_MINUTES} minutes "
-            "(is exactly one beat running?)"
+            _("beat has not started the relay in the last %(minutes)d minutes (is exactly one beat running?)")
+            % {"minutes": settings.BEAT_STALE_AFTER_MINUTES}
         )
     if not relay["enabled"]:
-        problems.append("the relay dispatch_due_notifications is disabled: nothing planned will be sent")
+        problems.append(_("the relay dispatch_due_notifications is disabled: nothing planned will be sent"))
     if not beats["ok"]:
-        problems.append(f"beat: {beats['error']}")
+        problems.append(_("beat: %(error)s") % {"error": beats["error"]})
     if not workers["ok"]:
-        problems.append(f"workers: {workers['error']}")
+        problems.append(_("workers: %(error)s") % {"error": workers["error"]})
     if not queues["ok"]:
-        problems.append(f"queues: {queues['error']}")
+        problems.append(_("queues: %(error)s") % {"error": queues["error"]})
     if rows["late"]:
-        problems.append(f"{rows['late']} notification(s) due more than 2 minutes ago are still waiting")
+        problems.append(
+            ngettext(
+                "%(count)d notification due more than 2 minutes ago is still waiting",
+                "%(count)d notifications due more than 2 minutes ago are still waiting",
+                rows["late"],
+            )
+            % {"count": rows["late"]}
+        )
     return {
         "now": now,
         "healthy": not problems,

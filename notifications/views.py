@@ -20,6 +20,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.utils.translation import ngettext
@@ -277,6 +278,15 @@ def delivery(request: HttpRequest) -> HttpResponse:
     return render(request, "notifications/delivery.html", {"form": form, "report": report})
 
 
+def scheduler_status_cache_key(language: str | None = None) -> str:
+    """Per language: the problem lines are written in the language of the page that computed them."""
+    return f"{SCHEDULER_STATUS_CACHE_KEY}:{language or get_language()}"
+
+
+def forget_scheduler_status() -> None:
+    cache.delete_many([scheduler_status_cache_key(code) for code, _name in settings.LANGUAGES])
+
+
 def scheduler_status(*, fresh: bool = False) -> dict:
     """The scheduler/worker health summary. The dashboard reuses it for a little while:
     pinging the workers waits for their answers, and the front desk should not.
@@ -284,13 +294,13 @@ def scheduler_status(*, fresh: bool = False) -> dict:
     status = None
     if not fresh:
         try:
-            status = cache.get(SCHEDULER_STATUS_CACHE_KEY)
+            status = cache.get(scheduler_status_cache_key())
         except Exception:  # the cache is Redis: down means "compute it", not a 500
             status = None
     if status is None:
         status = get_scheduler_status(ping_timeout=SCHEDULER_PING_TIMEOUT)
         try:
-            cache.set(SCHEDULER_STATUS_CACHE_KEY, status, SCHEDULER_STATUS_CACHE_SECONDS)
+            cache.set(scheduler_status_cache_key(), status, SCHEDULER_STATUS_CACHE_SECONDS)
         except Exception:
             pass
     return status

@@ -7,13 +7,12 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.core.management import call_command
 from django.urls import reverse
 
 from assets.tests.factories import AttributionFactory
 from notifications.models import Canal, NotificationLog, Statut, TypeNotification
-from notifications.views import SCHEDULER_STATUS_CACHE_KEY
+from notifications.views import forget_scheduler_status
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 10, 25, 14, 0, tzinfo=PARIS)  # the autumn DST change was at 03:00 this morning
@@ -21,10 +20,10 @@ NOW = datetime(2026, 10, 25, 14, 0, tzinfo=PARIS)  # the autumn DST change was a
 
 @pytest.fixture(autouse=True)
 def frozen():
-    cache.delete(SCHEDULER_STATUS_CACHE_KEY)
+    forget_scheduler_status()
     with time_machine.travel(NOW, tick=False):
         yield
-    cache.delete(SCHEDULER_STATUS_CACHE_KEY)
+    forget_scheduler_status()
 
 
 def log(loan, statut, day_offset=0, canal=Canal.EMAIL, **fields):
@@ -105,3 +104,14 @@ def test_scheduler_page_lists_the_jobs(staff_client):
     for name in ("check_court_terme_reminders", "check_overdue", "dispatch_due_notifications"):
         assert name in html
     assert "Flower" in html
+
+
+def test_a_french_desk_reads_the_scheduler_problems_in_french(staff_client, settings):
+    """The cached status is per language: an English page computed first does not leak into the French one."""
+    call_command("setup_schedule", verbosity=0)
+    staff_client.get(reverse("home"), HTTP_ACCEPT_LANGUAGE="en")
+    settings.LANGUAGE_CODE = "fr"
+    html = staff_client.get(reverse("home")).content.decode()
+    assert "aucun worker n’a répondu au ping" in html
+    assert "beat n’a pas lancé le relais depuis 10 minutes" in html
+    assert "no worker answered the ping" not in html

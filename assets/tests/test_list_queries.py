@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -13,7 +12,7 @@ from django.utils import timezone
 
 from assets.tests.factories import AttributionFactory, ClientFactory, MaterielFactory
 from notifications.models import Canal, NotificationLog, NotificationPreferences, Statut, TypeNotification
-from notifications.views import SCHEDULER_STATUS_CACHE_KEY
+from notifications.views import forget_scheduler_status
 
 
 def add_rows(n: int, client=None) -> None:
@@ -39,7 +38,7 @@ def add_rows(n: int, client=None) -> None:
 
 
 def queries(http, url: str) -> int:
-    cache.delete(SCHEDULER_STATUS_CACHE_KEY)  # count the dashboard's status queries every time
+    forget_scheduler_status()  # count the dashboard's status queries every time
     with CaptureQueriesContext(connection) as captured:
         response = http.get(url)
         if hasattr(response, "streaming_content"):
