@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import smtplib
 import socket
@@ -20,6 +22,20 @@ from notifications.models import Audience, NotificationLog
 from .base import Channel, PermanentError, TransientError
 
 _local = threading.local()
+
+
+def message_id_local_part(log: NotificationLog) -> str:
+    """Short enough for provider_message_id, traceable to the row, and the same for every attempt at one send.
+
+    When a worker dies after the SMTP server accepted a message but before the row
+    was marked sent, the relay sends it again: the repeated Message-ID lets mail
+    systems drop the copy. A re-armed reminder (new scheduled time) gets a new one.
+    Keyed by SECRET_KEY so that two deployments sending from one domain never share an ID.
+    """
+    if log.pk is None:  # a test message (send_test_notification) has no row
+        return f"rgm.0.{secrets.token_hex(8)}"
+    seed = f"{log.pk}:{log.date_scheduled.isoformat()}".encode()
+    return f"rgm.{log.pk}.{hmac.new(settings.SECRET_KEY.encode(), seed, hashlib.sha256).hexdigest()[:16]}"
 
 
 def _connection_key() -> tuple:
@@ -109,8 +125,7 @@ class EmailChannel(Channel):
         # formataddr encodes the display name; collapsing whitespace first keeps CR/LF out of the header.
         recipient = formataddr((" ".join(name.split()), to)) if name else to
         sender_name, sender_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
-        # Short enough for provider_message_id, unique, and traceable to the row.
-        local_id = f"rgm.{log.pk or 0}.{secrets.token_hex(8)}"
+        local_id = message_id_local_part(log)
         message_id = f"<{local_id}@{sender_address.rpartition('@')[2] or 'localhost'}>"
         email = EmailMultiAlternatives(
             subject=message.subject,

@@ -204,3 +204,21 @@ def test_staff_copy_of_an_overdue_alert_goes_to_the_lender_in_the_default_langua
     assert message["Subject"] == f"Retard : {attribution.materiel.code} chez Jo Bloggs"
     assert "relance n° 2" in message.get_body(preferencelist=("plain",)).get_content()
     assert NotificationLog.objects.get(pk=log.pk).destinataire == "guichet@example.org"
+
+
+def test_a_resend_of_the_same_row_carries_the_same_message_id(smtp_sink):
+    """A worker that died after the server accepted the message leaves the row to be sent again;
+    the repeated Message-ID lets the recipient's mail system drop the copy. A re-armed row is a new message."""
+    log = make_log("CREATION", "EMAIL")
+    send(log)
+    NotificationLog.objects.filter(pk=log.pk).update(statut=Statut.ECHEC)  # what the relay's recovery leaves
+    send(log)
+    NotificationLog.objects.filter(pk=log.pk).update(
+        statut=Statut.EN_ATTENTE, date_scheduled=log.date_scheduled - timezone.timedelta(minutes=5)
+    )
+    send(log)
+
+    first, again, rearmed = (message["Message-ID"] for message in smtp_sink.messages)
+    assert first == again
+    assert rearmed != first
+    assert first.startswith(f"<rgm.{log.pk}.") and first.endswith("@example.org>")
