@@ -17,6 +17,7 @@ from django.db import connection
 pytestmark = pytest.mark.postgres
 
 
+@pytest.mark.timeout(900)
 def test_quick_fault_drills_lose_nothing_and_send_nothing_twice(tmp_path):
     if connection.vendor != "postgresql":
         pytest.skip("the drills run once, in CI's PostgreSQL pass (they start their own cluster); make faults runs them all")
