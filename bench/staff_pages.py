@@ -1,10 +1,11 @@
-"""How fast the staff pages answer with a big history: 100,000 loans and 1,000,000 log rows by default.
+"""How fast the staff pages answer with a big history.
 
 Prints one table: per page, the median time of 5 requests and the number of database
-queries. Uses its own SQLite file under var/ (or BENCH_DATABASE_URL, e.g. a scratch
-PostgreSQL database), filled once and reused while the sizes stay the same.
+queries, and writes it to bench/results/staff_pages.json. Uses the PostgreSQL database
+radgestmat_bench_pages (or BENCH_DATABASE_URL), filled once and reused while the sizes stay the same.
 
-    .venv/bin/python bench/staff_pages.py [LOANS] [LOG_ROWS]
+    .venv/bin/python bench/staff_pages.py             # 10,000 loans, 100,000 log rows
+    .venv/bin/python bench/staff_pages.py --large     # 100,000 loans, 1,000,000 log rows
 """
 
 from __future__ import annotations
@@ -16,15 +17,16 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-DB = ROOT / "var" / "bench-staff-pages.sqlite3"
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.report import bench_database_url, environment, print_environment, write_json  # noqa: E402
+
 os.environ.update(
     DJANGO_SETTINGS_MODULE="radgestmat.settings",
     DEBUG="1",
     LANGUAGE_CODE="fr",
     LOG_LEVEL="WARNING",
-    DATABASE_URL=os.environ.get("BENCH_DATABASE_URL", f"sqlite:///{DB}"),
+    DATABASE_URL=bench_database_url("radgestmat_bench_pages"),
 )
 
 PAGES = [
@@ -119,7 +121,6 @@ def fill(n_loans: int, n_logs: int) -> None:
 
 
 def main(n_loans: int, n_logs: int) -> None:
-    DB.parent.mkdir(exist_ok=True)
     import django
 
     django.setup()
@@ -140,9 +141,12 @@ def main(n_loans: int, n_logs: int) -> None:
     loan = Attribution.objects.open().order_by("-id").first()
     today = timezone.localdate()
     values = {"client": loan.client_id, "loan": loan.pk, "today": today, "month_ago": today - timedelta(days=30)}
-    print(f"\n{n_loans} loans, {n_logs} log rows, {connection.vendor}\n")
+    env = environment()
+    print_environment(env)
+    print(f"\n{n_loans} loans, {n_logs} log rows\n")
     print(f"{'page':<26} {'median ms':>10} {'queries':>8}")
     print("-" * 46)
+    results = []
     for label, url in PAGES:
         url = url.format(**values)
         timings = []
@@ -153,9 +157,11 @@ def main(n_loans: int, n_logs: int) -> None:
                 response = http.get(url)
                 timings.append((time.perf_counter() - began) * 1000)
             assert response.status_code == 200, (url, response.status_code)
-        print(f"{label:<26} {statistics.median(timings):>10.1f} {len(queries):>8}")
+        median = statistics.median(timings)
+        print(f"{label:<26} {median:>10.1f} {len(queries):>8}")
+        results.append({"page": label, "url": url, "median_ms": round(median, 1), "queries": len(queries)})
+    write_json("staff_pages", env, {"loans": n_loans, "log_rows": n_logs, "pages": results})
 
 
 if __name__ == "__main__":
-    args = [int(a) for a in sys.argv[1:3]]
-    main(*(args + [100_000, 1_000_000][len(args) :]))
+    main(*((100_000, 1_000_000) if "--large" in sys.argv[1:] else (10_000, 100_000)))
