@@ -26,8 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
-import platform
 import shutil
 import sys
 import traceback
@@ -35,6 +33,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
+from bench import report  # noqa: E402
 from bench.faults.lab import DRILL_SETTINGS, DRILLS, SETTLE_TIMEOUT, Lab, prepare_database, reset  # noqa: E402
 from bench.stack import ROOT, FakeTwilio, PostgresServer, RedisServer, SmtpSink, Stack, StackError, temporary_workdir  # noqa: E402
 
@@ -43,27 +42,6 @@ for module in sorted(Path(__file__).parent.glob("drills_*.py")):
     importlib.import_module(f"bench.faults.{module.stem}")
 
 # --- Running --------------------------------------------------------------------------------------
-
-
-def versions() -> dict:
-    import celery
-    import django
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    import redis
-
-    info = redis.Redis.from_url(os.environ["REDIS_URL"]).info("server")
-    return {
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "celery": celery.__version__,
-        "postgresql": postgres,
-        "redis": info["redis_version"],
-    }
 
 
 def print_table(results: list[dict]) -> None:
@@ -122,8 +100,8 @@ def main() -> int:
 
         django.setup()
         prepare_database()
-        environment = versions()
-        print(", ".join(f"{k} {v}" for k, v in environment.items()), flush=True)
+        environment = report.environment()
+        report.print_environment(environment)
         lab = Lab(stack, postgres, redis_server)
         for each in chosen:
             reset(lab)
