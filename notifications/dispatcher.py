@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from assets.models import Attribution, Client
 
@@ -98,6 +99,46 @@ def client_channels(client: Client, type_notification: str) -> list[str]:
         elif phone and settings.WHATSAPP_ENABLED:
             channels.append(Canal.WHATSAPP)
     return channels
+
+
+def client_channel_conditions(type_notification: str) -> dict[str, Q]:
+    """`client_channels` in SQL: per channel, the condition on an `Attribution` under which its client gets it.
+
+    The checks use these to load only loans that lack a row; keep them in step with
+    `client_channels` (``test_check_selection`` compares the two on every combination).
+    """
+    prefs = "client__notification_preferences"
+    no_prefs = Q(**{f"{prefs}__isnull": True})
+
+    def switched_on(flag: str) -> Q:
+        return no_prefs | Q(**{f"{prefs}__{flag}": True})
+
+    phone = Q(**{f"{prefs}__phone_number__gt": ""}) | Q(client__phone__gt="")
+    no_phone = (no_prefs | Q(**{f"{prefs}__phone_number": ""})) & Q(client__phone="")
+    email = Q(client__email__gt="")
+    whatsapp_on = switched_on("whatsapp_enabled") & phone if settings.WHATSAPP_ENABLED else NEVER
+    whatsapp_off = (Q(**{f"{prefs}__whatsapp_enabled": False}) | no_phone) if settings.WHATSAPP_ENABLED else ~NEVER
+    wanted = switched_on(REMINDER_FLAGS[type_notification]) if type_notification in REMINDER_FLAGS else ~NEVER
+    if type_notification != TypeNotification.RETARD:
+        return {Canal.WHATSAPP: wanted & whatsapp_on, Canal.EMAIL: wanted & switched_on("email_enabled") & email}
+    # An overdue alert falls back to email, else WhatsApp, when the client switched both off.
+    return {
+        Canal.WHATSAPP: (whatsapp_on | (phone & Q(client__email=""))) if settings.WHATSAPP_ENABLED else NEVER,
+        Canal.EMAIL: email & (switched_on("email_enabled") | whatsapp_off),
+    }
+
+
+# A condition no row meets (Django turns it into an empty result or drops it from an OR).
+NEVER = Q(pk__in=[])
+
+
+def audience_condition(audience: str) -> Q:
+    """`audience_address` in SQL: when a staff audience of a loan gets its (email) overdue alert."""
+    if audience == Audience.STAFF:
+        return Q(created_by__email__gt="")
+    if audience == Audience.MANAGER:
+        return ~NEVER if settings.OVERDUE_MANAGER_EMAIL else NEVER
+    raise ValueError(audience)
 
 
 def audience_address(attribution: Attribution, audience: str) -> str:

@@ -121,8 +121,8 @@ class NotificationLog(models.Model):
             ),
             # Stranded claims.
             models.Index(fields=["date_claimed"], condition=Q(statut="EN_COURS"), name="notif_claimed"),
-            # Cleanup by age.
-            models.Index(fields=["created_at"], name="notif_by_age"),
+            # Cleanup by age: it walks (created_at, id) in batches.
+            models.Index(fields=["created_at", "id"], name="notif_by_age"),
             # The log page and delivery-rate report.
             models.Index(fields=["statut", "canal", "created_at"], name="notif_status_channel_age"),
             # The staff log page, newest first, and the dashboard's week.

@@ -14,10 +14,13 @@ however many loans it covers.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import functools
+import operator
+from datetime import datetime, time, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -25,7 +28,7 @@ from assets.models import Attribution, Duree
 
 from . import dispatcher, schedule, timeline
 from .dispatcher import Planned
-from .models import REMINDER_TYPES, Audience, NotificationLog, TypeNotification
+from .models import REMINDER_TYPES, Audience, Canal, NotificationLog, TypeNotification
 
 # How long before the due time the earliest reminder of a class can go out
 # (its ideal time, moved at most a day earlier by quiet hours).
@@ -100,12 +103,128 @@ def loans_for_planning():
     return Attribution.objects.open().select_related(*dispatcher.PLANNING_RELATED)
 
 
+def quiet_slack(canal: str) -> timedelta:
+    """How far quiet hours can move a notification on ``canal`` from its ideal time, either way."""
+    hours = timeline.parse_quiet_hours(settings.QUIET_HOURS.get(canal, ""))
+    if hours is None:
+        return timedelta(0)
+    begin, end = (timedelta(hours=t.hour, minutes=t.minute) for t in hours)
+    return (end - begin) % timedelta(days=1) + timedelta(hours=1) + timeline.BEFORE_QUIET
+
+
+def missing(type_notification: str, canal: str, audience: str = Audience.CLIENT, level: int = 0) -> Q:
+    """The loan has no row for this notification on this channel (whatever its status)."""
+    return ~Exists(
+        NotificationLog.objects.filter(
+            attribution=OuterRef("pk"),
+            type_notification=type_notification,
+            canal=canal,
+            audience=audience,
+            niveau_escalade=level,
+        )
+    )
+
+
+def lacking(loans, arms: list[Q]):
+    """The loans of ``loans`` that meet one of ``arms`` (each ends in a NOT EXISTS on the log).
+
+    One statement: each arm is its own SELECT, so PostgreSQL turns its NOT EXISTS into an
+    anti-join over a narrow band of due times, and the union is joined back to the loans.
+    """
+    if not arms:
+        return loans.none()
+    base = Attribution.objects.open().order_by()
+    selects = [base.filter(arm).values("pk") for arm in arms]
+    return loans.filter(pk__in=selects[0].union(*selects[1:]) if len(selects) > 1 else selects[0])
+
+
+def reminder_arms(duree: str, *, now: datetime, horizon: datetime) -> list[Q]:
+    """Per reminder (and due day) and channel: loans whose row may fall due in [now, horizon] and have none.
+
+    Loans met here are only candidates: the exact rules then run in Python (`dispatcher.plan`).
+    """
+    arms = []
+    for type_ in timeline.REMINDERS_OF_CLASS[duree]:
+        for canal, gets_it in dispatcher.client_channel_conditions(type_).items():
+            when = two_hours_before(canal, now=now, horizon=horizon) if type_ == TypeNotification.RAPPEL_2H else None
+            if when is None:
+                when = fixed_ideal_days(type_, canal, now=now, horizon=horizon)
+            if when is not None:
+                arms.append(Q(duree=duree) & when & gets_it & missing(type_, canal))
+    return arms
+
+
+def two_hours_before(canal: str, *, now: datetime, horizon: datetime) -> Q:
+    """RAPPEL_2H (ideal: due − 2 h real time) on ``canal`` may fall in [now, horizon].
+
+    Exact without quiet hours; with them, quiet hours move it by at most ``quiet_slack``.
+    """
+    lead = timeline.TWO_HOURS
+    slack = quiet_slack(canal)
+    return Q(date_retour_prevue__gte=now + lead - slack, date_retour_prevue__lte=horizon + lead + slack) & Q(
+        date_debut__lte=F("date_retour_prevue") - lead
+    )
+
+
+def fixed_ideal_days(type_: str, canal: str, *, now: datetime, horizon: datetime) -> Q | None:
+    """A long loan's reminder (08:00 local before or on the due day) on ``canal`` falls in [now, horizon].
+
+    Its ideal time depends only on the local due day (and, for RAPPEL_FINAL, on being due
+    before 08:00), so per due day the rules of `timeline.channel_time` become exact
+    conditions on the loan's start and due time. None when no due day qualifies.
+    """
+    tz = timeline.local_tz()
+    first = now.astimezone(tz).date()
+    last = (horizon + REMINDER_LEAD[Duree.LONG]).astimezone(tz).date()
+    conditions = []
+    for offset in range((last - first).days + 1):
+        day = first + timedelta(days=offset)
+        starts, ends = timeline.at_local(day, time(0, 0)), timeline.at_local(day + timedelta(days=1), time(0, 0))
+        morning = timeline.at_local(day, timeline.MORNING)
+        if type_ == TypeNotification.RAPPEL_FINAL:
+            # Due by 08:00: at the start of the due day; later: at 08:00.
+            parts = [(Q(date_retour_prevue__gte=starts, date_retour_prevue__lte=morning), starts)]
+            parts.append((Q(date_retour_prevue__gt=morning, date_retour_prevue__lt=ends), morning))
+        else:
+            back = 2 if type_ == TypeNotification.RAPPEL_J_MOINS_2 else 1
+            ideal = timeline.at_local(day - timedelta(days=back), timeline.MORNING)
+            parts = [(Q(date_retour_prevue__gte=starts, date_retour_prevue__lt=ends), ideal)]
+        for on_day, ideal in parts:
+            sent_when = channel_time_condition(type_, canal, ideal, now=now, horizon=horizon)
+            if sent_when is not None:
+                conditions.append(on_day & Q(date_debut__lte=ideal) & sent_when)
+    return functools.reduce(operator.or_, conditions) if conditions else None
+
+
+def channel_time_condition(type_: str, canal: str, ideal: datetime, *, now: datetime, horizon: datetime) -> Q | None:
+    """`timeline.channel_time` of a pre-due reminder with a known ideal time, as a condition on the loan.
+
+    The condition under which that channel time is in [now, horizon]; None when it never is.
+    """
+    period = timeline.quiet_period(ideal, canal)
+    if period is None:
+        return ~dispatcher.NEVER if now <= ideal <= horizon else None
+    begin, end = period
+    options = []
+    if now <= end <= horizon:
+        options.append(Q(date_retour_prevue__gt=end))
+    earlier = begin - timeline.BEFORE_QUIET
+    if now <= earlier <= horizon:
+        options.append(Q(date_retour_prevue__lte=end, date_debut__lte=earlier))
+    return functools.reduce(operator.or_, options) if options else None
+
+
 def check_reminders(duree: str, *, now: datetime) -> int:
-    """Plan the reminders of open loans of class ``duree`` whose time falls before the check's next run."""
+    """Plan the reminders of open loans of class ``duree`` whose time falls before the check's next run.
+
+    Only loans still lacking a row that may be due in this run are loaded, so a run
+    where everything is already planned reads no loan at all.
+    """
     horizon = schedule.planning_horizon(CHECK_OF_CLASS[duree], now)
     loans = loans_for_planning().filter(
         duree=duree, date_retour_prevue__gt=now, date_retour_prevue__lte=horizon + REMINDER_LEAD[duree]
     )
+    loans = lacking(loans, reminder_arms(duree, now=now, horizon=horizon))
     items = [item for loan in loans for item in reminders_of(loan)]
     return dispatcher.plan(items, now=now, not_before=now, until=horizon)
 
@@ -136,16 +255,48 @@ def current_levels(ladder: list[tuple[int, datetime]], *, now: datetime, until: 
     return chosen
 
 
+def overdue_arms(*, now: datetime, horizon: datetime) -> list[Q]:
+    """Per overdue level, audience and channel: loans at that level by ``horizon`` that have no row for it.
+
+    Mirrors `current_levels`: level *k* is planned when its time is due by the horizon and
+    the next level's is not yet past.
+    """
+    grace = timedelta(minutes=settings.OVERDUE_GRACE_MINUTES)
+    repeat = timedelta(hours=settings.OVERDUE_REPEAT_HOURS)
+    top = settings.OVERDUE_MAX_LEVELS
+    arms = []
+    for level in range(1, top + 1):
+        at_level = Q(date_retour_prevue__lte=horizon - grace - (level - 1) * repeat)
+        if level < top:
+            at_level &= Q(date_retour_prevue__gt=now - grace - level * repeat)
+        channels = [
+            (Audience.CLIENT, canal, gets_it)
+            for canal, gets_it in dispatcher.client_channel_conditions(TypeNotification.RETARD).items()
+        ]
+        if level >= 2:
+            channels += [(audience, Canal.EMAIL, dispatcher.audience_condition(audience)) for audience in STAFF_AUDIENCES]
+        for audience, canal, gets_it in channels:
+            arms.append(at_level & gets_it & missing(TypeNotification.RETARD, canal, audience, level))
+    return arms
+
+
+STAFF_AUDIENCES = (Audience.STAFF, Audience.MANAGER)
+
+
 def check_overdue_materials(*, now: datetime) -> int:
-    """Plan the overdue ladder of loans still out after their due time (+ grace)."""
+    """Plan the overdue ladder of loans still out after their due time (+ grace).
+
+    Only loans lacking a row of their current level are loaded.
+    """
     horizon = schedule.planning_horizon("check_overdue_materials", now)
     grace = timedelta(minutes=settings.OVERDUE_GRACE_MINUTES)
     ladder_span = grace + (settings.OVERDUE_MAX_LEVELS - 1) * timedelta(hours=settings.OVERDUE_REPEAT_HOURS)
-    loans = loans_for_planning().filter(
+    window = Q(
         date_retour_prevue__lte=horizon - grace,
         # Past the last level by a full interval there is nothing left to plan.
         date_retour_prevue__gt=now - ladder_span - timedelta(hours=settings.OVERDUE_REPEAT_HOURS),
     )
+    loans = lacking(loans_for_planning().filter(window), [window & arm for arm in overdue_arms(now=now, horizon=horizon)])
     items = []
     for loan in loans:
         levels = current_levels(timeline.overdue_times(loan.date_retour_prevue), now=now, until=horizon)

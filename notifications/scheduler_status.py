@@ -126,8 +126,12 @@ def due_by(moment: datetime) -> Q:
     )
 
 
+COUNTED_STATUTS = (Statut.EN_ATTENTE, Statut.EN_COURS, Statut.ECHEC, Statut.ECHEC_PERMANENT)
+
+
 def rows_status(now: datetime) -> dict[str, int]:
-    counts = NotificationLog.objects.aggregate(
+    # Only the rows of the statuses counted: the sent and cancelled history (most of the log) is never read.
+    counts = NotificationLog.objects.filter(statut__in=COUNTED_STATUTS).aggregate(
         waiting=Count("id", filter=Q(statut=Statut.EN_ATTENTE)),
         due=Count("id", filter=due_by(now)),
         late=Count("id", filter=due_by(now - PROMISE)),
