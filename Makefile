@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 export DJANGO_SETTINGS_MODULE ?= radgestmat.settings
 
-.PHONY: run test install migrate messages bench faults clean
+.PHONY: run test install migrate messages bench bench-large faults clean
 
 install: $(STAMP)
 
@@ -35,8 +35,17 @@ test: install
 messages: install
 	DEBUG=1 $(BIN)/python manage.py makemessages -l en -l fr --ignore=.venv --ignore=bench && DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv
 
+## Run every bench script at its quick sizes; `make bench LARGE=1` (or `make bench-large`) adds the large
+## sizes of the scripts that have them (`--large`). Benches are never part of `make test`.
 bench: install
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/*.py; do \
+		grep -q '__main__' $$script || continue; \
+		args=""; if [ -n "$(LARGE)" ] && grep -q -- '"--large"' $$script; then args="--large"; fi; \
+		echo "== $$script $$args"; $(BIN)/python $$script $$args || exit 1; \
+	done
+
+bench-large:
+	@$(MAKE) --no-print-directory bench LARGE=1
 
 ## Every fault drill (worker killed, Redis/PostgreSQL restarted, SMTP/Twilio failing, two beats, bad input).
 faults: install
