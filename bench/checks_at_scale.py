@@ -12,8 +12,8 @@ Prints one table and writes the same data to ``bench/results/checks_at_scale.jso
     BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/radgestmat_bench \\
         .venv/bin/python bench/checks_at_scale.py [--large] [--sizes 10000,100000] [--broker redis]
 
-The database named by BENCH_DATABASE_URL (default below) is created when missing and
-emptied at each size: never point it at data you want to keep. The broker is an
+The database named by BENCH_DATABASE_URL (default: radgestmat_bench on the local
+PostgreSQL, see bench/report.py) is created when missing and emptied at each size: never point it at data you want to keep. The broker is an
 in-memory one by default (enqueueing is not what is measured); ``--broker redis``
 uses ``REDIS_URL`` (its queues are purged afterwards).
 """
@@ -21,9 +21,7 @@ uses ``REDIS_URL`` (its queues are purged afterwards).
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from contextlib import contextmanager
@@ -32,8 +30,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-RESULTS = ROOT / "bench" / "results" / "checks_at_scale.json"
-DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/radgestmat_bench"
+from bench import report  # noqa: E402
+
+DATABASE_NAME = "radgestmat_bench"
 QUICK_SIZES = [10_000, 100_000]
 LARGE_SIZES = [10_000, 100_000, 1_000_000]
 
@@ -44,13 +43,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--sizes", help="comma-separated numbers of open loans (overrides the default sizes)")
     parser.add_argument("--cleanup-rows", type=int, help="old log rows for the cleanup section")
     parser.add_argument("--broker", choices=["memory", "redis"], default="memory")
-    parser.add_argument("--output", default=str(RESULTS))
     return parser.parse_args(argv)
 
 
 def configure(args: argparse.Namespace) -> str:
     """Environment for Django before it is set up; returns the database URL. Exits with one line on a bad URL."""
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DATABASE_URL)
+    url = report.bench_database_url(DATABASE_NAME)
     if not url.startswith(("postgres://", "postgresql://", "pgsql://")):
         sys.exit(f"checks_at_scale: BENCH_DATABASE_URL must name a PostgreSQL database, not {url.split(':')[0]}")
     ensure_database(url)
@@ -129,32 +127,12 @@ def metered():
     meter.wall = time.perf_counter() - started
 
 
-def versions(broker: str) -> dict:
-    import celery
-    import django
-    from django.db import connection
+def broker_name(broker: str) -> str:
+    return "memory:// (kombu in-memory transport)" if broker == "memory" else "redis (REDIS_URL)"
 
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        pg = cursor.fetchone()[0]
-    try:
-        import redis
 
-        redis_version = redis.Redis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"), socket_timeout=2).info()[
-            "redis_version"
-        ]
-    except Exception as error:  # the bench itself does not need Redis with the memory broker
-        redis_version = f"unreachable ({type(error).__name__})"
-    return {
-        "cpu_count": os.cpu_count(),
-        "loadavg_start": Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None,
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "celery": celery.__version__,
-        "postgresql": pg,
-        "redis": redis_version,
-        "broker": "memory:// (kombu in-memory transport)" if broker == "memory" else "redis (REDIS_URL)",
-    }
+def loadavg() -> list[float]:
+    return [round(value, 2) for value in os.getloadavg()]
 
 
 def empty_tables() -> None:
@@ -407,7 +385,7 @@ def run_cleanup(rows_old: int, now) -> dict:
 
 def main(argv: list[str]) -> None:
     args = parse_args(argv)
-    url = configure(args)
+    configure(args)
     import django
 
     django.setup()
@@ -421,12 +399,11 @@ def main(argv: list[str]) -> None:
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else (LARGE_SIZES if args.large else QUICK_SIZES)
     cleanup_rows = args.cleanup_rows or (1_000_000 if args.large else 100_000)
     call_command("migrate", verbosity=0)
-    info = versions(args.broker)
-    print(
-        f"cores {info['cpu_count']}, load {' '.join(info['loadavg_start'] or [])}; Python {info['python']}, "
-        f"Django {info['django']}, Celery {info['celery']}, PostgreSQL {info['postgresql']}, Redis {info['redis']}"
-    )
-    print(f"database {connection.settings_dict['NAME']} on {connection.settings_dict['HOST']}; broker {info['broker']}")
+    env = report.environment()
+    env["loadavg_start"] = loadavg()
+    env["broker"] = broker_name(args.broker)
+    report.print_environment(env)
+    print(f"database {connection.settings_dict['NAME']} on {connection.settings_dict['HOST']}; broker {env['broker']}")
     print("db = sum of query durations; q = queries; rows = NotificationLog rows the first run planned")
     print(HEADER)
     print("-" * len(HEADER))
@@ -445,25 +422,12 @@ def main(argv: list[str]) -> None:
         from radgestmat.celery import app
 
         app.control.purge()
-    info["loadavg_end"] = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else None
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(
-        json.dumps(
-            {
-                "bench": "checks_at_scale",
-                "database_url": url.split("@")[-1],
-                "machine": info,
-                "now": now.isoformat(),
-                "checks": results,
-                "planning_insert_rate": rates,
-                "cleanup": cleanup_result,
-            },
-            indent=2,
-        )
-        + "\n"
+    env["loadavg_end"] = loadavg()
+    report.write_json(
+        "checks_at_scale",
+        env,
+        {"now": now.isoformat(), "checks": results, "planning_insert_rate": rates, "cleanup": cleanup_result},
     )
-    print(f"wrote {output.relative_to(ROOT) if output.is_relative_to(ROOT) else output}")
 
 
 if __name__ == "__main__":

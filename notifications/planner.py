@@ -266,9 +266,6 @@ def overdue_arms(*, now: datetime, horizon: datetime) -> list[Q]:
     top = settings.OVERDUE_MAX_LEVELS
     arms = []
     for level in range(1, top + 1):
-        at_level = Q(date_retour_prevue__lte=horizon - grace - (level - 1) * repeat)
-        if level < top:
-            at_level &= Q(date_retour_prevue__gt=now - grace - level * repeat)
         channels = [
             (Audience.CLIENT, canal, gets_it)
             for canal, gets_it in dispatcher.client_channel_conditions(TypeNotification.RETARD).items()
@@ -276,6 +273,14 @@ def overdue_arms(*, now: datetime, horizon: datetime) -> list[Q]:
         if level >= 2:
             channels += [(audience, Canal.EMAIL, dispatcher.audience_condition(audience)) for audience in STAFF_AUDIENCES]
         for audience, canal, gets_it in channels:
+            # An alert whose time falls in the quiet period around the horizon goes out at its end, after the horizon.
+            quiet = timeline.quiet_period(horizon, canal)
+            offset = grace + (level - 1) * repeat
+            at_level = (
+                Q(date_retour_prevue__lt=quiet[0] - offset) if quiet else Q(date_retour_prevue__lte=horizon - offset)
+            )
+            if level < top:
+                at_level &= Q(date_retour_prevue__gt=now - grace - level * repeat)
             arms.append(at_level & gets_it & missing(TypeNotification.RETARD, canal, audience, level))
     return arms
 
