@@ -170,15 +170,41 @@ class SmtpSink:
     """An SMTP server (aiosmtpd) that accepts everything and records each message's NotificationLog id.
 
     `down()` closes the port (clients get "connection refused"); `up()` opens it again.
+    Like a real server it refuses at RCPT, with 550, a recipient it cannot deliver to: a
+    syntactically broken address, or one in ``reject_domains`` (none by default).
+    With ``keep_messages``, it keeps each accepted message (envelope recipients, parsed
+    message) in ``messages`` so a drill can inspect the headers it received.
     """
 
-    def __init__(self):
+    def __init__(self, *, reject_domains: tuple[str, ...] = (), keep_messages: bool = False):
         self.port = free_port()
         self.lock = threading.Lock()
         self.by_log: Counter[int] = Counter()
         self.accepted_at: dict[int, float] = {}  # log id -> time.time() of its first acceptance
         self.count = 0
         self.controller = None
+        self.reject_domains = {domain.lower() for domain in reject_domains}
+        self.refused: Counter[str] = Counter()  # recipient address -> RCPT refusals
+        self.keep_messages = keep_messages
+        self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+
+    def refusal(self, address: str) -> str:
+        """The 550 answer for a recipient this server cannot deliver to, or "" to accept it."""
+        local, at, domain = address.rpartition("@")
+        if not (local and at and domain) or "." not in domain or any(c.isspace() for c in domain):
+            return f"550 5.1.3 <{address}>: Bad recipient address syntax"
+        if domain.lower() in self.reject_domains:
+            return f"550 5.1.2 <{address}>: Recipient address rejected: Domain not found"
+        return ""
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        refusal = self.refusal(address)
+        if refusal:
+            with self.lock:
+                self.refused[address] += 1
+            return refusal
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
@@ -187,6 +213,8 @@ class SmtpSink:
             self.count += 1
             self.by_log[log_id] += 1
             self.accepted_at.setdefault(log_id, time.time())
+            if self.keep_messages:
+                self.messages.append((list(envelope.rcpt_tos), message))
         return "250 Message accepted"
 
     def up(self) -> SmtpSink:
@@ -205,6 +233,27 @@ class SmtpSink:
         with self.lock:
             return Counter(self.by_log)
 
+    def clear(self) -> None:
+        """Forget what was received and refused, and the options (log ids start again after a drill's reset)."""
+        with self.lock:
+            self.by_log.clear()
+            self.accepted_at.clear()
+            self.count = 0
+            self.refused.clear()
+            self.messages.clear()
+            self.reject_domains = set()
+            self.keep_messages = False
+
+
+def valid_number(number: str) -> bool:
+    """Whether Twilio would take ``number`` as a "To" (E.164 and a real number plan)."""
+    import phonenumbers
+
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse(number, None))
+    except phonenumbers.NumberParseException:
+        return False
+
 
 @dataclass
 class TwilioFault:
@@ -212,13 +261,17 @@ class TwilioFault:
     code: int
     message: str
     until: float  # time.monotonic()
+    creates_every: int = 0  # every n-th faulty answer comes after the message was created (a 5xx's ambiguity)
+    answered: int = 0
 
 
 class FakeTwilio:
     """Twilio's Messages API as the `twilio` client sees it: basic auth, form-encoded POST, JSON answer.
 
     Records each accepted message by its "To" address; `fail_for()` makes it answer
-    an error (429 rate limit, 500 server error) for a while, creating nothing.
+    an error (429 rate limit, 500 server error) for a while, creating nothing (or, with
+    ``creates_every=n``, creating every n-th message anyway, as a 5xx may). Like Twilio,
+    it refuses a "To" that is not a valid phone number (HTTP 400, error 21211).
     """
 
     def __init__(self):
@@ -228,11 +281,12 @@ class FakeTwilio:
         self.by_to: Counter[str] = Counter()
         self.count = 0
         self.refused = 0
+        self.refused_by_code: Counter[int] = Counter()
         self.fault: TwilioFault | None = None
         self.server: ThreadingHTTPServer | None = None
 
-    def fail_for(self, seconds: float, status: int, code: int, message: str) -> None:
-        self.fault = TwilioFault(status, code, message, time.monotonic() + seconds)
+    def fail_for(self, seconds: float, status: int, code: int, message: str, *, creates_every: int = 0) -> None:
+        self.fault = TwilioFault(status, code, message, time.monotonic() + seconds, creates_every)
 
     def up(self) -> FakeTwilio:
         fake = self
@@ -255,12 +309,23 @@ class FakeTwilio:
                 form = parse_qs(self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode())
                 if self.path.split("?")[0] != MESSAGES_PATH:
                     return self.answer(404, {"code": 20404, "message": "Not found", "status": 404})
+                to = form.get("To", [""])[0]
                 fault = fake.fault
                 if fault is not None and time.monotonic() < fault.until:
                     with fake.lock:
                         fake.refused += 1
+                        fake.refused_by_code[fault.code] += 1
+                        fault.answered += 1
+                        if fault.creates_every and fault.answered % fault.creates_every == 0:
+                            fake.count += 1
+                            fake.by_to[to] += 1
                     return self.answer(fault.status, {"code": fault.code, "message": fault.message, "status": fault.status})
-                to = form.get("To", [""])[0]
+                if not valid_number(to.removeprefix("whatsapp:")):
+                    with fake.lock:
+                        fake.refused += 1
+                        fake.refused_by_code[21211] += 1
+                    return self.answer(400, {"code": 21211, "message": f"The 'To' number {to} is not a valid phone number.",
+                                             "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400})
                 with fake.lock:
                     fake.count += 1
                     fake.by_to[to] += 1
@@ -281,6 +346,15 @@ class FakeTwilio:
     def snapshot(self) -> Counter[str]:
         with self.lock:
             return Counter(self.by_to)
+
+    def clear(self) -> None:
+        """Forget what was received and refused, and any fault."""
+        with self.lock:
+            self.by_to.clear()
+            self.count = 0
+            self.refused = 0
+            self.refused_by_code.clear()
+            self.fault = None
 
 
 # --- Processes ------------------------------------------------------------------------------------

@@ -81,6 +81,27 @@ class Lab:
             ).values_list("pk", flat=True)
         )
 
+    def lend_to(self, clients) -> list[int]:
+        """Lend a new Materiel to each of these saved clients (made by the drill), due in five days;
+        return their CREATION row ids."""
+        from django.utils import timezone
+
+        from assets import services
+        from assets.models import Materiel
+        from notifications.models import NotificationLog, TypeNotification
+
+        now = timezone.now()
+        attribution_ids = []
+        for client in clients:
+            self.serial += 1
+            materiel = Materiel.objects.create(code=f"DRILL-{self.serial:06d}", name="Caméra")
+            attribution_ids.append(services.lend(materiel=materiel, client=client, due=now + timedelta(days=5), now=now).pk)
+        return list(
+            NotificationLog.objects.filter(
+                attribution_id__in=attribution_ids, type_notification=TypeNotification.CREATION
+            ).values_list("pk", flat=True)
+        )
+
     def settle(self, root_ids: list[int], started: float) -> dict:
         try:
             wait_settled(root_ids, timeout=SETTLE_TIMEOUT)
@@ -99,7 +120,8 @@ def reset(lab: Lab) -> None:
     lab.stack.stop_all()
     lab.stack.processes.clear()
     lab.stack.settings = dict(DRILL_SETTINGS)  # a drill may change them for the processes it starts
-    lab.stack.twilio.fault = None
+    lab.stack.twilio.clear()
+    lab.stack.smtp.clear()  # log ids start again at 1 after the TRUNCATE below
     if lab.stack.smtp.controller is None:
         lab.stack.smtp.up()
     with connection.cursor() as cursor:
