@@ -40,7 +40,7 @@ def worker_trouble(lab: Lab) -> list[str]:
 def retry_schedule(settings: dict) -> str:
     base, cap = int(settings["NOTIFICATION_RETRY_BASE_DELAY"]), int(settings["NOTIFICATION_RETRY_MAX_DELAY"])
     second, third = min(base * 1.5, cap), min(base * 3, cap)
-    return (f"retries after {base}-{second:.0f} s then {min(base * 2, cap)}-{third:.0f} s "
+    return (f"retries after {base}-{second:g} s then {min(base * 2, cap)}-{third:g} s "
             f"(base {base} s x 2^(n-1), +<=50 % jitter, cap {cap} s)")
 
 
@@ -182,7 +182,8 @@ def twilio_429_500(lab: Lab) -> dict:
 BAD_ADDRESSES = {
     "phone-too-short": lambda n: {"phone": f"+33 6 12 {n % 100:02d}"},
     "phone-not-a-number": lambda n: {"phone": f"voir accueil {n % 1000}"},
-    "email-broken": lambda n: {"email": f"jean.dupont{n}@@example.org" if n % 2 else f"marie.curie{n}"},
+    "email-broken": lambda n: {"email": [f"jean.dupont{n}@@example.org", f"marie.curie{n}",
+                                         f"eve{n}@example.org\r\nBcc: victim@evil.example"][n % 3]},
     "email-undeliverable": lambda n: {"email": f"borrower{n}@invalid.example", "phone": ""},
     "both-bad": lambda n: {"email": f"accueil{n}@localhost", "phone": f"12{n % 100}"},
 }
