@@ -25,7 +25,6 @@ import os
 import sys
 import time
 from contextlib import contextmanager
-from datetime import timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
