@@ -293,6 +293,9 @@ class FakeTwilio:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out in two writes: without TCP_NODELAY, Nagle's algorithm holds the
+            # body until the client's delayed ACK (40 ms), which Twilio's real servers do not add.
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):
                 pass
@@ -440,11 +443,19 @@ class Stack:
         self.processes.append(proc)
         return proc
 
-    def worker(self, name: str, *, concurrency: int = 2, pool: str = "prefork", queues: str = "default,notifications") -> Proc:
+    def worker(
+        self,
+        name: str,
+        *,
+        concurrency: int = 2,
+        pool: str = "prefork",
+        queues: str = "default,notifications",
+        extra_args: tuple[str, ...] = (),
+    ) -> Proc:
         return self._spawn(
             name,
             [sys.executable, "-m", "celery", "-A", "radgestmat", "worker", f"--pool={pool}",
-             f"--concurrency={concurrency}", "-Q", queues, "-n", f"{name}@%h", "-l", "INFO"],
+             f"--concurrency={concurrency}", "-Q", queues, "-n", f"{name}@%h", "-l", "INFO", *extra_args],
         )
 
     def beat(self, name: str = "beat") -> Proc:

@@ -1,0 +1,435 @@
+"""Delivery as operators live with it: throughput against raw Celery, CREATION latency, worker memory.
+
+    .venv/bin/python bench/delivery.py            # quick sizes (make bench)
+    .venv/bin/python bench/delivery.py --large    # N = 10,000 notifications, 1,000 loans
+
+1. Throughput, side by side in one run, through real `celery -A radgestmat worker`
+   processes (prefork, the Procfile's concurrency of 2, the product's acks_late and
+   prefetch multiplier 1), the same command line for both:
+   (a) raw Celery: N no-op tasks (`bench.support.noop_task`, no result stored) on the
+       same queue of the same Redis;
+   (b) N notifications already planned (70 % email, 30 % WhatsApp), then enqueued by
+       `dispatcher.mark_enqueued`, through the real `tasks.send_notification` (claim,
+       render, send) to the SMTP sink and the fake Twilio API of `bench/stack.py`.
+   Rate = N / (first publish -> the broker holds no message, queued or unacked);
+   the worker's own count of tasks run confirms all N ran. (b) then checks that
+   every row is ENVOYEE and each message reached a server exactly once (`tally`).
+   Target: (b)/(a) >= 0.5.
+2. Latency: loans lent one after another through `assets.services.lend` with the
+   worker idle; latency = SMTP sink acceptance of the loan's CREATION email minus the
+   commit of the loan's transaction. p50/p95/p99; target p99 < 1 s.
+3. Memory: VmRSS of the (b) worker (main process + pool children), idle before the
+   throughput run and after it.
+
+Everything runs on a throwaway PostgreSQL cluster and Redis server of its own
+(`bench.stack`), not the machine's shared ones: the numbers then do not depend on
+what other databases or Redis clients on the machine hold or do, nothing is left
+behind, and the benchmark matches the fault drills' stack. The cluster keeps
+PostgreSQL's defaults (fsync and synchronous_commit on), so commits cost what they
+cost in production. Prints one table and writes bench/results/delivery.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.stack import (
+    ROOT,
+    FakeTwilio,
+    PostgresServer,
+    Proc,
+    RedisServer,
+    SmtpSink,
+    Stack,
+    StackError,
+    tally,
+    temporary_workdir,
+    wait_until,
+)
+
+QUICK = {"notifications": 2000, "loans": 200}
+LARGE = {"notifications": 10_000, "loans": 1000}
+WHATSAPP_SHARE = 0.3
+CONCURRENCY = 2  # the Procfile's WORKER_CONCURRENCY default; this machine's core count
+QUEUE = "notifications"
+# Both runs use this very command line; the include only adds the no-op task.
+WORKER_ARGS = ("-I", "bench.support.noop_task")
+TARGET_RATIO = 0.5
+TARGET_P99 = 1.0
+
+
+# --- Workers ---------------------------------------------------------------------------------------
+
+
+def start_worker(stack: Stack, name: str) -> Proc:
+    proc = stack.worker(name, concurrency=CONCURRENCY, queues=QUEUE, extra_args=WORKER_ARGS)
+    wait_until(lambda: not proc.alive() or " ready." in proc.output(), what=f"worker {name} to be ready", timeout=60)
+    if not proc.alive():
+        raise StackError(f"worker {name} exited at start:\n{proc.output()[-2000:]}")
+    return proc
+
+
+def tasks_run(name: str) -> dict[str, int]:
+    """The worker's own count of tasks it ran, by task name (remote control `stats`)."""
+    from radgestmat.celery import app
+
+    replies = app.control.inspect(destination=[f"{name}@{platform.node()}"], timeout=2).stats() or {}
+    return next(iter(replies.values()), {}).get("total", {})
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def children_of(pid: int) -> list[int]:
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        text = (task / "children").read_text().split()
+        found.extend(int(child) for child in text)
+    return found
+
+
+def worker_memory(proc: Proc) -> dict:
+    """Resident memory of the worker's main process and each pool child, in MiB."""
+    main = proc.popen.pid
+    children = children_of(main)
+    main_mib = rss_kib(main) / 1024
+    child_mib = [rss_kib(child) / 1024 for child in children]
+    return {
+        "main_mib": round(main_mib, 1),
+        "children_mib": [round(value, 1) for value in child_mib],
+        "total_mib": round(main_mib + sum(child_mib), 1),
+    }
+
+
+# --- 1. Throughput --------------------------------------------------------------------------------
+
+
+def drain_seconds(redis_client, publish, *, started: float, timeout: float) -> tuple[float, float]:
+    """Run ``publish``; return (seconds publishing took, seconds until the broker held no message)."""
+    publish()
+    published = time.monotonic() - started
+    deadline = time.monotonic() + timeout
+    while redis_client.llen(QUEUE) or redis_client.hlen("unacked"):
+        if time.monotonic() > deadline:
+            raise StackError(f"the queue did not drain within {timeout:.0f} s")
+        time.sleep(0.005)
+    return published, time.monotonic() - started
+
+
+def wait_tasks_run(name: str, task: str, count: int) -> None:
+    # The broker empties a moment before the worker counts the last task (ack, then bookkeeping).
+    wait_until(lambda: tasks_run(name).get(task, 0) >= count, what=f"{count} {task} tasks counted by {name}", timeout=30)
+    ran = tasks_run(name).get(task, 0)
+    if ran != count:
+        raise StackError(f"{name} ran {ran} {task} tasks, expected {count}")
+
+
+def raw_celery(stack: Stack, redis_client, n: int) -> dict:
+    from bench.support.noop_task import noop
+
+    proc = start_worker(stack, "noop")
+    started = time.monotonic()
+    published, drained = drain_seconds(
+        redis_client, lambda: [noop.apply_async((index,), queue=QUEUE) for index in range(n)], started=started,
+        timeout=600,
+    )
+    wait_tasks_run("noop", "bench.noop", n)
+    proc.stop()
+    return {"tasks": n, "publish_seconds": round(published, 2), "seconds": round(drained, 2), "rate": n / drained}
+
+
+def plan_notifications(n: int, *, serial: str) -> list[int]:
+    """N loans, each with its CREATION row planned by the dispatcher (not enqueued); return the row ids.
+
+    A borrower has either an email address (70 %) or a phone (30 %, WhatsApp), so each
+    loan has exactly one row and the mix is exact. Phones are unique, so `tally`
+    can match every WhatsApp message to its row.
+    """
+    from django.utils import timezone
+
+    from assets.models import Attribution, Client, Materiel
+    from notifications import dispatcher
+    from notifications.models import NotificationLog, TypeNotification
+
+    now = timezone.now()
+    texts = int(n * WHATSAPP_SHARE)
+    clients = Client.objects.bulk_create(
+        Client(name=f"Emprunteur {serial}-{i}", phone=f"+336{i:08d}")
+        if i < texts
+        else Client(name=f"Emprunteur {serial}-{i}", email=f"borrower{i}@example.org")
+        for i in range(n)
+    )
+    materiels = Materiel.objects.bulk_create(
+        Materiel(code=f"{serial}-{i:06d}", name="Caméra", state=Materiel.State.LENT) for i in range(n)
+    )
+    due = now + timedelta(days=5)
+    loans = Attribution.objects.bulk_create(
+        Attribution(client=client, materiel=materiel, date_debut=now, date_retour_prevue=due, duree="LONG")
+        for client, materiel in zip(clients, materiels)
+    )
+    joined = Attribution.objects.filter(pk__in=[loan.pk for loan in loans]).select_related(*dispatcher.PLANNING_RELATED)
+    planned = [dispatcher.Planned(loan, TypeNotification.CREATION, now) for loan in joined]
+    rows = NotificationLog.objects.bulk_create(dispatcher.expand(planned))
+    return [row.pk for row in rows]
+
+
+def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
+    from django.db import transaction
+    from django.utils import timezone
+
+    from notifications import dispatcher
+    from notifications.models import Statut
+
+    ids = plan_notifications(n, serial="TP")
+    if len(ids) != n:
+        raise StackError(f"planned {len(ids)} rows for {n} loans")
+    proc = start_worker(stack, "pipeline")
+    time.sleep(1)  # let the pool children finish starting before the idle measurement
+    memory_before = worker_memory(proc)
+
+    def publish() -> None:
+        with transaction.atomic():
+            dispatcher.mark_enqueued(ids, now=timezone.now())
+
+    started = time.monotonic()
+    published, drained = drain_seconds(redis_client, publish, started=started, timeout=1800)
+    wait_tasks_run("pipeline", "tasks.send_notification", n)
+    memory_after = worker_memory(proc)
+    statuts = _count_by_statut(ids)
+    ledger = tally(ids, stack).as_dict()
+    problems = []
+    if statuts.get(Statut.ENVOYEE, 0) != n:
+        problems.append(f"rows by statut: {statuts}")
+    if ledger["sent_once"] != n:
+        problems.append(f"ledger: {ledger}")
+    result = {
+        "notifications": n,
+        "emails": stack.smtp.count,
+        "whatsapp": stack.twilio.count,
+        "publish_seconds": round(published, 2),
+        "seconds": round(drained, 2),
+        "rate": n / drained,
+        "statuts": statuts,
+        "tally": ledger,
+        "verified": not problems,
+        "problems": problems,
+        "memory_before": memory_before,
+        "memory_after": memory_after,
+    }
+    return result, proc
+
+
+def _count_by_statut(ids: list[int]) -> dict[str, int]:
+    from django.db.models import Count
+
+    from notifications.models import NotificationLog
+
+    return {
+        row["statut"]: row["n"]
+        for row in NotificationLog.objects.filter(pk__in=ids).values("statut").annotate(n=Count("id"))
+    }
+
+
+# --- 2. Latency ------------------------------------------------------------------------------------
+
+
+def lend_latencies(stack: Stack, count: int) -> list[float]:
+    """Lend ``count`` loans one at a time, each after the previous CREATION email arrived (an idle worker)."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from assets import services
+    from assets.models import Client, Materiel
+    from notifications.models import Canal, NotificationLog, TypeNotification
+
+    latencies = []
+    for index in range(count):
+        client = Client.objects.create(name=f"Latence {index}", email=f"latency{index}@example.org")
+        materiel = Materiel.objects.create(code=f"LAT-{index:06d}", name="Caméra")
+        committed: list[float] = []
+        # Our hook is registered first, so it runs first when lend's transaction commits.
+        with transaction.atomic():
+            transaction.on_commit(lambda committed=committed: committed.append(time.time()))
+            now = timezone.now()
+            loan = services.lend(materiel=materiel, client=client, due=now + timedelta(days=5), now=now)
+        row_id = NotificationLog.objects.get(
+            attribution=loan, type_notification=TypeNotification.CREATION, canal=Canal.EMAIL
+        ).pk
+        wait_until(lambda row_id=row_id: row_id in stack.smtp.accepted_at, what=f"the CREATION email of loan {loan.pk}",
+                   timeout=30, interval=0.002)
+        latencies.append(stack.smtp.accepted_at[row_id] - committed[0])
+    return latencies
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
+
+
+# --- Report ----------------------------------------------------------------------------------------
+
+
+def versions(redis_url: str) -> dict:
+    import celery
+    import django
+    import kombu
+    import redis
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "django": django.get_version(),
+        "celery": celery.__version__,
+        "kombu": kombu.__version__,
+        "postgresql": postgres,
+        "redis": redis.Redis.from_url(redis_url).info("server")["redis_version"],
+    }
+
+
+def table(report: dict) -> str:
+    env, raw, real, lat = report["environment"], report["raw_celery"], report["pipeline"], report["latency"]
+    before, after = real["memory_before"], real["memory_after"]
+    ratio = report["ratio"]
+    rows = [
+        ("machine", f"{env['cores']} cores, load {env['loadavg']}", ""),
+        ("versions", f"Python {env['python']}, Django {env['django']}, Celery {env['celery']}, kombu {env['kombu']}", ""),
+        ("", f"PostgreSQL {env['postgresql']}, Redis {env['redis']}", ""),
+        ("worker", f"prefork x{CONCURRENCY}, prefetch 1, acks_late", ""),
+        ("(a) raw Celery no-op", f"{raw['tasks']} tasks in {raw['seconds']:.1f} s = {raw['rate']:.0f}/s", ""),
+        (
+            "(b) real pipeline",
+            (f"{real['notifications']} sends in {real['seconds']:.1f} s = {real['rate']:.0f}/s "
+            f"({real['emails']} email, {real['whatsapp']} WhatsApp)"),
+            "all ENVOYEE, each once" if real["verified"] else "VERIFICATION FAILED",
+        ),
+        ("ratio (b)/(a)", f"{ratio:.2f}", f"target >= {TARGET_RATIO} {'ok' if ratio >= TARGET_RATIO else 'MISSED'}"),
+        (
+            "latency commit -> SMTP",
+            (f"p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms "
+            f"(max {lat['max'] * 1000:.0f} ms, {lat['loans']} loans)"),
+            f"target p99 < {TARGET_P99:.0f} s {'ok' if lat['p99'] < TARGET_P99 else 'MISSED'}",
+        ),
+        (
+            "worker RSS before",
+            (f"{before['total_mib']:.0f} MiB (main {before['main_mib']:.0f}, children "
+            f"{', '.join(f'{v:.0f}' for v in before['children_mib'])})"),
+            "idle, after start",
+        ),
+        (
+            "worker RSS after",
+            (f"{after['total_mib']:.0f} MiB (main {after['main_mib']:.0f}, children "
+            f"{', '.join(f'{v:.0f}' for v in after['children_mib'])})"),
+            f"after {real['notifications']} sends",
+        ),
+    ]
+    width = max(len(r[0]) for r in rows)
+    value_width = max(len(r[1]) for r in rows)
+    lines = [f"{'measure':<{width}}  {'result':<{value_width}}  note", "-" * (width + value_width + 30)]
+    lines += [f"{name:<{width}}  {value:<{value_width}}  {note}".rstrip() for name, value, note in rows]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--large", action="store_true", help="N = 10,000 notifications and 1,000 loans")
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "delivery.json"))
+    parser.add_argument("--keep", action="store_true", help="keep the work directory (process logs) afterwards")
+    args = parser.parse_args()
+    sizes = LARGE if args.large else QUICK
+
+    workdir = temporary_workdir("radgestmat-delivery-")
+    postgres = redis_server = stack = None
+    try:
+        postgres = PostgresServer(workdir).init()
+        redis_server = RedisServer(workdir).start()
+        stack = Stack(workdir, postgres.url, redis_server.url, SmtpSink().up(), FakeTwilio().up())
+        stack.use_here()
+        import django
+
+        django.setup()
+        import redis
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        environment = {**versions(redis_server.url), "loadavg": Path("/proc/loadavg").read_text().split()[0]}
+        print(", ".join(f"{k} {v}" for k, v in environment.items()), flush=True)
+        broker = redis.Redis.from_url(redis_server.url)
+
+        n = sizes["notifications"]
+        print(f"== (a) raw Celery: {n} no-op tasks", flush=True)
+        raw = raw_celery(stack, broker, n)
+        print(f"   {raw['rate']:.0f} tasks/s", flush=True)
+        print(f"== (b) real pipeline: {n} notifications", flush=True)
+        real, worker = real_pipeline(stack, broker, n)
+        print(f"   {real['rate']:.0f} sends/s", flush=True)
+        print(f"== latency: {sizes['loans']} loans lent one after another", flush=True)
+        latencies = lend_latencies(stack, sizes["loans"])
+        # The last email is accepted a moment before its task records it and acks: let it finish.
+        drain_seconds(broker, lambda: None, started=time.monotonic(), timeout=60)
+        worker.stop()
+        latency = {
+            "loans": len(latencies),
+            "p50": percentile(latencies, 50),
+            "p95": percentile(latencies, 95),
+            "p99": percentile(latencies, 99),
+            "max": max(latencies),
+            "mean": statistics.fmean(latencies),
+        }
+        report = {
+            "environment": {**environment, "loadavg_after": Path("/proc/loadavg").read_text().split()[0]},
+            "sizes": sizes,
+            "worker": {"pool": "prefork", "concurrency": CONCURRENCY, "prefetch_multiplier": 1, "acks_late": True},
+            "raw_celery": raw,
+            "pipeline": real,
+            "ratio": real["rate"] / raw["rate"],
+            "latency": latency,
+        }
+    except StackError as exc:
+        print(f"delivery bench: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        if stack is not None:
+            stack.stop_all()
+            stack.smtp.down()
+            stack.twilio.down()
+        if redis_server is not None:
+            redis_server.destroy()
+        if postgres is not None:
+            postgres.destroy()
+        if args.keep:
+            print(f"process logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print(table(report))
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+    if not real["verified"]:
+        for problem in real["problems"]:
+            print(f"FAILED {problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
