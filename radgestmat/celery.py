@@ -5,12 +5,25 @@ from __future__ import annotations
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "radgestmat.settings")
 
 app = Celery("radgestmat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks(["tasks"])
+
+
+@task_prerun.connect
+@task_postrun.connect
+def close_old_database_connections(task=None, **kwargs) -> None:
+    """Around each task, what Django does around each request: close connections that are past
+    CONN_MAX_AGE or broke (settings.CELERY_DB_REUSE_MAX keeps Celery from closing them all)."""
+    if task is not None and getattr(task.request, "is_eager", False):
+        return  # runs inside the caller's transaction: its connection is not ours to close
+    from django.db import close_old_connections
+
+    close_old_connections()
 
 
 def broker_connection():

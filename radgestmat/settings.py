@@ -79,6 +79,9 @@ TEMPLATES = [
 # --- Data ---------------------------------------------------------------
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'var' / 'radgestmat.sqlite3'}")}
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+# A kept connection is checked (SELECT 1) before its first use in each request or task,
+# so one that PostgreSQL dropped (restart, idle timeout) is replaced instead of failing it.
+DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat write to the same file: wait for the lock instead of failing.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -267,6 +270,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery's Django fixup closes the database connection around every task unless told to reuse
+# it, which costs a new PostgreSQL connection per notification sent. Workers keep it by the
+# same rules as the web (CONN_MAX_AGE, health checks): see `radgestmat.celery`. The fixup's
+# own count then only recycles it every this many tasks.
+CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 # Must stay well above the hard time limit, or Redis redelivers tasks that are still running.

@@ -61,6 +61,14 @@ def live_worker(eager_celery):
     ) as worker:
         yield worker
     purge_broker()
+    if connection.vendor == "postgresql":
+        # The worker thread keeps its connection (CONN_MAX_AGE) and has ended: close it for
+        # PostgreSQL, or the test database cannot be dropped at the end of the session.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
 
 
 @pytest.mark.django_db(transaction=True)
@@ -128,6 +136,66 @@ def test_a_refused_whatsapp_falls_back_to_an_email_sent_by_the_worker(live_worke
     assert fallback.canal == "EMAIL"
     assert NotificationLog.objects.get(pk=log.pk).statut == Statut.ECHEC_PERMANENT
     assert smtp_sink.envelopes[0].rcpt_tos == ["camille@example.org"]
+
+
+class WorkerConnections:
+    """The database connections the worker thread opens (PostgreSQL backend pids)."""
+
+    def __init__(self):
+        self.pids: list[int] = []
+
+    def __call__(self, sender, connection, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            self.pids.append(connection.connection.info.backend_pid)
+
+
+@pytest.fixture
+def worker_connections():
+    from django.db.backends.signals import connection_created
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite connections are not kept between tasks (CONN_MAX_AGE=0); CI runs this on PostgreSQL")
+    recorder = WorkerConnections()
+    connection_created.connect(recorder)
+    yield recorder
+    connection_created.disconnect(recorder)
+
+
+def send_and_wait(log: NotificationLog) -> NotificationLog:
+    send_notification.delay(log.pk)
+    return wait_for(
+        lambda: NotificationLog.objects.filter(pk=log.pk, statut=Statut.ENVOYEE).first(), timeout=20, what="the send"
+    )
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_worker_keeps_its_database_connection_from_one_send_to_the_next(live_worker, worker_connections, smtp_sink):
+    """Celery's Django fixup would open a PostgreSQL connection per task; CONN_MAX_AGE applies instead."""
+    for _ in range(3):
+        send_and_wait(make_log("CREATION", "EMAIL"))
+
+    assert len(smtp_sink.messages) == 3
+    assert len(worker_connections.pids) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_kept_connection_that_postgresql_dropped_is_replaced_before_the_next_send(
+    live_worker, worker_connections, smtp_sink
+):
+    """GIVEN a worker whose kept connection PostgreSQL has closed (a restart, an idle timeout)
+    WHEN the next notification comes
+    THEN the worker reconnects and sends it at once, on its first attempt (no retry a minute later)."""
+    send_and_wait(make_log("CREATION", "EMAIL"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_terminate_backend(%s)", [worker_connections.pids[0]])
+
+    row = send_and_wait(make_log("CREATION", "EMAIL"))
+
+    assert row.nb_tentatives == 1
+    assert len(worker_connections.pids) == 2
+    assert len(smtp_sink.messages) == 2
 
 
 def shared_database_url() -> str:
