@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from functools import cache
 
 from django.conf import settings
+from django.db.models import Exists, OuterRef
 from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
 from django.utils import formats, timezone, translation
 
@@ -149,9 +150,23 @@ def template_name(log: NotificationLog, language: str, suffix: str) -> str:
     return f"notifications/{log.canal.lower()}/{language}/{stem}.{suffix}"
 
 
+def with_override_flag(queryset):
+    """Load rows with ``has_override``: whether any override exists for their type and channel.
+
+    `find_override` then skips its query for rows that have none (most rows, in most deployments).
+    """
+    return queryset.annotate(
+        has_override=Exists(
+            MessageOverride.objects.filter(type_notification=OuterRef("type_notification"), canal=OuterRef("canal"))
+        )
+    )
+
+
 def find_override(log: NotificationLog, language: str) -> MessageOverride | None:
     if log.audience != Audience.CLIENT:
         return None
+    if getattr(log, "has_override", True) is False:
+        return None  # loaded through `with_override_flag`: none exists for this type and channel
     return MessageOverride.objects.filter(
         type_notification=log.type_notification, canal=log.canal, language=language
     ).first()

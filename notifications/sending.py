@@ -31,7 +31,7 @@ from . import caps, dispatcher
 from .channels import ChannelError, PermanentError, TransientError, get_channel
 from .exceptions import RetryLater
 from .masking import mask_address, mask_email
-from .messages import Message, render
+from .messages import Message, render, with_override_flag
 from .models import CLAIMABLE_STATUTS, REMINDER_TYPES, Audience, Canal, NotificationLog, Statut, TypeNotification
 
 logger = logging.getLogger("radgestmat.notifications")
@@ -158,7 +158,7 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
             extra={"log_id": log_id, "status": "skipped", "duration_ms": 0},
         )
         return None
-    log = NotificationLog.objects.select_related(*SEND_RELATED).get(pk=log_id)
+    log = with_override_flag(NotificationLog.objects.select_related(*SEND_RELATED)).get(pk=log_id)
 
     reason = irrelevance(log, now=now)
     if reason:

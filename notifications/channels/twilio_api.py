@@ -106,6 +106,10 @@ class TwilioChannel(Channel):
     def content_sid(self, log: NotificationLog) -> str:
         return ""
 
+    def origin(self, log: NotificationLog) -> tuple[str, str]:
+        """The sender and the approved template (content SID, "" for a plain body) for this row."""
+        return self.sender(), self.content_sid(log)
+
     def is_configured(self) -> bool:
         return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and self.sender())
 
@@ -132,7 +136,7 @@ class TwilioChannel(Channel):
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
         from notifications.webhooks import status_callback_url
 
-        sender = self.sender()
+        sender, content_sid = self.origin(log)
         if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and sender):
             raise PermanentError(f"{self.canal} is not configured (Twilio credentials or sender missing).")
         params = {
@@ -140,7 +144,6 @@ class TwilioChannel(Channel):
             "from_": f"{self.address_prefix}{sender}",
             "status_callback": status_callback_url(),
         }
-        content_sid = self.content_sid(log)
         if content_sid:
             params.update(content_sid=content_sid, content_variables=json.dumps(message.content_variables))
         else:

@@ -18,11 +18,21 @@ class WhatsAppChannel(TwilioChannel):
     address_prefix = "whatsapp:"
 
     def sender(self) -> str:
-        config = active_config()
-        sender = (config.sender_number if config else "") or settings.TWILIO_WHATSAPP_FROM
-        return sender.removeprefix("whatsapp:")
+        return _sender(active_config())
 
     def content_sid(self, log: NotificationLog) -> str:
-        config = active_config()
-        mapped = (config.content_templates if config else None) or {}
-        return mapped.get(log.type_notification) or settings.WHATSAPP_CONTENT_SIDS.get(log.type_notification, "")
+        return _content_sid(active_config(), log)
+
+    def origin(self, log: NotificationLog) -> tuple[str, str]:
+        config = active_config()  # one query for both
+        return _sender(config), _content_sid(config, log)
+
+
+def _sender(config: WhatsAppConfig | None) -> str:
+    sender = (config.sender_number if config else "") or settings.TWILIO_WHATSAPP_FROM
+    return sender.removeprefix("whatsapp:")
+
+
+def _content_sid(config: WhatsAppConfig | None, log: NotificationLog) -> str:
+    mapped = (config.content_templates if config else None) or {}
+    return mapped.get(log.type_notification) or settings.WHATSAPP_CONTENT_SIDS.get(log.type_notification, "")

@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from assets.services import lend, record_return
 from assets.tests.factories import ClientFactory, MaterielFactory
-from notifications.models import NotificationLog, NotificationPreferences, Statut
+from notifications.models import MessageOverride, NotificationLog, NotificationPreferences, Statut
 from notifications.sending import claim, retry_delay, send_notification
 from tasks import send_notification as send_task
 
@@ -245,9 +245,33 @@ def test_a_send_costs_a_constant_number_of_queries(mailoutbox, django_assert_max
     NotificationPreferences.objects.create(client=logs[1].attribution.client)
 
     for log in logs:
-        # claim, load the row with its loan, client, preferences and material, override lookup, record
-        with django_assert_max_num_queries(4):
+        # claim, load the row with its loan, client, preferences, material and whether an override exists, record
+        with django_assert_max_num_queries(3):
             send(log)
+
+
+def test_a_whatsapp_send_reads_the_whatsapp_config_once(settings, fake_twilio, django_assert_max_num_queries):
+    settings.WHATSAPP_ENABLED = True
+    fake_twilio.accept()
+    log = make_log("CREATION", "WHATSAPP", phone="+33612345678")
+
+    # claim, load, the active WhatsAppConfig (sender and template), record
+    with django_assert_max_num_queries(4):
+        assert send(log) == Statut.ENVOYEE
+
+
+def test_an_override_saved_in_the_admin_is_what_the_send_delivers(mailoutbox):
+    MessageOverride.objects.create(
+        type_notification="CREATION", canal="EMAIL", language="fr", subject="Prêt de {{ materiel_code }}",
+        body="Bonjour {{ client_name }}, voici {{ materiel_code }}.",
+    )
+    log = make_log("CREATION", "EMAIL", name="Camille", language="fr")
+
+    assert send(log) == Statut.ENVOYEE
+
+    code = log.attribution.materiel.code
+    assert mailoutbox[0].subject == f"Prêt de {code}"
+    assert mailoutbox[0].body == f"Bonjour Camille, voici {code}."
 
 
 def test_risky_settings_are_system_check_warnings(settings):
