@@ -103,6 +103,16 @@ def children_of(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of the process and its live children (/proc/<pid>/stat)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for each in [pid, *children_of(pid)]:
+        fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
 def worker_memory(proc: Proc) -> dict:
     """Resident memory of the worker's main process and each pool child, in MiB."""
     main = proc.popen.pid
@@ -143,14 +153,22 @@ def raw_celery(stack: Stack, redis_client, n: int) -> dict:
     from bench.support.noop_task import noop
 
     proc = start_worker(stack, "noop")
+    cpu_before = cpu_seconds(proc.popen.pid)
     started = time.monotonic()
     published, drained = drain_seconds(
         redis_client, lambda: [noop.apply_async((index,), queue=QUEUE) for index in range(n)], started=started,
         timeout=600,
     )
     wait_tasks_run("noop", "bench.noop", n)
+    cpu = cpu_seconds(proc.popen.pid) - cpu_before
     proc.stop()
-    return {"tasks": n, "publish_seconds": round(published, 2), "seconds": round(drained, 2), "rate": n / drained}
+    return {
+        "tasks": n,
+        "publish_seconds": round(published, 2),
+        "seconds": round(drained, 2),
+        "rate": n / drained,
+        "worker_cpu_ms_per_task": round(cpu * 1000 / n, 2),
+    }
 
 
 def plan_notifications(n: int, *, serial: str) -> list[int]:
@@ -201,6 +219,7 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
     proc = start_worker(stack, "pipeline")
     time.sleep(1)  # let the pool children finish starting before the idle measurement
     memory_before = worker_memory(proc)
+    cpu_before = cpu_seconds(proc.popen.pid)
 
     def publish() -> None:
         with transaction.atomic():
@@ -209,6 +228,7 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
     started = time.monotonic()
     published, drained = drain_seconds(redis_client, publish, started=started, timeout=1800)
     wait_tasks_run("pipeline", "tasks.send_notification", n)
+    cpu = cpu_seconds(proc.popen.pid) - cpu_before
     memory_after = worker_memory(proc)
     statuts = _count_by_statut(ids)
     ledger = tally(ids, stack).as_dict()
@@ -224,6 +244,7 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
         "publish_seconds": round(published, 2),
         "seconds": round(drained, 2),
         "rate": n / drained,
+        "worker_cpu_ms_per_task": round(cpu * 1000 / n, 2),
         "statuts": statuts,
         "tally": ledger,
         "verified": not problems,
@@ -314,12 +335,17 @@ def table(report: dict) -> str:
         ("versions", f"Python {env['python']}, Django {env['django']}, Celery {env['celery']}, kombu {env['kombu']}", ""),
         ("", f"PostgreSQL {env['postgresql']}, Redis {env['redis']}", ""),
         ("worker", f"prefork x{CONCURRENCY}, prefetch 1, acks_late", ""),
-        ("(a) raw Celery no-op", f"{raw['tasks']} tasks in {raw['seconds']:.1f} s = {raw['rate']:.0f}/s", ""),
+        (
+            "(a) raw Celery no-op",
+            f"{raw['tasks']} tasks in {raw['seconds']:.1f} s = {raw['rate']:.0f}/s",
+            f"worker CPU {raw['worker_cpu_ms_per_task']:.2f} ms/task",
+        ),
         (
             "(b) real pipeline",
             (f"{real['notifications']} sends in {real['seconds']:.1f} s = {real['rate']:.0f}/s "
             f"({real['emails']} email, {real['whatsapp']} WhatsApp)"),
-            "all ENVOYEE, each once" if real["verified"] else "VERIFICATION FAILED",
+            ("all ENVOYEE, each once" if real["verified"] else "VERIFICATION FAILED")
+            + f"; worker CPU {real['worker_cpu_ms_per_task']:.2f} ms/task",
         ),
         ("ratio (b)/(a)", f"{ratio:.2f}", f"target >= {TARGET_RATIO} {'ok' if ratio >= TARGET_RATIO else 'MISSED'}"),
         (
