@@ -225,10 +225,14 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
         with transaction.atomic():
             dispatcher.mark_enqueued(ids, now=timezone.now())
 
+    sessions_before, connections_before = stack.smtp.sessions, stack.twilio.connections
+    transactions_before = database_transactions()
     started = time.monotonic()
     published, drained = drain_seconds(redis_client, publish, started=started, timeout=1800)
     wait_tasks_run("pipeline", "tasks.send_notification", n)
     cpu = cpu_seconds(proc.popen.pid) - cpu_before
+    time.sleep(1.5)  # PostgreSQL publishes a backend's statistics at most once a second
+    transactions = database_transactions() - transactions_before - 1  # our own enqueue
     memory_after = worker_memory(proc)
     statuts = _count_by_statut(ids)
     ledger = tally(ids, stack).as_dict()
@@ -245,6 +249,9 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
         "seconds": round(drained, 2),
         "rate": n / drained,
         "worker_cpu_ms_per_task": round(cpu * 1000 / n, 2),
+        "database_transactions_per_send": round(transactions / n, 2),
+        "smtp_sessions": stack.smtp.sessions - sessions_before,
+        "twilio_connections": stack.twilio.connections - connections_before,
         "statuts": statuts,
         "tally": ledger,
         "verified": not problems,
@@ -253,6 +260,15 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
         "memory_after": memory_after,
     }
     return result, proc
+
+
+def database_transactions() -> int:
+    """Transactions committed in this database so far (each autocommit query is one)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
 
 
 def _count_by_statut(ids: list[int]) -> dict[str, int]:
@@ -346,6 +362,11 @@ def table(report: dict) -> str:
             f"({real['emails']} email, {real['whatsapp']} WhatsApp)"),
             ("all ENVOYEE, each once" if real["verified"] else "VERIFICATION FAILED")
             + f"; worker CPU {real['worker_cpu_ms_per_task']:.2f} ms/task",
+        ),
+        (
+            "(b) per send",
+            f"{real['database_transactions_per_send']:.1f} database transactions",
+            f"{real['smtp_sessions']} SMTP sessions, {real['twilio_connections']} Twilio connections in all",
         ),
         ("ratio (b)/(a)", f"{ratio:.2f}", f"target >= {TARGET_RATIO} {'ok' if ratio >= TARGET_RATIO else 'MISSED'}"),
         (

@@ -182,6 +182,7 @@ class SmtpSink:
         self.by_log: Counter[int] = Counter()
         self.accepted_at: dict[int, float] = {}  # log id -> time.time() of its first acceptance
         self.count = 0
+        self.sessions = 0  # EHLO greetings: one per SMTP connection a client opened
         self.controller = None
         self.reject_domains = {domain.lower() for domain in reject_domains}
         self.refused: Counter[str] = Counter()  # recipient address -> RCPT refusals
@@ -206,6 +207,12 @@ class SmtpSink:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        with self.lock:
+            self.sessions += 1
+        return responses
+
     async def handle_DATA(self, server, session, envelope):
         # Headers only, with the cheap compat32 policy: the sink shares the machine's cores with the workers.
         message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(envelope.content)
@@ -214,8 +221,9 @@ class SmtpSink:
             self.count += 1
             self.by_log[log_id] += 1
             self.accepted_at.setdefault(log_id, time.time())
-            if self.keep_messages:
-                self.messages.append((list(envelope.rcpt_tos), message))
+            if self.keep_messages:  # whole and decoded, for the drills that read headers and bodies
+                whole = email.message_from_bytes(envelope.content, policy=email.policy.default)
+                self.messages.append((list(envelope.rcpt_tos), whole))
         return "250 Message accepted"
 
     def up(self) -> SmtpSink:
@@ -283,6 +291,7 @@ class FakeTwilio:
         self.count = 0
         self.refused = 0
         self.refused_by_code: Counter[int] = Counter()
+        self.connections = 0  # TCP connections the clients opened (HTTP keep-alive reuses them)
         self.fault: TwilioFault | None = None
         self.server: ThreadingHTTPServer | None = None
 
@@ -300,6 +309,11 @@ class FakeTwilio:
 
             def log_message(self, *args):
                 pass
+
+            def setup(self):
+                super().setup()
+                with fake.lock:
+                    fake.connections += 1
 
             def answer(self, status: int, payload: dict) -> None:
                 body = json.dumps(payload).encode()
