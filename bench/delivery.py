@@ -19,7 +19,8 @@
    worker idle; latency = SMTP sink acceptance of the loan's CREATION email minus the
    commit of the loan's transaction. p50/p95/p99; target p99 < 1 s.
 3. Memory: VmRSS of the (b) worker (main process + pool children), idle before the
-   throughput run and after it.
+   throughput run and after it; also their PSS, which counts the pages the forked
+   children share with the main process once.
 
 Everything runs on a throwaway PostgreSQL cluster and Redis server of its own
 (`bench.stack`), not the machine's shared ones: the numbers then do not depend on
@@ -89,8 +90,17 @@ def tasks_run(name: str) -> dict[str, int]:
 
 
 def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+    return _proc_kib(f"/proc/{pid}/status", "VmRSS:")
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size: pages shared with the other pool processes (fork) count once in all."""
+    return _proc_kib(f"/proc/{pid}/smaps_rollup", "Pss:")
+
+
+def _proc_kib(path: str, label: str) -> int:
+    for line in Path(path).read_text().splitlines():
+        if line.startswith(label):
             return int(line.split()[1])
     return 0
 
@@ -123,6 +133,7 @@ def worker_memory(proc: Proc) -> dict:
         "main_mib": round(main_mib, 1),
         "children_mib": [round(value, 1) for value in child_mib],
         "total_mib": round(main_mib + sum(child_mib), 1),
+        "total_pss_mib": round(sum(pss_kib(each) for each in [main, *children]) / 1024, 1),
     }
 
 
@@ -378,13 +389,13 @@ def table(report: dict) -> str:
         (
             "worker RSS before",
             (f"{before['total_mib']:.0f} MiB (main {before['main_mib']:.0f}, children "
-            f"{', '.join(f'{v:.0f}' for v in before['children_mib'])})"),
+            f"{', '.join(f'{v:.0f}' for v in before['children_mib'])}); PSS {before['total_pss_mib']:.0f} MiB"),
             "idle, after start",
         ),
         (
             "worker RSS after",
             (f"{after['total_mib']:.0f} MiB (main {after['main_mib']:.0f}, children "
-            f"{', '.join(f'{v:.0f}' for v in after['children_mib'])})"),
+            f"{', '.join(f'{v:.0f}' for v in after['children_mib'])}); PSS {after['total_pss_mib']:.0f} MiB"),
             f"after {real['notifications']} sends",
         ),
     ]
