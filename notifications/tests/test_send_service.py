@@ -11,7 +11,12 @@ from django.utils import timezone
 
 from assets.services import lend, record_return
 from assets.tests.factories import ClientFactory, MaterielFactory
-from notifications.models import MessageOverride, NotificationLog, NotificationPreferences, Statut
+from notifications.models import (
+    MessageOverride,
+    NotificationLog,
+    NotificationPreferences,
+    Statut,
+)
 from notifications.sending import claim, retry_delay, send_notification
 from tasks import send_notification as send_task
 
