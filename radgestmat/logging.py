@@ -21,7 +21,10 @@ from typing import Any
 
 from notifications.masking import mask_email, mask_phone
 
-EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# Broken addresses too ("a@@b.org", "a@localhost"): bad input is personal data all the same.
+EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@+[\w-]+(?:\.[\w-]+)*")
+# Celery names its nodes "name@this-host"; they are not anyone's address and operators need them.
+NODE_HOSTS = {socket.gethostname(), socket.gethostname().partition(".")[0]}
 # International numbers (E.164, maybe with separators) and French national ones; not dates or ids.
 PHONE_RE = re.compile(r"(?<![\w+])(?:\+\d[\d .-]{7,16}\d|0[1-9](?:[ .-]?\d{2}){4})(?![\w])")
 
@@ -33,9 +36,19 @@ _RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x",
 }
 
 
+def mask_email_match(match: re.Match) -> str:
+    address = match.group(0)
+    return address if address.rpartition("@")[2] in NODE_HOSTS else mask_email(address.replace("@@", "@"))
+
+
+def one_line(text: str) -> str:
+    """CR and LF from data escaped, so that a name or an address can never forge a log line of its own."""
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def mask_personal_data(text: str) -> str:
     """Every email address and phone number in ``text``, masked."""
-    text = EMAIL_RE.sub(lambda m: mask_email(m.group(0)), text)
+    text = EMAIL_RE.sub(mask_email_match, text)
     return PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
 
 
@@ -47,11 +60,11 @@ class MaskPersonalData(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string must not lose the line
             message = str(record.msg)
-        record.msg = mask_personal_data(message)
+        record.msg = one_line(mask_personal_data(message))
         record.args = None
         for key, value in vars(record).items():
             if key not in _RECORD_ATTRS and isinstance(value, str):
-                setattr(record, key, mask_personal_data(value))
+                setattr(record, key, one_line(mask_personal_data(value)))
         return True
 
 
@@ -100,4 +113,6 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
             }
         },
         "root": {"handlers": ["console"], "level": level},
+        # The Twilio client logs every request and response header at INFO (about ten lines a message).
+        "loggers": {"twilio.http_client": {"level": "WARNING"}},
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging.config
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -66,6 +67,28 @@ def test_contact_details_are_masked_in_plain_text_too(project_logging, capsys):
     [line] = lines_of(capsys, "radgestmat.test")
     assert "camille.dupont@example.org" not in line and "12 34 56" not in line
     assert "c***@example.org" in line
+
+
+def test_broken_addresses_are_masked_and_data_cannot_forge_a_log_line(project_logging, capsys):
+    """Bad input (a legacy import) is personal data too, and a CR/LF in it stays inside its own line."""
+    project_logging("plain")
+
+    logging.getLogger("radgestmat.test").warning(
+        "invalid: %s, %s; name %s", "jean.dupont321@@example.org", "accueil341@localhost",
+        "Eve\r\n2026-11-24 04:00:00 INFO radgestmat.audit admin logged in",
+    )
+
+    output = capsys.readouterr().err.splitlines()
+    [line] = [row for row in output if "radgestmat.test" in row]
+    assert "dupont321" not in line and "accueil341" not in line
+    assert "j***@example.org" in line and "a***@localhost" in line
+    assert "Eve\\r\\n2026-11-24" in line
+    assert not [row for row in output if row.startswith("2026-11-24 04:00:00 INFO radgestmat.audit")]
+
+
+def test_celery_node_names_of_this_host_stay_readable():
+    node = f"worker1@{socket.gethostname()}"
+    assert mask_personal_data(f"{node} ready.") == f"{node} ready."
 
 
 def test_masking_leaves_dates_ids_and_durations_alone():
