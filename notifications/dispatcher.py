@@ -14,6 +14,7 @@ costs a constant number of queries however many loans it is given.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -35,6 +36,8 @@ from .models import (
     Statut,
     TypeNotification,
 )
+
+logger = logging.getLogger("radgestmat.notifications")
 
 # Which preference flag switches off which reminder. Overdue alerts cannot be switched off.
 REMINDER_FLAGS = {
@@ -305,11 +308,35 @@ def mark_enqueued(log_ids: Sequence[int], *, now: datetime) -> int:
 
 def enqueue(log_ids: Iterable[int]) -> None:
     """Send each row's task once the current transaction commits (ids only)."""
-    from tasks import send_notification
-
     ids = list(log_ids)
     if ids:
-        transaction.on_commit(lambda: [send_notification.delay(log_id) for log_id in ids])
+        transaction.on_commit(lambda: publish(ids))
+
+
+def publish(log_ids: list[int]) -> None:
+    """Publish the send tasks now; when the broker is unreachable, leave the rows to the relay.
+
+    The rows are committed with their redelivery time (`mark_enqueued`), or none, so the
+    relay enqueues them once Redis answers again. Raising here instead would fail the lend,
+    return or retry that planned them after it was saved (a server error for the staff
+    member), and skip the other commit callbacks. One failed publish stops the batch:
+    each try costs the caller Celery's publish retries.
+    """
+    from kombu.exceptions import OperationalError
+
+    from tasks import send_notification
+
+    for index, log_id in enumerate(log_ids):
+        try:
+            send_notification.delay(log_id)
+        except OperationalError as error:
+            logger.warning(
+                "broker unreachable (%s): %d notification(s) left to the relay",
+                error,
+                len(log_ids) - index,
+                extra={"log_ids": log_ids[index:][:20]},
+            )
+            return
 
 
 def cancel(queryset, *, reason: str) -> int:
