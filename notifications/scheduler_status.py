@@ -93,14 +93,8 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
                 "error": error,
             }
         queues = {"ok": True, "lengths": lengths, "error": ""}
-        # Our own mailbox on this connection: `app.control` would retry forever if the broker just went away.
-        mailbox = Mailbox(app.conf.control_exchange, type="fanout", accept=["json"])
-        try:
-            replies = mailbox(conn)._broadcast("ping", reply=True, timeout=timeout) or []
-            names = sorted(name for reply in replies for name in reply)
-            workers = {"ok": bool(names), "workers": names, "error": "" if names else _("no worker answered the ping")}
-        except Exception as exc:
-            workers = {"ok": False, "workers": [], "error": _("ping failed (%(error)s)") % {"error": type(exc).__name__}}
+        # Before the ping: the ping leaves a BRPOP waiting on this client's connection, and a command
+        # sent after it would read that BRPOP's answer (and the connection's close, the command's).
         try:
             instances = beat_registry.live_beats(client, time.time())
             beats = {
@@ -116,6 +110,14 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
                 "instances": [],
                 "error": _("cannot read the beat heartbeats (%(error)s)") % {"error": type(exc).__name__},
             }
+        # Our own mailbox on this connection: `app.control` would retry forever if the broker just went away.
+        mailbox = Mailbox(app.conf.control_exchange, type="fanout", accept=["json"])
+        try:
+            replies = mailbox(conn)._broadcast("ping", reply=True, timeout=timeout) or []
+            names = sorted(name for reply in replies for name in reply)
+            workers = {"ok": bool(names), "workers": names, "error": "" if names else _("no worker answered the ping")}
+        except Exception as exc:
+            workers = {"ok": False, "workers": [], "error": _("ping failed (%(error)s)") % {"error": type(exc).__name__}}
     return workers, queues, beats
 
 

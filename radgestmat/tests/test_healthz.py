@@ -113,3 +113,22 @@ def test_it_counts_failures_of_the_last_hour_and_shows_no_secrets(client, settin
     for secret in ("a-secret-token-value", "127.0.0.1", "redis://", "550 mailbox", settings.SECRET_KEY):
         assert secret not in text
     assert response["Cache-Control"].startswith("max-age=0")
+
+
+def test_one_live_beat_and_a_worker_give_200_not_a_server_error(client, own_redis, worker_on, beat_ticked):
+    """The beat heartbeats are read from the broker's Redis; reading them on the connection the worker
+    ping left waiting (BRPOP) swapped the two answers and /healthz failed with a server error."""
+    import time
+
+    import redis
+
+    from radgestmat import beat_registry
+
+    _, port = own_redis
+    beat_registry.record_alive(redis.Redis(port=port), "beat-host:4242", time.time())
+
+    for _ in range(3):
+        status, body = healthz(client)
+
+        assert status == 200, body
+        assert body["checks"]["beat"]["instances"] == 1
