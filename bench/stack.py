@@ -12,6 +12,8 @@ own ORM work goes to the same database as the workers'.
 
 from __future__ import annotations
 
+import asyncio
+import email
 import email.parser
 import email.policy
 import glob
@@ -188,6 +190,7 @@ class SmtpSink:
         self.refused: Counter[str] = Counter()  # recipient address -> RCPT refusals
         self.keep_messages = keep_messages
         self.messages: list[tuple[list[str], email.message.EmailMessage]] = []
+        self.delay = 0.0  # seconds each message waits before "250 accepted": a slow server, senders caught mid-send
 
     def refusal(self, address: str) -> str:
         """The 550 answer for a recipient this server cannot deliver to, or "" to accept it."""
@@ -214,6 +217,8 @@ class SmtpSink:
         return responses
 
     async def handle_DATA(self, server, session, envelope):
+        if self.delay:
+            await asyncio.sleep(self.delay)
         # Headers only, with the cheap compat32 policy: the sink shares the machine's cores with the workers.
         message = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(envelope.content)
         log_id = int(message.get("X-RadGestMat-Notification") or 0)
@@ -383,6 +388,7 @@ class Proc:
     name: str
     popen: subprocess.Popen
     log: Path
+    url: str = ""  # where a web process answers
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -480,6 +486,34 @@ class Stack:
              "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
              "--pidfile", str(self.workdir / f"{name}-{len(self.processes)}.pid")],
         )
+
+    def web(self, name: str = "web", *, workers: int = 2) -> Proc:
+        """gunicorn as the Procfile starts it, on a free port, once its static files are collected (the release step).
+
+        Plain HTTP on 127.0.0.1 with no TLS proxy in front: no HTTPS redirect, cookies not marked secure.
+        """
+        plain_http = {"BEHIND_TLS_PROXY": "0", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0",
+                      "CSRF_COOKIE_SECURE": "0"}
+        result = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT,
+                                env={**self.env(), **plain_http}, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"collectstatic failed: {(result.stderr or result.stdout).strip()[-300:]}")
+        port = free_port()
+        saved = self.settings
+        self.settings = {**saved, **plain_http}
+        try:
+            proc = self._spawn(
+                name,
+                [sys.executable, "-m", "gunicorn", "radgestmat.wsgi", "--bind", f"127.0.0.1:{port}",
+                 "--workers", str(workers), "--access-logfile", "-"],
+            )
+        finally:
+            self.settings = saved
+        proc.url = f"http://127.0.0.1:{port}"
+        wait_until(lambda: port_open(port) or not proc.alive(), what=f"gunicorn on port {port} to listen")
+        if not proc.alive():
+            raise StackError(f"gunicorn exited: {proc.output()[-300:]}")
+        return proc
 
     def use_here(self) -> None:
         """Point this process's Django at the stack, with the workers' settings (call before django.setup())."""

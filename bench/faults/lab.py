@@ -50,8 +50,20 @@ class Lab:
         self.redis = redis
         self.serial = 0
 
-    def lend(self, count: int, *, with_phone: float = 0.5, bad: float = 0.0, hostile: bool = False) -> list[int]:
+    def lend(
+        self,
+        count: int,
+        *,
+        with_phone: float = 0.5,
+        bad: float = 0.0,
+        hostile: bool = False,
+        due_in: timedelta = timedelta(days=5),
+        started_ago: timedelta = timedelta(0),
+    ) -> list[int]:
         """Lend ``count`` loans due in five days (no reminder falls in a drill); return their CREATION row ids.
+
+        ``due_in`` / ``started_ago`` move the due time and the start from now, for a drill that wants
+        a reminder or an overdue alert to fall inside it.
 
         Each borrower has an address of their own; ``with_phone`` of them a phone too
         (WhatsApp). A ``bad`` fraction gets an address or phone no server accepts.
@@ -73,7 +85,7 @@ class Lab:
                 phone=f"+336{n:08d}" if (index % 100) < with_phone * 100 else "",
             )
             materiel = Materiel.objects.create(code=f"DRILL-{n:06d}", name="Caméra")
-            loan = services.lend(materiel=materiel, client=client, due=now + timedelta(days=5), now=now)
+            loan = services.lend(materiel=materiel, client=client, due=now + due_in, now=now, start=now - started_ago)
             attribution_ids.append(loan.pk)
         return list(
             NotificationLog.objects.filter(

@@ -69,7 +69,7 @@ def problems_of(result: dict) -> list[str]:
         problems.append(f"{result['drill']}: {result['sent_twice']} sent twice (rows {result['twice_ids']})")
     if not result["settled"]:
         problems.append(f"{result['drill']}: did not settle within {SETTLE_TIMEOUT:.0f} s")
-    # What a drill itself expected and did not see (e.g. "every bad address failed with a reason").
+    # What a drill itself expected and did not see (e.g. every bad address failed with a reason, the web kept answering).
     problems.extend(f"{result['drill']}: {problem}" for problem in result.get("problems", []))
     return problems
 
