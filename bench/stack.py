@@ -257,6 +257,7 @@ class SmtpSink:
             self.messages.clear()
             self.reject_domains = set()
             self.keep_messages = False
+            self.delay = 0.0
 
 
 def valid_number(number: str) -> bool:

@@ -277,3 +277,96 @@ def postgres_restarted(lab: Lab) -> dict:
 @drill("postgres-crashed", "PostgreSQL crashed (immediate shutdown, recovery on start) mid-send", quick=False)
 def postgres_crashed(lab: Lab) -> dict:
     return postgres_drill(lab, mode="immediate", down_for=3.0)
+
+
+CHECKS = ("check_court_terme_reminders", "check_moyen_terme_reminders", "check_long_terme_reminders",
+          "check_overdue_materials")
+CHECK_EVERY_SECONDS = 10
+
+
+def tick_checks_every(seconds: int | None, saved: dict | None = None) -> dict:
+    """Put the checks' beat entries on an interval of ``seconds`` (as an admin would in the admin);
+    with ``saved`` (what the first call returned), put them back as they were."""
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask, PeriodicTasks
+
+    entries = PeriodicTask.objects.filter(name__in=CHECKS)
+    previous = {entry.name: (entry.crontab_id, entry.interval_id) for entry in entries}
+    if saved is not None:
+        for name, (crontab_id, interval_id) in saved.items():
+            PeriodicTask.objects.filter(name=name).update(crontab_id=crontab_id, interval_id=interval_id)
+    else:
+        every, _ = IntervalSchedule.objects.get_or_create(every=seconds, period=IntervalSchedule.SECONDS)
+        entries.update(crontab=None, interval=every)
+    PeriodicTasks.update_changed()
+    return previous
+
+
+def rows_of(creation_ids: list[int], type_notification: str) -> list[int]:
+    """The rows of one type of the loans whose CREATION rows are ``creation_ids``."""
+    from notifications.models import NotificationLog
+
+    loans = NotificationLog.objects.filter(pk__in=creation_ids).values("attribution_id")
+    return list(
+        NotificationLog.objects.filter(attribution_id__in=loans, type_notification=type_notification).values_list(
+            "pk", flat=True
+        )
+    )
+
+
+def runs_of(task_names: tuple[str, ...]) -> dict[str, int]:
+    from django_celery_results.models import TaskResult
+
+    return {name: TaskResult.objects.filter(task_name=f"tasks.{name}").count() for name in task_names}
+
+
+@drill("two-beats", "Two beats at once for two minutes while loans are lent and reminders/overdue alerts fall due",
+       quick=False)
+def two_beats(lab: Lab) -> dict:
+    """Both beats start the relay every 5 s and every check every 10 s, so each runs twice per tick.
+    CREATION of 100 loans (half with WhatsApp), a RAPPEL_2H of 15 short loans planned at lending,
+    and a RETARD of 15 loans due 40 s after lending that only the overdue check plans (grace 0):
+    all by email except CREATION, so the ledger's match by phone stays one message per borrower."""
+    from notifications.models import TypeNotification
+    from radgestmat.beat_registry import live_beat_instances
+
+    stack = lab.stack
+    stack.settings["OVERDUE_GRACE_MINUTES"] = "0"
+    saved = tick_checks_every(CHECK_EVERY_SECONDS)
+    try:
+        first = stack.beat("beat-a")
+        stack.beat("beat-b")
+        stack.worker("w1", concurrency=2)
+        stack.worker("w2", concurrency=2)
+        wait_until(lambda: len(live_beat_instances()) == 2, what="both beats' heartbeats", timeout=60)
+        started = time.monotonic()
+        root_ids = lab.lend(100)
+        reminded = lab.lend(15, with_phone=0, due_in=timedelta(hours=2, seconds=75))
+        overdue = lab.lend(15, with_phone=0, due_in=timedelta(seconds=40), started_ago=timedelta(hours=1))
+        root_ids += reminded + overdue
+        reminders = rows_of(reminded, TypeNotification.RAPPEL_2H)
+
+        def planned_alerts() -> list[int] | None:
+            rows = rows_of(overdue, TypeNotification.RETARD)
+            return rows if len(rows) >= len(overdue) else None
+
+        alerts = wait_until(planned_alerts, what="the overdue check to plan one RETARD per late loan", timeout=60)
+        root_ids += reminders + alerts
+        time.sleep(max(0.0, 120 - (time.monotonic() - started)))  # both beats on, past every due time
+        runs = runs_of(("dispatch_due_notifications", "check_overdue_materials", "check_court_terme_reminders"))
+        first.stop()
+        result = lab.settle(root_ids, started)
+    finally:
+        tick_checks_every(None, saved)
+    problems = []
+    if len(reminders) != len(reminded):
+        problems.append(f"{len(reminders)} RAPPEL_2H planned for {len(reminded)} short loans")
+    if len(alerts) != len(overdue):
+        problems.append(f"{len(alerts)} RETARD planned for {len(overdue)} late loans")
+    result["runs_with_two_beats"] = runs
+    result["problems"] = problems
+    result["notes"] = (
+        f"two beats for 120 s: relay ran {runs['dispatch_due_notifications']}x, overdue check "
+        f"{runs['check_overdue_materials']}x (every 5 s / 10 s each); {len(root_ids) - len(reminders) - len(alerts)} "
+        f"CREATION, {len(reminders)} RAPPEL_2H, {len(alerts)} RETARD"
+    )
+    return result
