@@ -24,7 +24,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 
 from . import caps, dispatcher
@@ -214,8 +214,9 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
         _emit(log, Statut.ECHEC, started, detail=reason)
         raise RetryLater(reason, retry_in) from error
 
-    _finish(
+    _record_sent(
         log,
+        started,
         statut=Statut.ENVOYEE,
         date_envoi=now,
         provider_message_id=provider_id,
@@ -226,3 +227,37 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
     )
     _emit(log, Statut.ENVOYEE, started, provider_id=provider_id)
     return Statut.ENVOYEE
+
+
+# Waits between tries at recording a send while the database is away.
+RECORD_RETRY_DELAYS = (0.5, 1, 2)
+# Left of the soft time limit when the last try is made, so the failure is logged, not cut short.
+RECORD_MARGIN = 1.0
+
+
+def _record_sent(log: NotificationLog, started: float, **fields) -> None:
+    """Mark the row sent, waiting for the database when it is restarting.
+
+    The provider has accepted the message: if this write were lost, the row would stay
+    EN_COURS, the relay would take the worker for dead and send it again. So a lost
+    connection is retried (a new one each time) until the task's soft time limit is near.
+    """
+    attempt = 0
+    while True:
+        try:
+            _finish(log, **fields)
+            return
+        except (OperationalError, InterfaceError) as error:
+            delay = RECORD_RETRY_DELAYS[min(attempt, len(RECORD_RETRY_DELAYS) - 1)]
+            if time.monotonic() - started + delay + RECORD_MARGIN > settings.CELERY_TASK_SOFT_TIME_LIMIT:
+                logger.error(
+                    "notification %s was sent but could not be recorded (%s): the relay may send it again",
+                    log.pk,
+                    error,
+                    extra={"log_id": log.pk, "status": "unrecorded"},
+                )
+                raise
+            logger.warning("notification %s sent; recording it waits for the database (%s)", log.pk, error)
+            connection.close()
+            time.sleep(delay)
+            attempt += 1
