@@ -158,6 +158,23 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
             extra={"log_id": log_id, "status": "skipped", "duration_ms": 0},
         )
         return None
+    try:
+        return _send_claimed(log_id, now=now, started=started)
+    except (OperationalError, InterfaceError):
+        # The database went away before the provider was called (after it, outcomes are written
+        # patiently): nothing was sent, so put the row back for the retry instead of stranding it
+        # EN_COURS, which the relay would take for a send that may have gone out.
+        _patiently(lambda: _release(log_id), log_id, started, "could not be put back after a database error")
+        raise
+
+
+def _release(log_id: int) -> None:
+    NotificationLog.objects.filter(pk=log_id, statut=Statut.EN_COURS).update(
+        statut=Statut.EN_ATTENTE, nb_tentatives=F("nb_tentatives") - 1, date_claimed=None
+    )
+
+
+def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
     log = with_override_flag(NotificationLog.objects.select_related(*SEND_RELATED)).get(pk=log_id)
 
     reason = irrelevance(log, now=now)
@@ -191,8 +208,14 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
             logger.info("dry run: %s to %s: %s", log.canal, mask_address(to), message.subject or message.body[:80])
         else:
             provider_id = channel.send(log, message, to)
+    except (OperationalError, InterfaceError):
+        raise  # from the database, before the provider was reached (channels read it only for their settings)
     except PermanentError as error:
-        _fail_permanently(log, str(error), now=now, fallback=error.allows_fallback)
+        reason, fallback = str(error), error.allows_fallback
+        _patiently(
+            lambda: _fail_permanently(log, reason, now=now, fallback=fallback),
+            log.pk, started, "failed for good but could not be recorded",
+        )
         _emit(log, Statut.ECHEC_PERMANENT, started, detail=str(error))
         return Statut.ECHEC_PERMANENT
     except Exception as error:  # noqa: BLE001  (anything else is treated as transient: retried, then given up)
@@ -200,64 +223,77 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
             logger.exception("notification %s: unexpected error", log.pk)
         reason = str(error) if isinstance(error, TransientError) else f"Unexpected error: {error!r}"
         if log.nb_tentatives >= settings.NOTIFICATION_MAX_ATTEMPTS:
-            _fail_permanently(log, f"Gave up after {log.nb_tentatives} attempts: {reason}", now=now, fallback=True)
+            _patiently(
+                lambda: _fail_permanently(
+                    log, f"Gave up after {log.nb_tentatives} attempts: {reason}", now=now, fallback=True
+                ),
+                log.pk, started, "failed for good but could not be recorded",
+            )
             _emit(log, Statut.ECHEC_PERMANENT, started, detail=reason)
             return Statut.ECHEC_PERMANENT
         retry_in = retry_delay(log.nb_tentatives)
-        _finish(
-            log,
-            statut=Statut.ECHEC,
-            erreur_message=reason,
-            date_tentative_prochaine=now + timedelta(seconds=retry_in),
-            destinataire=log.destinataire,
+        _patiently(
+            lambda: _finish(
+                log,
+                statut=Statut.ECHEC,
+                erreur_message=reason,
+                date_tentative_prochaine=now + timedelta(seconds=retry_in),
+                destinataire=log.destinataire,
+            ),
+            log.pk, started, "failed but could not be recorded",
         )
         _emit(log, Statut.ECHEC, started, detail=reason)
         raise RetryLater(reason, retry_in) from error
 
-    _record_sent(
-        log,
-        started,
-        statut=Statut.ENVOYEE,
-        date_envoi=now,
-        provider_message_id=provider_id,
-        destinataire=to,
-        delivery_status=DRY_RUN if dry_run else "",
-        erreur_message="",
-        date_tentative_prochaine=None,
+    _patiently(
+        lambda: _finish(
+            log,
+            statut=Statut.ENVOYEE,
+            date_envoi=now,
+            provider_message_id=provider_id,
+            destinataire=to,
+            delivery_status=DRY_RUN if dry_run else "",
+            erreur_message="",
+            date_tentative_prochaine=None,
+        ),
+        log.pk, started, "was sent but could not be recorded: the relay may send it again",
     )
     _emit(log, Statut.ENVOYEE, started, provider_id=provider_id)
     return Statut.ENVOYEE
 
 
-# Waits between tries at recording a send while the database is away.
+# Waits between tries at writing an outcome while the database is away.
 RECORD_RETRY_DELAYS = (0.5, 1, 2)
 # Left of the soft time limit when the last try is made, so the failure is logged, not cut short.
 RECORD_MARGIN = 1.0
 
 
-def _record_sent(log: NotificationLog, started: float, **fields) -> None:
-    """Mark the row sent, waiting for the database when it is restarting.
+class OutcomeNotRecorded(Exception):
+    """The database stayed away too long to record what happened to a claimed row (it stays EN_COURS)."""
 
-    The provider has accepted the message: if this write were lost, the row would stay
-    EN_COURS, the relay would take the worker for dead and send it again. So a lost
-    connection is retried (a new one each time) until the task's soft time limit is near.
+
+def _patiently(write, log_id: int, started: float, failure: str) -> None:
+    """Run ``write`` (one outcome of a claimed row), waiting for the database when it is restarting.
+
+    Once the provider has been called, a lost write leaves the row EN_COURS and the relay
+    takes the worker for dead: an email is sent again, a WhatsApp message given up as
+    "may have gone out". So a lost connection is retried, on a new connection each time,
+    until the task's soft time limit is near; then `OutcomeNotRecorded` (not a database
+    error, so the row is not put back for a resend).
     """
     attempt = 0
     while True:
         try:
-            _finish(log, **fields)
+            write()
             return
         except (OperationalError, InterfaceError) as error:
             delay = RECORD_RETRY_DELAYS[min(attempt, len(RECORD_RETRY_DELAYS) - 1)]
             if time.monotonic() - started + delay + RECORD_MARGIN > settings.CELERY_TASK_SOFT_TIME_LIMIT:
                 logger.error(
-                    "notification %s was sent but could not be recorded (%s): the relay may send it again",
-                    log.pk,
-                    error,
-                    extra={"log_id": log.pk, "status": "unrecorded"},
+                    "notification %s %s (%s)", log_id, failure, error, extra={"log_id": log_id, "status": "unrecorded"}
                 )
-                raise
-            logger.warning("notification %s sent; recording it waits for the database (%s)", log.pk, error)
+                raise OutcomeNotRecorded(f"notification {log_id} {failure}") from error
+            logger.warning("notification %s: waiting for the database to record its outcome (%s)", log_id, error)
             connection.close()
             time.sleep(delay)
             attempt += 1

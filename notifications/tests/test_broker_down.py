@@ -37,7 +37,11 @@ def test_a_loan_lent_while_redis_is_down_is_saved_and_left_to_the_relay(staff_cl
 
     response = staff_client.post(
         reverse("loan_lend"),
-        {"materiel": "CAM-DOWN", "client": f"Alice Martin · #{client.pk}", "date_retour_prevue": due.strftime("%Y-%m-%dT%H:%M")},
+        {
+            "materiel": "CAM-DOWN",
+            "client": f"Alice Martin · #{client.pk}",
+            "date_retour_prevue": due.strftime("%Y-%m-%dT%H:%M"),
+        },
     )
 
     loan = Attribution.objects.get(materiel=materiel)
