@@ -36,7 +36,6 @@ import argparse
 import json
 import os
 import platform
-import shutil
 import statistics
 import sys
 import time
@@ -45,19 +44,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.stack import (
-    ROOT,
-    FakeTwilio,
-    PostgresServer,
-    Proc,
-    RedisServer,
-    SmtpSink,
-    Stack,
-    StackError,
-    tally,
-    temporary_workdir,
-    wait_until,
-)
+from bench import report as bench_report
+from bench.stack import ROOT, Proc, Stack, StackError, tally, throwaway_stack, wait_until
 
 QUICK = {"notifications": 2000, "loans": 200}
 LARGE = {"notifications": 10_000, "loans": 1000}
@@ -332,35 +320,14 @@ def percentile(values: list[float], q: float) -> float:
 # --- Report ----------------------------------------------------------------------------------------
 
 
-def versions(redis_url: str) -> dict:
-    import celery
-    import django
-    import kombu
-    import redis
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        postgres = cursor.fetchone()[0]
-    return {
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "django": django.get_version(),
-        "celery": celery.__version__,
-        "kombu": kombu.__version__,
-        "postgresql": postgres,
-        "redis": redis.Redis.from_url(redis_url).info("server")["redis_version"],
-    }
-
-
 def table(report: dict) -> str:
     env, raw, real, lat = report["environment"], report["raw_celery"], report["pipeline"], report["latency"]
     before, after = real["memory_before"], real["memory_after"]
     ratio = report["ratio"]
     rows = [
-        ("machine", f"{env['cores']} cores, load {env['loadavg']}", ""),
+        ("machine", f"{env['cores']} cores, load {env['load_average']:.2f}", ""),
         ("versions", f"Python {env['python']}, Django {env['django']}, Celery {env['celery']}, kombu {env['kombu']}", ""),
-        ("", f"PostgreSQL {env['postgresql']}, Redis {env['redis']}", ""),
+        ("", f"{env['database']}, Redis {env['redis']}", ""),
         ("worker", f"prefork x{CONCURRENCY}, prefetch 1, acks_late", ""),
         (
             "(a) raw Celery no-op",
@@ -414,69 +381,52 @@ def main() -> int:
     args = parser.parse_args()
     sizes = LARGE if args.large else QUICK
 
-    workdir = temporary_workdir("radgestmat-delivery-")
-    postgres = redis_server = stack = None
     try:
-        postgres = PostgresServer(workdir).init()
-        redis_server = RedisServer(workdir).start()
-        stack = Stack(workdir, postgres.url, redis_server.url, SmtpSink().up(), FakeTwilio().up())
-        stack.use_here()
-        import django
+        with throwaway_stack("delivery", keep=args.keep) as servers:
+            servers.stack.use_here()
+            import django
 
-        django.setup()
-        import redis
-        from django.core.management import call_command
+            django.setup()
+            import redis
+            from django.core.management import call_command
 
-        call_command("migrate", verbosity=0)
-        environment = {**versions(redis_server.url), "loadavg": Path("/proc/loadavg").read_text().split()[0]}
-        print(", ".join(f"{k} {v}" for k, v in environment.items()), flush=True)
-        broker = redis.Redis.from_url(redis_server.url)
+            call_command("migrate", verbosity=0)
+            environment = bench_report.environment()
+            bench_report.print_environment(environment)
+            broker = redis.Redis.from_url(servers.redis.url)
 
-        n = sizes["notifications"]
-        print(f"== (a) raw Celery: {n} no-op tasks", flush=True)
-        raw = raw_celery(stack, broker, n)
-        print(f"   {raw['rate']:.0f} tasks/s", flush=True)
-        print(f"== (b) real pipeline: {n} notifications", flush=True)
-        real, worker = real_pipeline(stack, broker, n)
-        print(f"   {real['rate']:.0f} sends/s", flush=True)
-        print(f"== latency: {sizes['loans']} loans lent one after another", flush=True)
-        latencies = lend_latencies(stack, sizes["loans"])
-        # The last email is accepted a moment before its task records it and acks: let it finish.
-        drain_seconds(broker, lambda: None, started=time.monotonic(), timeout=60)
-        worker.stop()
-        latency = {
-            "loans": len(latencies),
-            "p50": percentile(latencies, 50),
-            "p95": percentile(latencies, 95),
-            "p99": percentile(latencies, 99),
-            "max": max(latencies),
-            "mean": statistics.fmean(latencies),
-        }
-        report = {
-            "environment": {**environment, "loadavg_after": Path("/proc/loadavg").read_text().split()[0]},
-            "sizes": sizes,
-            "worker": {"pool": "prefork", "concurrency": CONCURRENCY, "prefetch_multiplier": 1, "acks_late": True},
-            "raw_celery": raw,
-            "pipeline": real,
-            "ratio": real["rate"] / raw["rate"],
-            "latency": latency,
-        }
+            n = sizes["notifications"]
+            print(f"== (a) raw Celery: {n} no-op tasks", flush=True)
+            raw = raw_celery(servers.stack, broker, n)
+            print(f"   {raw['rate']:.0f} tasks/s", flush=True)
+            print(f"== (b) real pipeline: {n} notifications", flush=True)
+            real, worker = real_pipeline(servers.stack, broker, n)
+            print(f"   {real['rate']:.0f} sends/s", flush=True)
+            print(f"== latency: {sizes['loans']} loans lent one after another", flush=True)
+            latencies = lend_latencies(servers.stack, sizes["loans"])
+            # The last email is accepted a moment before its task records it and acks: let it finish.
+            drain_seconds(broker, lambda: None, started=time.monotonic(), timeout=60)
+            worker.stop()
+            latency = {
+                "loans": len(latencies),
+                "p50": percentile(latencies, 50),
+                "p95": percentile(latencies, 95),
+                "p99": percentile(latencies, 99),
+                "max": max(latencies),
+                "mean": statistics.fmean(latencies),
+            }
+            report = {
+                "environment": {**environment, "loadavg_after": Path("/proc/loadavg").read_text().split()[0]},
+                "sizes": sizes,
+                "worker": {"pool": "prefork", "concurrency": CONCURRENCY, "prefetch_multiplier": 1, "acks_late": True},
+                "raw_celery": raw,
+                "pipeline": real,
+                "ratio": real["rate"] / raw["rate"],
+                "latency": latency,
+            }
     except StackError as exc:
         print(f"delivery bench: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if stack is not None:
-            stack.stop_all()
-            stack.smtp.down()
-            stack.twilio.down()
-        if redis_server is not None:
-            redis_server.destroy()
-        if postgres is not None:
-            postgres.destroy()
-        if args.keep:
-            print(f"process logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     print()
     print(table(report))

@@ -28,6 +28,8 @@ import tempfile
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -530,6 +532,44 @@ def temporary_workdir(prefix: str) -> Path:
     path = Path(tempfile.mkdtemp(prefix=prefix))
     os.chmod(path, 0o755)
     return path
+
+
+@dataclass
+class Servers:
+    """A run's whole stack and the two servers under it that a drill may stop or restart."""
+
+    stack: Stack
+    postgres: PostgresServer
+    redis: RedisServer
+
+
+@contextmanager
+def throwaway_stack(name: str, *, settings: dict[str, str] | None = None, keep: bool = False) -> Iterator[Servers]:
+    """A PostgreSQL cluster, a Redis server, the SMTP sink and the fake Twilio for one run, all stopped afterwards.
+
+    The work directory (process logs, the cluster) is deleted unless ``keep``. Raises StackError
+    when a part cannot start.
+    """
+    workdir = temporary_workdir(f"radgestmat-{name}-")
+    postgres = redis_server = stack = None
+    try:
+        postgres = PostgresServer(workdir).init()
+        redis_server = RedisServer(workdir).start()
+        stack = Stack(workdir, postgres.url, redis_server.url, SmtpSink().up(), FakeTwilio().up(), dict(settings or {}))
+        yield Servers(stack, postgres, redis_server)
+    finally:
+        if stack is not None:
+            stack.stop_all()
+            stack.smtp.down()
+            stack.twilio.down()
+        if redis_server is not None:
+            redis_server.destroy()
+        if postgres is not None:
+            postgres.destroy()
+        if keep:
+            print(f"process logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 # --- The ledger -----------------------------------------------------------------------------------

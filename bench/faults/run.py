@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import shutil
 import sys
 import traceback
 from pathlib import Path
@@ -35,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
 from bench import report  # noqa: E402
 from bench.faults.lab import DRILL_SETTINGS, DRILLS, SETTLE_TIMEOUT, Lab, prepare_database, reset  # noqa: E402
-from bench.stack import ROOT, FakeTwilio, PostgresServer, RedisServer, SmtpSink, Stack, StackError, temporary_workdir  # noqa: E402
+from bench.stack import ROOT, StackError, throwaway_stack  # noqa: E402
 
 # Each bench/faults/drills_*.py module registers its drills with @drill.
 for module in sorted(Path(__file__).parent.glob("drills_*.py")):
@@ -89,48 +88,31 @@ def main() -> int:
     if args.quick:
         chosen = [d for d in chosen if d.quick]
 
-    workdir = temporary_workdir("radgestmat-drills-")
-    postgres = redis_server = stack = None
     results: list[dict] = []
     environment: dict = {}
     try:
-        postgres = PostgresServer(workdir).init()
-        redis_server = RedisServer(workdir).start()
-        stack = Stack(workdir, postgres.url, redis_server.url, SmtpSink().up(), FakeTwilio().up(), dict(DRILL_SETTINGS))
-        stack.use_here()
-        import django
+        with throwaway_stack("drills", settings=DRILL_SETTINGS, keep=args.keep) as servers:
+            servers.stack.use_here()
+            import django
 
-        django.setup()
-        prepare_database()
-        environment = report.environment()
-        report.print_environment(environment)
-        lab = Lab(stack, postgres, redis_server)
-        for each in chosen:
-            reset(lab)
-            print(f"== {each.name}: {each.title}", flush=True)
-            try:
-                result = {"drill": each.name, "title": each.title, **each.run(lab)}
-            except Exception as exc:
-                traceback.print_exc()
-                result = {"drill": each.name, "title": each.title, "error": f"{type(exc).__name__}: {exc}"}
-            results.append(result)
-            print_table([result])
+            django.setup()
+            prepare_database()
+            environment = report.environment()
+            report.print_environment(environment)
+            lab = Lab(servers.stack, servers.postgres, servers.redis)
+            for each in chosen:
+                reset(lab)
+                print(f"== {each.name}: {each.title}", flush=True)
+                try:
+                    result = {"drill": each.name, "title": each.title, **each.run(lab)}
+                except Exception as exc:
+                    traceback.print_exc()
+                    result = {"drill": each.name, "title": each.title, "error": f"{type(exc).__name__}: {exc}"}
+                results.append(result)
+                print_table([result])
     except StackError as exc:
         print(f"fault drills: {exc}", file=sys.stderr)
         return 1
-    finally:
-        if stack is not None:
-            stack.stop_all()
-            stack.smtp.down()
-            stack.twilio.down()
-        if redis_server is not None:
-            redis_server.destroy()
-        if postgres is not None:
-            postgres.destroy()
-        if args.keep:
-            print(f"process logs kept in {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
 
     print()
     print_table(results)
