@@ -255,7 +255,7 @@ def rearm(items: Sequence[Planned], *, now: datetime, not_before: datetime | Non
                 old.duree_emprunt = row.duree_emprunt
                 old.nb_tentatives = 0
                 old.date_envoi = old.date_tentative_prochaine = old.date_claimed = None
-                old.erreur_message = old.provider_message_id = old.delivery_status = ""
+                old.erreur_code = old.erreur_message = old.provider_message_id = old.delivery_status = ""
                 old.updated_at = now
                 reset.append(old)
         if insert and fresh:
@@ -273,6 +273,7 @@ RESET_FIELDS = [
     "date_envoi",
     "date_tentative_prochaine",
     "date_claimed",
+    "erreur_code",
     "erreur_message",
     "provider_message_id",
     "delivery_status",
@@ -341,7 +342,9 @@ def publish(log_ids: list[int]) -> None:
 
 def cancel(queryset, *, reason: str) -> int:
     """Cancel the rows of ``queryset`` that have not been sent yet, recording why."""
-    return queryset.filter(statut__in=CLAIMABLE_STATUTS).update(statut=Statut.ANNULEE, erreur_message=reason)
+    return queryset.filter(statut__in=CLAIMABLE_STATUTS).update(
+        statut=Statut.ANNULEE, erreur_code="", erreur_message=reason
+    )
 
 
 def cancel_pending_reminders(attribution: Attribution, *, reason: str) -> int:
@@ -367,6 +370,7 @@ def requeue(log_ids: Iterable[int], *, now: datetime) -> int:
             date_scheduled=now,
             date_tentative_prochaine=None,
             date_claimed=None,
+            erreur_code="",
             erreur_message="",
         )
         enqueue(ids)

@@ -30,7 +30,7 @@ from django.utils import formats, timezone, translation
 from assets.models import Attribution, Client, Materiel, elapsed
 
 from .channels.base import PermanentError
-from .models import Audience, Canal, MessageOverride, NotificationLog, TypeNotification
+from .models import Audience, Canal, CodeErreur, MessageOverride, NotificationLog, TypeNotification
 
 _SENTINEL = "@@MISSING:%s@@"
 _SENTINEL_RE = re.compile(r"@@MISSING:([^@]*)@@")
@@ -48,9 +48,13 @@ DURATION_WORDS = {
 class MissingVariable(PermanentError):
     """A message template refers to a variable that does not exist."""
 
+    code = CodeErreur.CONTENT
+
 
 class BrokenTemplate(PermanentError):
     """A message template file is missing or does not parse."""
+
+    code = CodeErreur.CONTENT
 
 
 @dataclass(frozen=True)

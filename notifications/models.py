@@ -51,6 +51,26 @@ class Statut(models.TextChoices):
     ANNULEE = "ANNULEE", _("Cancelled")
 
 
+class CodeErreur(models.TextChoices):
+    """Why a notification failed, in a few stable words: what `erreur_message` says in detail.
+
+    Set by the channel that classified the failure (the code travels with the exception),
+    or by the send service and the relay for what happens around the channel.
+    """
+
+    CREDENTIALS = "CREDENTIALS", _("Credentials rejected by the provider")
+    MISCONFIGURED = "MISCONFIGURED", _("Channel not or wrongly configured")
+    INVALID_RECIPIENT = "INVALID_RECIPIENT", _("Invalid or refused recipient")
+    OPTED_OUT = "OPTED_OUT", _("Recipient opted out or cannot receive on this channel")
+    RATE_LIMITED = "RATE_LIMITED", _("Rate limited by the provider")
+    PROVIDER_UNAVAILABLE = "PROVIDER_UNAVAILABLE", _("Provider unreachable or temporarily failing")
+    AMBIGUOUS = "AMBIGUOUS", _("May have gone out: check the provider's logs")
+    WORKER_STOPPED = "WORKER_STOPPED", _("Worker stopped while sending")
+    CONTENT = "CONTENT", _("Message template error")
+    CAP_REACHED = "CAP_REACHED", _("Daily cap reached")
+    OTHER = "OTHER", _("Other")
+
+
 # A send task may only claim a row in one of these states.
 CLAIMABLE_STATUTS = (Statut.EN_ATTENTE, Statut.ECHEC)
 FINAL_STATUTS = (Statut.ENVOYEE, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
@@ -84,6 +104,7 @@ class NotificationLog(models.Model):
     nb_tentatives = models.PositiveSmallIntegerField(_("attempts"), default=0)
     duree_emprunt = models.CharField(_("loan duration class"), max_length=5, blank=True)
     destinataire = models.CharField(_("recipient"), max_length=254, blank=True)
+    erreur_code = models.CharField(_("failure cause"), max_length=30, choices=CodeErreur.choices, blank=True)
     erreur_message = models.TextField(_("error"), blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=64, blank=True, db_index=True)
     delivery_status = models.CharField(_("delivery status"), max_length=20, blank=True)
@@ -129,6 +150,8 @@ class NotificationLog(models.Model):
             models.Index(fields=["date_scheduled", "id"], name="notif_by_scheduled"),
             # The staff log filtered by status ("the failures"), newest first.
             models.Index(fields=["statut", "date_scheduled"], name="notif_status_scheduled"),
+            # The staff log filtered by cause, and the credentials alert. Only failed rows have a cause.
+            models.Index(fields=["erreur_code", "date_scheduled"], condition=~Q(erreur_code=""), name="notif_by_cause"),
         ]
 
     def __str__(self) -> str:

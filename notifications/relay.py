@@ -28,7 +28,7 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from . import dispatcher
-from .models import Canal, NotificationLog, Statut, TypeNotification
+from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 from .timeline import PRE_DUE_TYPES, REMINDERS_OF_CLASS
 
 # A failed row whose retry time is this far past has lost its retry message.
@@ -75,14 +75,26 @@ def recover_stranded(now: datetime, report: RelayReport) -> None:
     with transaction.atomic():
         stranded = stranded_claims(now)
         report.failed_permanently += stranded.filter(canal__in=[Canal.WHATSAPP, Canal.SMS]).update(
-            statut=Statut.ECHEC_PERMANENT, erreur_message=ambiguous, date_claimed=None, date_tentative_prochaine=None
+            statut=Statut.ECHEC_PERMANENT,
+            erreur_code=CodeErreur.AMBIGUOUS,
+            erreur_message=ambiguous,
+            date_claimed=None,
+            date_tentative_prochaine=None,
         )
         report.failed_permanently += stranded.filter(nb_tentatives__gte=settings.NOTIFICATION_MAX_ATTEMPTS).update(
-            statut=Statut.ECHEC_PERMANENT, erreur_message=message, date_claimed=None, date_tentative_prochaine=None
+            statut=Statut.ECHEC_PERMANENT,
+            erreur_code=CodeErreur.WORKER_STOPPED,
+            erreur_message=message,
+            date_claimed=None,
+            date_tentative_prochaine=None,
         )
         # An old retry time makes the row count as "retry lost", so the batch enqueues it now.
         report.recovered += stranded.update(
-            statut=Statut.ECHEC, erreur_message=message, date_claimed=None, date_tentative_prochaine=now - LOST_RETRY_AFTER
+            statut=Statut.ECHEC,
+            erreur_code=CodeErreur.WORKER_STOPPED,
+            erreur_message=message,
+            date_claimed=None,
+            date_tentative_prochaine=now - LOST_RETRY_AFTER,
         )
 
 

@@ -32,7 +32,16 @@ from .channels import ChannelError, PermanentError, TransientError, get_channel
 from .exceptions import RetryLater
 from .masking import mask_address, mask_email
 from .messages import Message, render, with_override_flag
-from .models import CLAIMABLE_STATUTS, REMINDER_TYPES, Audience, Canal, NotificationLog, Statut, TypeNotification
+from .models import (
+    CLAIMABLE_STATUTS,
+    REMINDER_TYPES,
+    Audience,
+    Canal,
+    CodeErreur,
+    NotificationLog,
+    Statut,
+    TypeNotification,
+)
 
 logger = logging.getLogger("radgestmat.notifications")
 
@@ -131,7 +140,7 @@ def _emit(log: NotificationLog, outcome: str, started: float, provider_id: str =
     )
 
 
-def _fail_permanently(log: NotificationLog, reason: str, *, now: datetime, fallback: bool) -> None:
+def _fail_permanently(log: NotificationLog, reason: str, code: str, *, now: datetime, fallback: bool) -> None:
     with transaction.atomic():
         replacement = dispatcher.fall_back(log, now=now) if fallback else None
         if replacement is not None:
@@ -139,6 +148,7 @@ def _fail_permanently(log: NotificationLog, reason: str, *, now: datetime, fallb
         _finish(
             log,
             statut=Statut.ECHEC_PERMANENT,
+            erreur_code=code,
             erreur_message=reason,
             date_tentative_prochaine=None,
             destinataire=log.destinataire,
@@ -179,7 +189,9 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
 
     reason = irrelevance(log, now=now)
     if reason:
-        _finish(log, statut=Statut.ANNULEE, erreur_message=reason, nb_tentatives=F("nb_tentatives") - 1)
+        _finish(
+            log, statut=Statut.ANNULEE, erreur_code="", erreur_message=reason, nb_tentatives=F("nb_tentatives") - 1
+        )
         _emit(log, Statut.ANNULEE, started, detail=reason)
         return Statut.ANNULEE
 
@@ -199,6 +211,7 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
                 date_claimed=None,
                 date_tentative_prochaine=None,
                 date_scheduled=resume,
+                erreur_code=CodeErreur.CAP_REACHED,
                 erreur_message=f"Daily cap of {caps.cap_for(log.canal)} {log.canal} messages reached; "
                 f"waits until {resume.isoformat()}.",
             )
@@ -211,9 +224,9 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
     except (OperationalError, InterfaceError):
         raise  # from the database, before the provider was reached (channels read it only for their settings)
     except PermanentError as error:
-        reason, fallback = str(error), error.allows_fallback
+        reason, code, fallback = str(error), error.code, error.allows_fallback
         _patiently(
-            lambda: _fail_permanently(log, reason, now=now, fallback=fallback),
+            lambda: _fail_permanently(log, reason, code, now=now, fallback=fallback),
             log.pk, started, "failed for good but could not be recorded",
         )
         _emit(log, Statut.ECHEC_PERMANENT, started, detail=str(error))
@@ -222,10 +235,11 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
         if not isinstance(error, ChannelError):
             logger.exception("notification %s: unexpected error", log.pk)
         reason = str(error) if isinstance(error, TransientError) else f"Unexpected error: {error!r}"
+        code = error.code if isinstance(error, ChannelError) else CodeErreur.OTHER
         if log.nb_tentatives >= settings.NOTIFICATION_MAX_ATTEMPTS:
             _patiently(
                 lambda: _fail_permanently(
-                    log, f"Gave up after {log.nb_tentatives} attempts: {reason}", now=now, fallback=True
+                    log, f"Gave up after {log.nb_tentatives} attempts: {reason}", code, now=now, fallback=True
                 ),
                 log.pk, started, "failed for good but could not be recorded",
             )
@@ -236,6 +250,7 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
             lambda: _finish(
                 log,
                 statut=Statut.ECHEC,
+                erreur_code=code,
                 erreur_message=reason,
                 date_tentative_prochaine=now + timedelta(seconds=retry_in),
                 destinataire=log.destinataire,
@@ -253,6 +268,7 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
             provider_message_id=provider_id,
             destinataire=to,
             delivery_status=DRY_RUN if dry_run else "",
+            erreur_code="",
             erreur_message="",
             date_tentative_prochaine=None,
         ),

@@ -26,6 +26,7 @@ from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
 from . import dispatcher
+from .channels.twilio_api import cause_of_twilio_error
 from .models import NotificationLog, Statut
 
 logger = logging.getLogger("radgestmat.notifications")
@@ -72,8 +73,9 @@ def record_delivery_status(message_sid: str, status: str, error_code: str, *, no
             if replacement is not None:
                 reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
             log.statut = Statut.ECHEC_PERMANENT
+            log.erreur_code = cause_of_twilio_error(None, error_code)
             log.erreur_message = reason
-            fields += ["statut", "erreur_message"]
+            fields += ["statut", "erreur_code", "erreur_message"]
         log.save(update_fields=fields)
     return log
 

@@ -3,6 +3,10 @@
 A channel never touches `NotificationLog` statuses: it returns the provider's message
 id or raises `TransientError` (try again later) or `PermanentError` (trying again
 cannot help). The send service (`notifications.sending`) records the outcome.
+
+Each error also carries its cause, ``code`` (a `notifications.models.CodeErreur`
+value), decided where the error is classified and written to ``erreur_code`` as is:
+alerts and staff filters read the code, never the wording of the message.
 """
 
 from __future__ import annotations
@@ -15,9 +19,16 @@ if TYPE_CHECKING:
 
 
 class ChannelError(Exception):
-    """A send failed; ``str(error)`` is the reason recorded in ``erreur_message``."""
+    """A send failed; ``str(error)`` is the reason recorded in ``erreur_message``, ``code`` its ``erreur_code``."""
 
     permanent = False
+    # The cause when the raiser names none: CodeErreur.OTHER (the models are not imported here).
+    code: str = "OTHER"
+
+    def __init__(self, message: str, *, code: str | None = None):
+        super().__init__(message)
+        if code is not None:
+            self.code = code
 
 
 class TransientError(ChannelError):
@@ -36,6 +47,7 @@ class AmbiguousError(PermanentError):
     """The provider may have accepted the message before failing: neither resend nor fall back."""
 
     allows_fallback = False
+    code = "AMBIGUOUS"
 
 
 class Channel:

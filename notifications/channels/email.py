@@ -17,7 +17,7 @@ from django.core.validators import validate_email
 
 from notifications.dispatcher import audience_address
 from notifications.messages import Message
-from notifications.models import Audience, NotificationLog
+from notifications.models import Audience, CodeErreur, NotificationLog
 
 from .base import Channel, PermanentError, TransientError
 
@@ -75,26 +75,51 @@ def drop_connection() -> None:
             pass
 
 
+# SMTP answers that mean the server refused our login (530 authentication required,
+# 534 mechanism too weak, 535 credentials invalid): every message will fail until they are fixed.
+CREDENTIALS_REPLIES = {530, 534, 535}
+# Mailbox unavailable, not local, or name not allowed.
+BAD_RECIPIENT_REPLIES = {550, 551, 553}
+
+
+def _cause_of_reply(code: int, *, sender: bool = False) -> str:
+    if code in CREDENTIALS_REPLIES:
+        return CodeErreur.CREDENTIALS
+    if 400 <= code < 500:
+        return CodeErreur.PROVIDER_UNAVAILABLE
+    if code in BAD_RECIPIENT_REPLIES:
+        # A refused MAIL FROM is our sender address (DEFAULT_FROM_EMAIL), not the borrower's.
+        return CodeErreur.MISCONFIGURED if sender else CodeErreur.INVALID_RECIPIENT
+    return CodeErreur.OTHER
+
+
 def classify(error: Exception) -> Exception:
-    """Map an SMTP/socket failure to TransientError or PermanentError (the one place that decides)."""
+    """Map an SMTP/socket failure to TransientError or PermanentError and its cause (the one place that decides)."""
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _message in error.recipients.values()]
         detail = "; ".join(f"{code} {message.decode(errors='replace') if isinstance(message, bytes) else message}"
                            for code, message in error.recipients.values())
         if codes and all(400 <= code < 500 for code in codes):
-            return TransientError(f"Recipient temporarily refused by the mail server: {detail}")
-        return PermanentError(f"Recipient refused by the mail server: {detail}")
+            return TransientError(
+                f"Recipient temporarily refused by the mail server: {detail}", code=CodeErreur.PROVIDER_UNAVAILABLE
+            )
+        # Some servers ask for the login only at RCPT ("530 5.7.0 Authentication required").
+        code = CodeErreur.CREDENTIALS if CREDENTIALS_REPLIES.intersection(codes) else CodeErreur.INVALID_RECIPIENT
+        return PermanentError(f"Recipient refused by the mail server: {detail}", code=code)
     if isinstance(error, smtplib.SMTPResponseException):
         message = error.smtp_error.decode(errors="replace") if isinstance(error.smtp_error, bytes) else error.smtp_error
         text = f"Mail server answered {error.smtp_code} {message}"
-        return TransientError(text) if 400 <= error.smtp_code < 500 else PermanentError(text)
+        code = _cause_of_reply(error.smtp_code, sender=isinstance(error, smtplib.SMTPSenderRefused))
+        return TransientError(text, code=code) if 400 <= error.smtp_code < 500 else PermanentError(text, code=code)
     if isinstance(error, (smtplib.SMTPServerDisconnected, socket.timeout, TimeoutError)):
-        return TransientError(f"Mail server connection lost or timed out: {error}")
+        return TransientError(
+            f"Mail server connection lost or timed out: {error}", code=CodeErreur.PROVIDER_UNAVAILABLE
+        )
     if isinstance(error, (ConnectionError, OSError)):
-        return TransientError(f"Mail server unreachable: {error}")
+        return TransientError(f"Mail server unreachable: {error}", code=CodeErreur.PROVIDER_UNAVAILABLE)
     if isinstance(error, smtplib.SMTPException):
-        return TransientError(f"Mail server error: {error}")
-    return TransientError(f"Unexpected mail error: {error!r}")
+        return TransientError(f"Mail server error: {error}", code=CodeErreur.OTHER)
+    return TransientError(f"Unexpected mail error: {error!r}", code=CodeErreur.OTHER)
 
 
 class EmailChannel(Channel):
@@ -109,7 +134,7 @@ class EmailChannel(Channel):
         else:
             address = audience_address(log.attribution, log.audience)
         if not (address or "").strip():
-            raise PermanentError("No email address for this recipient.")
+            raise PermanentError("No email address for this recipient.", code=CodeErreur.INVALID_RECIPIENT)
         return self.validate(address)
 
     def validate(self, address: str) -> str:
@@ -117,7 +142,7 @@ class EmailChannel(Channel):
         try:
             validate_email(address)
         except ValidationError:
-            raise PermanentError(f"Invalid email address “{address[:100]}”.")
+            raise PermanentError(f"Invalid email address “{address[:100]}”.", code=CodeErreur.INVALID_RECIPIENT)
         return address
 
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
@@ -144,5 +169,5 @@ class EmailChannel(Channel):
             drop_connection()
             raise classify(error) from error
         if not sent:
-            raise TransientError("The mail backend did not send the message.")
+            raise TransientError("The mail backend did not send the message.", code=CodeErreur.OTHER)
         return local_id

@@ -16,23 +16,47 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from assets.models import normalize_phone
 from notifications.messages import Message
-from notifications.models import Audience, NotificationLog
+from notifications.models import Audience, CodeErreur, NotificationLog
 
 from .base import AmbiguousError, Channel, PermanentError, TransientError
 
-# Twilio error codes (https://www.twilio.com/docs/api/errors) that no retry can fix.
+# Twilio error codes (https://www.twilio.com/docs/api/errors) that no retry can fix, and their cause.
 PERMANENT_CODES = {
-    21211: "invalid “To” phone number",
-    21408: "permission to send to this region is not enabled",
-    21610: "the recipient has opted out (STOP)",
-    21612: "this “To” number cannot be reached from this “From” number",
-    21614: "the “To” number is not a mobile number",
-    63003: "the recipient cannot receive WhatsApp messages",
-    63007: "no WhatsApp sender for the “From” number",
-    63016: "outside the 24-hour WhatsApp window: an approved template is required",
+    21211: ("invalid “To” phone number", CodeErreur.INVALID_RECIPIENT),
+    21408: ("permission to send to this region is not enabled", CodeErreur.MISCONFIGURED),
+    21610: ("the recipient has opted out (STOP)", CodeErreur.OPTED_OUT),
+    21612: ("this “To” number cannot be reached from this “From” number", CodeErreur.INVALID_RECIPIENT),
+    21614: ("the “To” number is not a mobile number", CodeErreur.INVALID_RECIPIENT),
+    63003: ("the recipient cannot receive WhatsApp messages", CodeErreur.OPTED_OUT),
+    63007: ("no WhatsApp sender for the “From” number", CodeErreur.MISCONFIGURED),
+    63016: ("outside the 24-hour WhatsApp window: an approved template is required", CodeErreur.MISCONFIGURED),
 }
 # Rate limits and queue overflows: the same message will go through later.
 TRANSIENT_CODES = {20429, 63018}
+# "Authenticate": the account SID / auth token pair was refused.
+AUTHENTICATION_CODE = 20003
+
+
+def _int_or_none(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def cause_of_twilio_error(status: int | None, code: int | str | None) -> str:
+    """The `CodeErreur` of a Twilio error code (status callbacks give it as text), with the HTTP status when known."""
+    code = _int_or_none(code)
+    if status == 401 or code == AUTHENTICATION_CODE:
+        return CodeErreur.CREDENTIALS
+    if status == 429 or code in TRANSIENT_CODES:
+        return CodeErreur.RATE_LIMITED
+    if code in PERMANENT_CODES:
+        return PERMANENT_CODES[code][1]
+    if status is not None and status >= 500:
+        return CodeErreur.AMBIGUOUS
+    return CodeErreur.OTHER
+
 
 _local = threading.local()
 
@@ -65,22 +89,23 @@ def classify(error: Exception) -> Exception:
     """Map a Twilio or network failure to Transient, Permanent or Ambiguous (the one place that decides)."""
     if isinstance(error, TwilioRestException):
         detail = f"Twilio HTTP {error.status}" + (f", error {error.code}" if error.code else "") + f": {error.msg}"
+        code = cause_of_twilio_error(error.status, error.code)
         if error.status == 429 or error.code in TRANSIENT_CODES:
-            return TransientError(detail)
+            return TransientError(detail, code=code)
         if error.code in PERMANENT_CODES:
-            return PermanentError(f"{detail} ({PERMANENT_CODES[error.code]})")
+            return PermanentError(f"{detail} ({PERMANENT_CODES[error.code][0]})", code=code)
         if error.status >= 500:
             return AmbiguousError(
                 f"{detail}. Ambiguous: Twilio may have created the message, so it is not resent "
                 "(to avoid a duplicate) — check the Twilio message logs, then retry from the log page if needed."
             )
-        return PermanentError(detail)
+        return PermanentError(detail, code=code)
     if isinstance(error, requests.ConnectTimeout):
-        return TransientError(f"Twilio unreachable (connect timeout): {error}")
+        return TransientError(f"Twilio unreachable (connect timeout): {error}", code=CodeErreur.PROVIDER_UNAVAILABLE)
     if isinstance(error, requests.ConnectionError):
         reason = error.args[0] if error.args else None
         if isinstance(reason, MaxRetryError) and isinstance(reason.reason, NewConnectionError):
-            return TransientError(f"Twilio unreachable: {reason.reason}")
+            return TransientError(f"Twilio unreachable: {reason.reason}", code=CodeErreur.PROVIDER_UNAVAILABLE)
         return AmbiguousError(
             f"Connection to Twilio lost during the request ({error}). Ambiguous: not resent to avoid a duplicate — "
             "check the Twilio message logs."
@@ -91,8 +116,8 @@ def classify(error: Exception) -> Exception:
             "check the Twilio message logs."
         )
     if isinstance(error, TwilioException):
-        return PermanentError(f"Twilio client error: {error}")
-    return TransientError(f"Unexpected Twilio error: {error!r}")
+        return PermanentError(f"Twilio client error: {error}", code=CodeErreur.OTHER)
+    return TransientError(f"Unexpected Twilio error: {error!r}", code=CodeErreur.OTHER)
 
 
 class TwilioChannel(Channel):
@@ -115,22 +140,22 @@ class TwilioChannel(Channel):
 
     def recipient(self, log: NotificationLog) -> str:
         if log.audience != Audience.CLIENT:
-            raise PermanentError(f"{self.canal} goes to borrowers only.")
+            raise PermanentError(f"{self.canal} goes to borrowers only.", code=CodeErreur.INVALID_RECIPIENT)
         from notifications.dispatcher import phone_of, preferences_of
 
         client = log.attribution.client
         raw = phone_of(client, preferences_of(client))
         if not raw:
-            raise PermanentError("No phone number for this recipient.")
+            raise PermanentError("No phone number for this recipient.", code=CodeErreur.INVALID_RECIPIENT)
         return self.validate(raw)
 
     def validate(self, address: str) -> str:
         try:
             number = normalize_phone(address)
         except ValidationError as error:
-            raise PermanentError(" ".join(error.messages))
+            raise PermanentError(" ".join(error.messages), code=CodeErreur.INVALID_RECIPIENT)
         if not number:
-            raise PermanentError("No phone number given.")
+            raise PermanentError("No phone number given.", code=CodeErreur.INVALID_RECIPIENT)
         return number
 
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
@@ -138,7 +163,9 @@ class TwilioChannel(Channel):
 
         sender, content_sid = self.origin(log)
         if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and sender):
-            raise PermanentError(f"{self.canal} is not configured (Twilio credentials or sender missing).")
+            raise PermanentError(
+                f"{self.canal} is not configured (Twilio credentials or sender missing).", code=CodeErreur.MISCONFIGURED
+            )
         params = {
             "to": f"{self.address_prefix}{to}",
             "from_": f"{self.address_prefix}{sender}",
@@ -153,5 +180,8 @@ class TwilioChannel(Channel):
         except Exception as error:  # noqa: BLE001  (classified in one place)
             raise classify(error) from error
         if getattr(created, "error_code", None):
-            raise PermanentError(f"Twilio refused the message: error {created.error_code} {created.error_message or ''}")
+            raise PermanentError(
+                f"Twilio refused the message: error {created.error_code} {created.error_message or ''}",
+                code=cause_of_twilio_error(None, created.error_code),
+            )
         return created.sid
