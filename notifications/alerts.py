@@ -3,7 +3,8 @@
 Incidents, checked by `check_notification_alerts(now=...)`:
 
 - ``failures``: more than ALERT_FAILURES_PER_HOUR notifications failed permanently in the last hour;
-- ``credentials:<canal>``: the provider rejected our credentials (SMTP 530/534/535, Twilio HTTP 401)
+- ``credentials:<canal>``: the provider rejected our credentials (rows whose ``erreur_code`` is
+  CREDENTIALS: SMTP 530/534/535, Twilio HTTP 401 / 20003, as the channels classify them)
   in the last CREDENTIALS_WINDOW — every message on that channel will fail until someone fixes them;
 - ``beat``: beat has not started the relay for BEAT_STALE_AFTER_MINUTES. Beat starts this
   check too, so every worker also enqueues it now and then (`tasks.alerts.AlertWatchdog`).
@@ -22,25 +23,17 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.cache import cache
 from django.core.mail import mail_admins
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils.timezone import localtime
 
 from radgestmat import health
 from radgestmat.logging import mask_personal_data
 
-from .models import Canal, NotificationLog, Statut
+from .models import Canal, CodeErreur, NotificationLog, Statut
 
 logger = logging.getLogger("radgestmat.ops")
 
 CREDENTIALS_WINDOW = timedelta(minutes=15)
-# How each channel's "your credentials are wrong" reads in erreur_message (see channels/*.classify).
-CREDENTIALS_REJECTED = {
-    Canal.EMAIL: Q(erreur_message__startswith="Mail server answered 530")
-    | Q(erreur_message__startswith="Mail server answered 534")
-    | Q(erreur_message__startswith="Mail server answered 535"),
-    Canal.WHATSAPP: Q(erreur_message__startswith="Twilio HTTP 401"),
-    Canal.SMS: Q(erreur_message__startswith="Twilio HTTP 401"),
-}
 INCIDENT_KEYS = ["failures", "beat", *(f"credentials:{canal}" for canal in Canal.values)]
 
 
@@ -73,19 +66,14 @@ def failure_incident(now: datetime) -> Incident | None:
     )
 
 
-def _any_rejected() -> Q:
-    condition = Q(pk__in=[])
-    for canal, rejected in CREDENTIALS_REJECTED.items():
-        condition |= Q(canal=canal) & rejected
-    return condition
-
-
 def credential_incidents(now: datetime) -> list[Incident]:
     rejected = set(
         NotificationLog.objects.filter(
-            statut__in=[Statut.ECHEC, Statut.ECHEC_PERMANENT], updated_at__gte=now - CREDENTIALS_WINDOW
+            erreur_code=CodeErreur.CREDENTIALS,
+            statut__in=[Statut.ECHEC, Statut.ECHEC_PERMANENT],
+            updated_at__gte=now - CREDENTIALS_WINDOW,
         )
-        .filter(_any_rejected())
+        .order_by()
         .values_list("canal", flat=True)
         .distinct()
     )
