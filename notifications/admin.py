@@ -23,7 +23,7 @@ class NotificationLogAdmin(admin.ModelAdmin):
         "date_envoi",
         "nb_tentatives",
     ]
-    list_filter = ["statut", "canal", "type_notification", "audience", "date_scheduled"]
+    list_filter = ["statut", "erreur_code", "canal", "type_notification", "audience", "date_scheduled"]
     search_fields = ["attribution__materiel__code", "attribution__client__name", "destinataire", "provider_message_id"]
     list_select_related = ["attribution__materiel", "attribution__client"]
     raw_id_fields = ["attribution", "fallback_of"]

@@ -29,7 +29,7 @@ from django.views.decorators.http import require_POST
 from radgestmat.staff import paginate, staff_required
 
 from . import dispatcher
-from .models import Canal, NotificationLog, Statut, TypeNotification
+from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 from .scheduler_status import get_scheduler_status
 
 RETRYABLE = (Statut.ECHEC, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
@@ -51,6 +51,9 @@ class LogFilterForm(forms.Form):
     )
     canal = forms.ChoiceField(label=gettext_lazy("Channel"), required=False, choices=[("", gettext_lazy("All"))] + Canal.choices)
     statut = forms.ChoiceField(label=gettext_lazy("Status"), required=False, choices=[("", gettext_lazy("All"))] + Statut.choices)
+    erreur_code = forms.ChoiceField(
+        label=gettext_lazy("Cause"), required=False, choices=[("", gettext_lazy("All"))] + CodeErreur.choices
+    )
     date_from = forms.DateField(label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = forms.DateField(label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     client = forms.CharField(label=gettext_lazy("Client"), required=False, widget=forms.TextInput(attrs={"type": "search"}))
@@ -64,7 +67,7 @@ class LogFilterForm(forms.Form):
 
     def filter(self, queryset):
         data = self.cleaned_data if self.is_valid() else {}
-        for name in ("type_notification", "canal", "statut"):
+        for name in ("type_notification", "canal", "statut", "erreur_code"):
             if data.get(name):
                 queryset = queryset.filter(**{name: data[name]})
         if data.get("date_from"):
@@ -201,7 +204,7 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     writer = csv.writer(Echo())
     header = [
         "id", "attribution", "materiel", "client", "type_notification", "canal", "audience", "niveau_escalade",
-        "statut", "date_scheduled", "date_envoi", "nb_tentatives", "destinataire", "erreur_message",
+        "statut", "date_scheduled", "date_envoi", "nb_tentatives", "destinataire", "erreur_code", "erreur_message",
     ]  # fmt: skip
 
     def lines():
@@ -212,7 +215,7 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
                     row.pk, row.attribution_id, row.attribution.materiel.code, row.attribution.client.name,
                     row.type_notification, row.canal, row.audience, row.niveau_escalade, row.statut,
                     local_iso(row.date_scheduled), local_iso(row.date_envoi), row.nb_tentatives,
-                    row.destinataire, row.erreur_message,
+                    row.destinataire, row.erreur_code, row.erreur_message,
                 ]  # fmt: skip
             )
 
