@@ -33,11 +33,22 @@ class SmtpSink:
     data_reply: str | None = None
     received: threading.Event = field(default_factory=threading.Event)
     release: threading.Event | None = None  # when set, DATA waits for it before answering
+    accept_login: bool | None = None  # None: no AUTH offered; False: every login gets 535 (then `restart()`)
     controller: Controller | None = None
 
     def start(self) -> None:
-        self.controller = Controller(self, hostname=self.host, port=self.port)
+        if self.accept_login is None:
+            self.controller = Controller(self, hostname=self.host, port=self.port)
+        else:
+            self.controller = Controller(
+                self, hostname=self.host, port=self.port, authenticator=self.authenticate, auth_require_tls=False
+            )
         self.controller.start()
+
+    def authenticate(self, server, session, envelope, mechanism, auth_data):
+        from aiosmtpd.smtp import AuthResult
+
+        return AuthResult(success=bool(self.accept_login), handled=False)
 
     def restart(self) -> None:
         """Stop and start again on the same port: open client connections are cut."""
@@ -88,6 +99,20 @@ def smtp_sink(settings):
     from notifications.channels.email import drop_connection
 
     drop_connection()
+
+
+@pytest.fixture
+def redis_db(settings):
+    """The Redis of REDIS_URL with no daily-cap counters."""
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.ping()  # fails (never skips) when Redis is missing
+    for key in client.scan_iter("radgestmat:cap:*"):
+        client.delete(key)
+    yield client
+    for key in client.scan_iter("radgestmat:cap:*"):
+        client.delete(key)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from django.core.cache import cache
 from django.utils import timezone
 
 from notifications import alerts
-from notifications.models import NotificationLog, Statut
+from notifications.models import CodeErreur, NotificationLog, Statut
 from notifications.schedule import register_schedule
 from notifications.sending import send_notification
 from radgestmat.watchdog import offer_alert_check
@@ -133,6 +133,39 @@ def test_smtp_rejecting_our_login_alerts_about_email(beat_alive, settings):
 
     assert alerts.check_notification_alerts(now=timezone.now())["opened"] == ["credentials:EMAIL"]
     assert "wrong-password" not in mail.outbox[0].body
+
+
+def test_the_credentials_alert_reads_the_cause_not_the_wording(beat_alive):
+    """GIVEN an SMS row rejected for its credentials whose message is worded otherwise (reworded, translated)
+    and an email row whose message looks like the old 535 wording but whose cause is not credentials
+    WHEN the alerts are checked
+    THEN only the SMS channel is reported."""
+    sms = make_log("CREATION", "SMS")
+    NotificationLog.objects.filter(pk=sms.pk).update(
+        statut=Statut.ECHEC_PERMANENT,
+        erreur_code=CodeErreur.CREDENTIALS,
+        erreur_message="Le fournisseur a refusé nos identifiants.",
+    )
+    email = make_log("CREATION", "EMAIL")
+    NotificationLog.objects.filter(pk=email.pk).update(
+        statut=Statut.ECHEC_PERMANENT,
+        erreur_code=CodeErreur.INVALID_RECIPIENT,
+        erreur_message="Mail server answered 535 was quoted by the recipient's server",
+    )
+
+    assert alerts.check_notification_alerts(now=timezone.now())["opened"] == ["credentials:SMS"]
+    assert subjects() == ["[Django] Alert: SMS: the provider rejects our credentials"]
+
+
+def test_an_old_credentials_rejection_is_not_an_incident(beat_alive):
+    log = make_log("CREATION", "WHATSAPP")
+    NotificationLog.objects.filter(pk=log.pk).update(
+        statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.CREDENTIALS, erreur_message="Twilio HTTP 401"
+    )
+
+    later = timezone.now() + alerts.CREDENTIALS_WINDOW + timedelta(minutes=1)
+    assert "credentials:WHATSAPP" not in [incident.key for incident in alerts.current_incidents(later)]
+    assert "credentials:WHATSAPP" in [incident.key for incident in alerts.current_incidents(timezone.now())]
 
 
 def test_beat_silent_for_too_long_alerts_and_recovers(settings, beat_alive):

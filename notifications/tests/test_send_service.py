@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pytest
-import redis
 import time_machine
 from django.utils import timezone
 
@@ -203,17 +202,6 @@ def test_the_task_gives_up_after_three_attempts(smtp_sink):
     assert log.statut == Statut.ECHEC_PERMANENT
     assert log.nb_tentatives == 3
     assert "450" in log.erreur_message
-
-
-@pytest.fixture
-def redis_db(settings):
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    client.ping()  # fails (never skips) when Redis is missing
-    for key in client.scan_iter("radgestmat:cap:*"):
-        client.delete(key)
-    yield client
-    for key in client.scan_iter("radgestmat:cap:*"):
-        client.delete(key)
 
 
 def test_over_the_daily_cap_rows_wait_for_the_next_day(mailoutbox, settings, redis_db):

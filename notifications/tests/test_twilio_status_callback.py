@@ -11,7 +11,7 @@ from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
 from assets.tests.factories import AttributionFactory
-from notifications.models import Canal, NotificationLog, Statut, TypeNotification
+from notifications.models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 from notifications.webhooks import status_callback_url
 
 pytestmark = pytest.mark.django_db
@@ -179,3 +179,19 @@ def test_the_url_sent_to_twilio_is_the_one_whose_signature_we_accept(client, set
     assert response.status_code == 204
     log.refresh_from_db()
     assert (log.statut, log.delivery_status) == (Statut.ENVOYEE, "delivered")
+
+
+@pytest.mark.parametrize(
+    ("error_code", "cause"),
+    [
+        ("63016", CodeErreur.MISCONFIGURED),
+        ("21610", CodeErreur.OPTED_OUT),
+        ("30008", CodeErreur.OTHER),
+        ("", CodeErreur.OTHER),
+    ],
+)
+def test_a_delivery_failure_records_the_cause_of_twilios_error_code(client, sent_whatsapp, error_code, cause):
+    post(client, params(sent_whatsapp, "undelivered", ErrorCode=error_code))
+
+    sent_whatsapp.refresh_from_db()
+    assert (sent_whatsapp.statut, sent_whatsapp.erreur_code) == (Statut.ECHEC_PERMANENT, cause)

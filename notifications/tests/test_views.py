@@ -13,7 +13,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 
 from assets.tests.factories import AttributionFactory, ClientFactory
-from notifications.models import Canal, NotificationLog, Statut, TypeNotification
+from notifications.models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 6, 15, 10, 0, tzinfo=PARIS)
@@ -55,6 +55,47 @@ def test_log_filters_by_status_channel_type_client_and_dates(staff_client):
     assert ids(loan=alice.pk) == {failed.pk}
     page = staff_client.get(reverse("notification_log"), {"statut": "ECHEC_PERMANENT"}).content.decode()
     assert "21211 invalid number" in page
+
+
+def test_log_filters_by_failure_cause(staff_client):
+    refused = make_log(
+        statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.CREDENTIALS, erreur_message="Mail server answered 535"
+    )
+    opted_out = make_log(
+        statut=Statut.ECHEC_PERMANENT, canal=Canal.SMS, erreur_code=CodeErreur.OPTED_OUT, erreur_message="21610 STOP"
+    )
+    busy = make_log(statut=Statut.ECHEC, erreur_code=CodeErreur.PROVIDER_UNAVAILABLE, erreur_message="451 busy")
+    make_log(statut=Statut.ENVOYEE)
+
+    def ids(**params):
+        response = staff_client.get(reverse("notification_log"), params)
+        assert response.status_code == 200
+        return {row.pk for row in response.context["page"]}
+
+    assert ids(erreur_code="CREDENTIALS") == {refused.pk}
+    assert ids(erreur_code="OPTED_OUT") == {opted_out.pk}
+    assert ids(erreur_code="PROVIDER_UNAVAILABLE", statut="ECHEC") == {busy.pk}
+    assert ids(erreur_code="RATE_LIMITED") == set()
+    assert len(ids()) == 4
+    page = staff_client.get(reverse("notification_log"), {"erreur_code": "OPTED_OUT"}).content.decode()
+    assert '<option value="OPTED_OUT" selected>' in page
+    row = page[page.index(f'<tr data-id="{opted_out.pk}"'):]
+    row = row[: row.index("</tr>")]
+    assert row.index("Recipient opted out or cannot receive on this channel") < row.index("21610 STOP")
+    assert "451 busy" not in page
+
+
+def test_an_unknown_cause_in_the_filter_is_a_field_error_not_a_crash(staff_client):
+    response = staff_client.get(reverse("notification_log"), {"erreur_code": "NOPE"})
+    assert response.status_code == 200
+    assert response.context["form"].errors["erreur_code"]
+
+
+def test_the_log_filter_by_cause_is_in_french_by_default(staff_client, settings):
+    settings.LANGUAGE_CODE = "fr"
+    make_log(statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.CAP_REACHED)
+    page = staff_client.get(reverse("notification_log")).content.decode()
+    assert "Plafond quotidien atteint" in page and "Identifiants refusés par le fournisseur" in page
 
 
 def test_an_inverted_period_is_a_field_error_not_a_crash(staff_client):
@@ -168,3 +209,23 @@ def test_detail_shows_error_attempts_and_fallback_chain(staff_client):
     html = staff_client.get(reverse("notification_detail", args=[first.pk])).content.decode()
     assert "63016 outside window" in html
     assert reverse("notification_detail", args=[second.pk]) in html
+
+
+def test_export_has_the_failure_cause_column(staff_client):
+    make_log(statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.INVALID_RECIPIENT, erreur_message="550 no such user")
+    make_log(statut=Statut.ENVOYEE)
+    response = staff_client.get(reverse("notification_export"), {"erreur_code": "INVALID_RECIPIENT"})
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [(row["erreur_code"], row["erreur_message"]) for row in rows] == [("INVALID_RECIPIENT", "550 no such user")]
+
+
+def test_detail_shows_the_cause_above_the_error(staff_client):
+    row = make_log(
+        statut=Statut.ECHEC_PERMANENT,
+        canal=Canal.WHATSAPP,
+        erreur_code=CodeErreur.AMBIGUOUS,
+        erreur_message="Twilio HTTP 500",
+    )
+    html = staff_client.get(reverse("notification_detail", args=[row.pk])).content.decode()
+    assert "May have gone out: check the provider&#x27;s logs" in html
+    assert html.index('id="error-cause"') < html.index('id="error-text"')
