@@ -104,7 +104,10 @@ class NotificationLog(models.Model):
     nb_tentatives = models.PositiveSmallIntegerField(_("attempts"), default=0)
     duree_emprunt = models.CharField(_("loan duration class"), max_length=5, blank=True)
     destinataire = models.CharField(_("recipient"), max_length=254, blank=True)
-    erreur_code = models.CharField(_("failure cause"), max_length=30, choices=CodeErreur.choices, blank=True)
+    # db_default: the processes still running the previous release insert rows without this column.
+    erreur_code = models.CharField(
+        _("failure cause"), max_length=30, choices=CodeErreur.choices, blank=True, default="", db_default=""
+    )
     erreur_message = models.TextField(_("error"), blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=64, blank=True, db_index=True)
     delivery_status = models.CharField(_("delivery status"), max_length=20, blank=True)

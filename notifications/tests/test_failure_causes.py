@@ -246,3 +246,23 @@ def test_a_cancellation_replaces_the_cause_with_its_reason():
     dispatcher.cancel(NotificationLog.objects.filter(pk=log.pk), reason="Cancelled by desk.")
 
     assert (reload(log).statut, log.erreur_code, log.erreur_message) == (Statut.ANNULEE, "", "Cancelled by desk.")
+
+
+def test_a_row_inserted_without_the_column_gets_no_cause():
+    """GIVEN a process still running the previous release (it knows nothing of erreur_code)
+    WHEN it plans a row during a rolling restart
+    THEN the insert works and the row has no cause."""
+    from assets.tests.factories import AttributionFactory
+
+    loan = AttributionFactory()
+    now = timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {NotificationLog._meta.db_table} (attribution_id, type_notification, canal, audience, "
+            "niveau_escalade, statut, date_scheduled, nb_tentatives, duree_emprunt, destinataire, erreur_message, "
+            "provider_message_id, delivery_status, created_at, updated_at) "
+            "VALUES (%s, 'CREATION', 'EMAIL', 'CLIENT', 0, 'EN_ATTENTE', %s, 0, '', '', '', '', '', %s, %s)",
+            [loan.pk, now, now, now],
+        )
+
+    assert NotificationLog.objects.get(attribution=loan).erreur_code == ""
