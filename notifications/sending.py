@@ -13,6 +13,8 @@
 
 The claim is one conditional UPDATE, so two copies of the same task message never
 send twice. The attempt count lives in the row; Celery's retry is only the mechanism.
+Every failure records ``erreur_message`` and ``erreur_code``, the cause the channel's
+exception carries (CAP_REACHED for a capped row); sending clears both.
 """
 
 from __future__ import annotations
