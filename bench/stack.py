@@ -585,6 +585,7 @@ class Tally:
     lost: int = 0
     failed: int = 0
     failed_reasons: Counter = field(default_factory=Counter)
+    failed_causes: Counter = field(default_factory=Counter)  # by erreur_code
     lost_ids: list[int] = field(default_factory=list)
     twice_ids: list[int] = field(default_factory=list)
 
@@ -596,6 +597,7 @@ class Tally:
             "lost": self.lost,
             "failed": self.failed,
             "failed_reasons": dict(self.failed_reasons.most_common(5)),
+            "failed_causes": dict(self.failed_causes),
             "lost_ids": self.lost_ids[:20],
             "twice_ids": self.twice_ids[:20],
         }
@@ -637,7 +639,9 @@ def tally(root_ids, stack: Stack) -> Tally:
     emails = stack.smtp.snapshot()
     texts = stack.twilio.snapshot()
     rows = list(
-        NotificationLog.objects.filter(pk__in=root_ids).values("id", "canal", "statut", "erreur_message", phone=F("attribution__client__phone"))
+        NotificationLog.objects.filter(pk__in=root_ids).values(
+            "id", "canal", "statut", "erreur_code", "erreur_message", phone=F("attribution__client__phone")
+        )
     )
     fallbacks = list(
         NotificationLog.objects.filter(fallback_of__in=root_ids).values("id", "fallback_of", "canal", phone=F("attribution__client__phone"))
@@ -663,6 +667,7 @@ def tally(root_ids, stack: Stack) -> Tally:
         elif row["statut"] in (Statut.ECHEC_PERMANENT, Statut.ANNULEE) and row["erreur_message"]:
             result.failed += 1
             result.failed_reasons[row["erreur_message"][:90]] += 1
+            result.failed_causes[row["erreur_code"] or "(none)"] += 1
         else:
             result.lost += 1
             result.lost_ids.append(row["id"])

@@ -52,9 +52,10 @@ def print_table(results: list[dict]) -> None:
             print(f"{r['drill']:<22} ERROR: {r['error']}")
             continue
         settle = f"{r['settle_seconds']:.0f} s" if r["settled"] else "never"
+        causes = ", ".join(f"{cause} {n}" for cause, n in r.get("failed_causes", {}).items())
         print(
             f"{r['drill']:<22} {r['notifications']:>13} {r['sent_once']:>6} {r['sent_twice']:>6} {r['lost']:>6} "
-            f"{r['failed']:>6} {settle:>8}  {r.get('notes', '')}"
+            f"{r['failed']:>6} {settle:>8}  {f'[failed: {causes}] ' if causes else ''}{r.get('notes', '')}"
         )
 
 
