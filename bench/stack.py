@@ -185,6 +185,7 @@ class SmtpSink:
         self.lock = threading.Lock()
         self.by_log: Counter[int] = Counter()
         self.accepted_at: dict[int, float] = {}  # log id -> time.time() of its first acceptance
+        self.message_ids: dict[int, set[str]] = {}  # log id -> the Message-IDs received for it
         self.count = 0
         self.sessions = 0  # EHLO greetings: one per SMTP connection a client opened
         self.controller = None
@@ -228,6 +229,7 @@ class SmtpSink:
             self.count += 1
             self.by_log[log_id] += 1
             self.accepted_at.setdefault(log_id, time.time())
+            self.message_ids.setdefault(log_id, set()).add(message.get("Message-ID", ""))
             if self.keep_messages:  # whole and decoded, for the drills that read headers and bodies
                 whole = email.message_from_bytes(envelope.content, policy=email.policy.default)
                 self.messages.append((list(envelope.rcpt_tos), whole))
@@ -254,6 +256,7 @@ class SmtpSink:
         with self.lock:
             self.by_log.clear()
             self.accepted_at.clear()
+            self.message_ids.clear()
             self.count = 0
             self.refused.clear()
             self.messages.clear()
@@ -582,6 +585,9 @@ class Tally:
     notifications: int = 0
     sent_once: int = 0
     sent_twice: int = 0
+    # Sent once, then again with the same Message-ID (a worker died between the server's
+    # acceptance and the database write): one message for mail systems that deduplicate.
+    resent_same_message_id: int = 0
     lost: int = 0
     failed: int = 0
     failed_reasons: Counter = field(default_factory=Counter)
@@ -594,6 +600,7 @@ class Tally:
             "notifications": self.notifications,
             "sent_once": self.sent_once,
             "sent_twice": self.sent_twice,
+            "resent_same_message_id": self.resent_same_message_id,
             "lost": self.lost,
             "failed": self.failed,
             "failed_reasons": dict(self.failed_reasons.most_common(5)),
@@ -628,7 +635,9 @@ def tally(root_ids, stack: Stack) -> Tally:
     A message is matched to its row by the email's X-RadGestMat-Notification header, and
     by the borrower's phone for WhatsApp/SMS (each drill borrower has a phone of their own).
     Sent once: exactly one message reached a server across the notification and its
-    fallbacks. Sent twice: more than one. Failed: none, and the row says why
+    fallbacks. Sent twice: more than one distinct message. An email received twice with the
+    same Message-ID is counted apart (``resent_same_message_id``): SMTP cannot tell a sender
+    whose process died after the server's "250" that the message went through. Failed: none, and the row says why
     (ECHEC_PERMANENT or ANNULEE with a reason). Lost: none, and no reason — including a
     row marked sent that no server received.
     """
@@ -637,6 +646,8 @@ def tally(root_ids, stack: Stack) -> Tally:
     from notifications.models import Canal, NotificationLog, Statut
 
     emails = stack.smtp.snapshot()
+    with stack.smtp.lock:
+        message_ids = {log_id: set(ids) for log_id, ids in stack.smtp.message_ids.items()}
     texts = stack.twilio.snapshot()
     rows = list(
         NotificationLog.objects.filter(pk__in=root_ids).values(
@@ -656,11 +667,19 @@ def tally(root_ids, stack: Stack) -> Tally:
         prefix = "whatsapp:" if row["canal"] == Canal.WHATSAPP else ""
         return texts[prefix + str(row["phone"])]
 
+    def distinct(row: dict) -> int:
+        if row["canal"] == Canal.EMAIL:
+            return len(message_ids.get(row["id"], ()))
+        return deliveries(row)
+
     result = Tally(notifications=len(rows))
     for row in rows:
         count = sum(deliveries(member) for member in chain[row["id"]])
         if count == 1:
             result.sent_once += 1
+        elif count > 1 and sum(distinct(member) for member in chain[row["id"]]) == 1:
+            result.sent_once += 1
+            result.resent_same_message_id += 1
         elif count > 1:
             result.sent_twice += 1
             result.twice_ids.append(row["id"])

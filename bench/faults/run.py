@@ -55,7 +55,9 @@ def print_table(results: list[dict]) -> None:
         causes = ", ".join(f"{cause} {n}" for cause, n in r.get("failed_causes", {}).items())
         print(
             f"{r['drill']:<22} {r['notifications']:>13} {r['sent_once']:>6} {r['sent_twice']:>6} {r['lost']:>6} "
-            f"{r['failed']:>6} {settle:>8}  {f'[failed: {causes}] ' if causes else ''}{r.get('notes', '')}"
+            f"{r['failed']:>6} {settle:>8}  {f'[failed: {causes}] ' if causes else ''}"
+            f"{f'[resent with the same Message-ID: {resent}] ' if (resent := r.get('resent_same_message_id')) else ''}"
+            f"{r.get('notes', '')}"
         )
 
 
