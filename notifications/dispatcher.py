@@ -314,14 +314,19 @@ def enqueue(log_ids: Iterable[int]) -> None:
         transaction.on_commit(lambda: publish(ids))
 
 
+# No publish retries (Celery's default is three): the relay re-sends what was not published.
+PUBLISH_ONCE = {"max_retries": 0, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.2}
+
+
 def publish(log_ids: list[int]) -> None:
     """Publish the send tasks now; when the broker is unreachable, leave the rows to the relay.
 
     The rows are committed with their redelivery time (`mark_enqueued`), or none, so the
     relay enqueues them once Redis answers again. Raising here instead would fail the lend,
     return or retry that planned them after it was saved (a server error for the staff
-    member), and skip the other commit callbacks. One failed publish stops the batch:
-    each try costs the caller Celery's publish retries.
+    member), and skip the other commit callbacks. One failed publish stops the batch, and
+    a publish is tried once (no Celery publish retries): with a frozen Redis each try costs
+    the caller the broker's socket timeout.
     """
     from kombu.exceptions import OperationalError
 
@@ -329,7 +334,7 @@ def publish(log_ids: list[int]) -> None:
 
     for index, log_id in enumerate(log_ids):
         try:
-            send_notification.delay(log_id)
+            send_notification.apply_async((log_id,), retry_policy=PUBLISH_ONCE)
         except OperationalError as error:
             logger.warning(
                 "broker unreachable (%s): %d notification(s) left to the relay",

@@ -278,7 +278,13 @@ CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 # Must stay well above the hard time limit, or Redis redelivers tasks that are still running.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)}
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # A Redis that accepts connections but never answers (frozen, or a half-open connection
+    # after a network cut) would otherwise block a publish, and the lend at the front desk, forever.
+    "socket_connect_timeout": env.float("BROKER_SOCKET_CONNECT_TIMEOUT", default=2.0),
+    "socket_timeout": env.float("BROKER_SOCKET_TIMEOUT", default=5.0),
+}
 if REDIS_SENTINEL_MASTER:
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
     if REDIS_SENTINEL_PASSWORD:

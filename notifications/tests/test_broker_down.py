@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+from contextlib import contextmanager
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -11,40 +14,70 @@ from assets.tests.factories import ClientFactory, MaterielFactory
 from notifications.models import NotificationLog, Statut, TypeNotification
 from notifications.relay import due_rows
 from radgestmat.celery import app
-from radgestmat.tests.servers import free_port
+from radgestmat.tests.servers import free_port, redis_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def broker_down(eager_celery, settings):
-    """Tasks are really published, to a broker address where nothing listens (Redis stopped)."""
-    eager_celery.conf.task_always_eager = False
-    previous = app.conf.broker_url
-    app.conf.broker_url = f"redis://127.0.0.1:{free_port()}/0"
-    app.close()  # drop the producer pool bound to the previous address
-    yield
-    app.conf.broker_url = previous
+@contextmanager
+def broker_at(url: str):
+    """Tasks are really published, to ``url``."""
+    previous, eager = app.conf.broker_url, app.conf.task_always_eager
+    app.conf.task_always_eager = False
+    app.conf.broker_url = url
+    forget_broker_connections()
+    try:
+        yield
+    finally:
+        app.conf.broker_url, app.conf.task_always_eager = previous, eager
+        forget_broker_connections()
+
+
+def forget_broker_connections() -> None:
+    """Drop the app's producer pool, bound to the previous address."""
     app.close()
+    # close() forgets the producer pool only when the app had opened a connection pool itself.
+    app.amqp._producer_pool = None
+
+
+@pytest.fixture
+def broker_down(eager_celery):
+    """A broker address where nothing listens (Redis stopped)."""
+    with broker_at(f"redis://127.0.0.1:{free_port()}/0"):
+        yield
+
+
+@pytest.fixture
+def broker_frozen(eager_celery, tmp_path):
+    """A Redis that accepts connections but never answers (SIGSTOPped: hung, or cut off mid-connection)."""
+    with redis_server(tmp_path) as (process, port), broker_at(f"redis://127.0.0.1:{port}/0"):
+        process.send_signal(signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            process.send_signal(signal.SIGCONT)
+
+
+def lend_through_the_form(staff_client, code: str):
+    materiel = MaterielFactory(code=code)
+    client = ClientFactory(name="Alice Martin", email="alice@example.org", phone="+33612345678")
+    due = timezone.localtime() + timezone.timedelta(days=5)
+    response = staff_client.post(
+        reverse("loan_lend"),
+        {
+            "materiel": code,
+            "client": f"Alice Martin · #{client.pk}",
+            "date_retour_prevue": due.strftime("%Y-%m-%dT%H:%M"),
+        },
+    )
+    return response, Attribution.objects.get(materiel=materiel)
 
 
 def test_a_loan_lent_while_redis_is_down_is_saved_and_left_to_the_relay(staff_client, broker_down, settings):
     """GIVEN the broker unreachable WHEN staff lend through the lend form THEN the loan is saved, the page
     redirects to it (no server error), and the CREATION rows wait for the relay's redelivery time."""
-    materiel = MaterielFactory(code="CAM-DOWN")
-    client = ClientFactory(name="Alice Martin", email="alice@example.org", phone="+33612345678")
-    due = timezone.localtime() + timezone.timedelta(days=5)
+    response, loan = lend_through_the_form(staff_client, "CAM-DOWN")
 
-    response = staff_client.post(
-        reverse("loan_lend"),
-        {
-            "materiel": "CAM-DOWN",
-            "client": f"Alice Martin · #{client.pk}",
-            "date_retour_prevue": due.strftime("%Y-%m-%dT%H:%M"),
-        },
-    )
-
-    loan = Attribution.objects.get(materiel=materiel)
     assert response.status_code == 302
     assert response["Location"] == reverse("loan_detail", args=[loan.pk])
     rows = NotificationLog.objects.filter(attribution=loan, type_notification=TypeNotification.CREATION)
@@ -52,3 +85,14 @@ def test_a_loan_lent_while_redis_is_down_is_saved_and_left_to_the_relay(staff_cl
     assert all(row.statut == Statut.EN_ATTENTE and row.date_tentative_prochaine is not None for row in rows)
     later = max(row.date_tentative_prochaine for row in rows)
     assert set(due_rows(later).filter(attribution=loan).values_list("pk", flat=True)) == {row.pk for row in rows}
+
+
+@pytest.mark.timeout(60)
+def test_a_loan_lent_while_redis_is_frozen_still_answers(staff_client, broker_frozen):
+    """GIVEN a Redis that accepts the connection and never answers WHEN staff lend THEN the page answers
+    (after the broker's socket timeout; it used to hang for good) and the loan and its rows wait for the relay."""
+    response, loan = lend_through_the_form(staff_client, "CAM-FROZEN")
+
+    assert response.status_code == 302
+    rows = NotificationLog.objects.filter(attribution=loan, type_notification=TypeNotification.CREATION)
+    assert rows and all(row.statut == Statut.EN_ATTENTE and row.date_tentative_prochaine is not None for row in rows)
