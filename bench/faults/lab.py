@@ -55,8 +55,6 @@ class Lab:
         count: int,
         *,
         with_phone: float = 0.5,
-        bad: float = 0.0,
-        hostile: bool = False,
         due_in: timedelta = timedelta(days=5),
         started_ago: timedelta = timedelta(0),
     ) -> list[int]:
@@ -66,7 +64,7 @@ class Lab:
         a reminder or an overdue alert to fall inside it.
 
         Each borrower has an address of their own; ``with_phone`` of them a phone too
-        (WhatsApp). A ``bad`` fraction gets an address or phone no server accepts.
+        (WhatsApp). Drills with bad data make their own borrowers and use `lend_to`.
         """
         from django.utils import timezone
 

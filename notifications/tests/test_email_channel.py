@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from notifications.exceptions import RetryLater
-from notifications.models import NotificationLog, Statut
+from notifications.models import CodeErreur, NotificationLog, Statut
 from notifications.sending import send_notification
 
 from .conftest import free_port, make_log
@@ -111,6 +111,7 @@ def test_the_third_transient_failure_is_permanent(smtp_sink):
     log.refresh_from_db()
     assert log.nb_tentatives == 3
     assert log.erreur_message.startswith("Gave up after 3 attempts")
+    assert log.erreur_code == CodeErreur.PROVIDER_UNAVAILABLE  # the cause of the last transient failure is kept
 
 
 def test_a_5xx_answer_fails_permanently_at_once(smtp_sink):

@@ -87,20 +87,6 @@ def test_a_busy_mail_server_is_provider_unavailable_until_the_give_up_and_cleare
     assert (reload(log).erreur_code, log.erreur_message) == ("", "")
 
 
-def test_the_cause_of_the_last_transient_failure_is_kept_when_giving_up(smtp_sink):
-    smtp_sink.rcpt_reply = "421 4.7.0 Too many connections"
-    log = make_log("CREATION", "EMAIL")
-    for _ in range(2):
-        with pytest.raises(RetryLater):
-            send(log)
-
-    assert send(log) == Statut.ECHEC_PERMANENT
-
-    log = reload(log)
-    assert log.erreur_message.startswith("Gave up after 3 attempts")
-    assert log.erreur_code == CodeErreur.PROVIDER_UNAVAILABLE
-
-
 def test_an_unreachable_mail_server_is_provider_unavailable(settings):
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", free_port(), 2
