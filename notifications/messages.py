@@ -29,6 +29,7 @@ from django.utils import formats, timezone, translation
 
 from assets.models import Attribution, Client, Materiel, elapsed
 
+from . import experiments
 from .channels.base import PermanentError
 from .models import Audience, Canal, CodeErreur, MessageOverride, NotificationLog, TypeNotification
 
@@ -65,6 +66,8 @@ class Message:
     language: str = "fr"
     # Values for an approved WhatsApp Content Template, keyed "1", "2", ...
     content_variables: dict[str, str] = field(default_factory=dict)
+    # The experiment variant whose text this is (`notifications.experiments`), recorded on the row sent.
+    variant_id: int | None = None
 
 
 @cache
@@ -155,14 +158,17 @@ def template_name(log: NotificationLog, language: str, suffix: str) -> str:
 
 
 def with_override_flag(queryset):
-    """Load rows with ``has_override``: whether any override exists for their type and channel.
+    """Load rows with ``has_override`` / ``has_experiment``: whether any override / running experiment exists
+    for their type and channel.
 
-    `find_override` then skips its query for rows that have none (most rows, in most deployments).
+    `find_override` and `experiments.variant_for` then skip their query for rows that have none
+    (most rows, in most deployments).
     """
     return queryset.annotate(
         has_override=Exists(
             MessageOverride.objects.filter(type_notification=OuterRef("type_notification"), canal=OuterRef("canal"))
-        )
+        ),
+        has_experiment=experiments.running_experiment_exists(),
     )
 
 
@@ -195,8 +201,10 @@ def render(
 
 def _render(log: NotificationLog, *, now: datetime, language: str | None, override: MessageOverride | None) -> Message:
     language = language or language_of(log)
+    variant = None
     if override is None:
-        override = find_override(log, language)
+        variant = experiments.variant_for(log, language)
+        override = variant.as_override() if variant else find_override(log, language)
     context = context_for(log, now=now, language=language)
     text_engine, html_engine = engine(False), engine(True)
     with translation.override(language):
@@ -234,6 +242,7 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
         html=html,
         language=language,
         content_variables={str(i): values[key] for i, key in enumerate(CONTENT_VARIABLES, start=1)},
+        variant_id=variant.pk if variant else None,
     )
 
 

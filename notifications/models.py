@@ -120,6 +120,15 @@ class NotificationLog(models.Model):
         verbose_name=_("fallback of"),
         help_text=_("The notification on another channel whose permanent failure led to this one."),
     )
+    # Null for rows outside any experiment, and for rows inserted by processes of the previous release.
+    variant = models.ForeignKey(
+        "notifications.Variant",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        verbose_name=_("experiment variant"),
+    )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     updated_at = models.DateTimeField(_("updated at"), auto_now=True)
 
@@ -305,3 +314,6 @@ class MessageOverride(models.Model):
     def save(self, *args, **kwargs):
         self.clean()
         super().save(*args, **kwargs)
+
+
+from .experiment_models import Experiment, SendTimeChoice, Variant  # noqa: E402  (they refer to the models above)

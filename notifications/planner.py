@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 
 from assets.models import Attribution, Duree
 
-from . import dispatcher, schedule, timeline
+from . import dispatcher, schedule, send_time, timeline
 from .dispatcher import Planned
 from .models import REMINDER_TYPES, Audience, Canal, NotificationLog, TypeNotification
 
@@ -70,7 +70,8 @@ def plan_loan_timeline(attribution: Attribution, *, now: datetime) -> int:
     """
     with transaction.atomic():
         sent = dispatcher.plan([Planned(attribution, TypeNotification.CREATION, now)], now=now)
-        sent += dispatcher.plan(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
+        reminders = send_time.adjust(reminders_of(attribution), now=now)
+        sent += dispatcher.plan(reminders, now=now, not_before=max(now, attribution.date_debut))
     return sent
 
 
@@ -93,7 +94,8 @@ def replan_after_extension(attribution: Attribution, *, now: datetime, previous_
                 "new": timezone.localtime(attribution.date_retour_prevue).strftime("%Y-%m-%d %H:%M"),
             },
         )
-        sent = dispatcher.rearm(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
+        reminders = send_time.adjust(reminders_of(attribution), now=now)
+        sent = dispatcher.rearm(reminders, now=now, not_before=max(now, attribution.date_debut))
         ladder = [(level, when) for level, when in timeline.overdue_times(attribution.date_retour_prevue) if when >= now]
         sent += dispatcher.rearm(overdue_alerts_of(attribution, ladder), now=now, insert=False)
     return sent
@@ -149,6 +151,8 @@ def reminder_arms(duree: str, *, now: datetime, horizon: datetime) -> list[Q]:
             when = two_hours_before(canal, now=now, horizon=horizon) if type_ == TypeNotification.RAPPEL_2H else None
             if when is None:
                 when = fixed_ideal_days(type_, canal, now=now, horizon=horizon)
+            if send_time.is_enabled():
+                when = ~dispatcher.NEVER  # a learned time can be any allowed hour: the loan window is the bound
             if when is not None:
                 arms.append(Q(duree=duree) & when & gets_it & missing(type_, canal))
     return arms
@@ -225,7 +229,7 @@ def check_reminders(duree: str, *, now: datetime) -> int:
         duree=duree, date_retour_prevue__gt=now, date_retour_prevue__lte=horizon + REMINDER_LEAD[duree]
     )
     loans = lacking(loans, reminder_arms(duree, now=now, horizon=horizon))
-    items = [item for loan in loans for item in reminders_of(loan)]
+    items = send_time.adjust([item for loan in loans for item in reminders_of(loan)], now=now)
     return dispatcher.plan(items, now=now, not_before=now, until=horizon)
 
 

@@ -270,6 +270,7 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
             provider_message_id=provider_id,
             destinataire=to,
             delivery_status=DRY_RUN if dry_run else "",
+            variant_id=message.variant_id,
             erreur_code="",
             erreur_message="",
             date_tentative_prochaine=None,

@@ -194,6 +194,21 @@ QUIET_HOURS = {
     "SMS": env("QUIET_HOURS_SMS", default="21:00-08:00"),
     "EMAIL": env("QUIET_HOURS_EMAIL", default=""),
 }
+# --- Experiments and the learned send time (docs/experiments.md) ---------
+# An experiment concludes only once each variant has this many loans with a known outcome.
+EXPERIMENT_MIN_LOANS = env.int("EXPERIMENT_MIN_LOANS", default=30)
+# Off by default: reminders go at the rule's time (08:00, due − 2 h) until this is turned on.
+SEND_TIME_LEARNING = env.bool("SEND_TIME_LEARNING", default=False)
+# The local hours a learned reminder may go out in; quiet hours still apply inside them.
+SEND_TIME_WINDOW = env("SEND_TIME_WINDOW", default="08:00-20:00")
+# A learned pre-due reminder (COURT, MOYEN) goes between these many minutes before the due time.
+SEND_TIME_LEAD_MINUTES = tuple(env.list("SEND_TIME_LEAD_MINUTES", cast=int, default=[60, 240]))
+# Reminders with a known outcome needed: in all, before anything is learned; per borrower, before their own hours count.
+SEND_TIME_MIN_REMINDERS = env.int("SEND_TIME_MIN_REMINDERS", default=30)
+SEND_TIME_MIN_BORROWER_REMINDERS = env.int("SEND_TIME_MIN_BORROWER_REMINDERS", default=5)
+SEND_TIME_HISTORY_DAYS = env.int("SEND_TIME_HISTORY_DAYS", default=180)
+# This share of learned reminders tries another allowed hour, so hours the rule never uses get data too.
+SEND_TIME_EXPLORATION = env.float("SEND_TIME_EXPLORATION", default=0.1)
 NOTIFICATION_RETENTION_DAYS = env.int("NOTIFICATION_RETENTION_DAYS", default=90)
 CLEANUP_BATCH_SIZE = env.int("CLEANUP_BATCH_SIZE", default=1000)
 # Checks plan rows due before their next run plus this margin.

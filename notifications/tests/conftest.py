@@ -183,3 +183,14 @@ def make_log(
         date_scheduled=timezone.now(),
         duree_emprunt=attribution.duree,
     )
+
+
+@pytest.fixture(params=[False, True], ids=["rule-times", "learning-on"])
+def send_time_learning(request, settings):
+    """Run a timing-promise test with the learned send time off (the default) and on.
+
+    With learning on and no reminder history, every reminder falls back to the rule's time,
+    so the promise tested holds unchanged; the bounds of learned times are tested in test_send_time.
+    """
+    settings.SEND_TIME_LEARNING = request.param
+    return request.param

@@ -29,7 +29,7 @@ from assets.tests.factories import ClientFactory, MaterielFactory, StaffFactory
 from .beat import PARIS, Beat, paris
 from .conftest import MESSAGES_PATH
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("send_time_learning")]
 
 WEEK_START = paris(2026, 3, 23, 0, 0)  # Monday; clocks go forward on Sunday 29 March at 02:00
 WEEK_END = paris(2026, 3, 30, 12, 0)

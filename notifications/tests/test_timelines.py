@@ -12,7 +12,7 @@ from notifications.models import NotificationLog, Statut, TypeNotification
 
 from .beat import Beat, paris
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("send_time_learning")]
 
 
 @pytest.fixture
