@@ -91,6 +91,9 @@ class Variant(models.Model):
         )
 
     def clean(self) -> None:
+        experiment = self.experiment
+        if not (experiment.type_notification and experiment.canal and experiment.language):
+            return  # the experiment's own form reports the missing message first
         # The override's own validation, so a variant is refused exactly when an override would be.
         self.as_override().clean()
 

@@ -1,4 +1,4 @@
-from django.urls import path
+from django.urls import include, path
 
 from . import views
 
@@ -10,4 +10,5 @@ urlpatterns = [
     path("notifications/<int:pk>/", views.detail, name="notification_detail"),
     path("notifications/<int:pk>/retry/", views.retry, name="notification_retry"),
     path("scheduler/", views.scheduler, name="scheduler"),
+    path("", include("notifications.experiment_urls")),
 ]
