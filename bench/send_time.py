@@ -15,7 +15,9 @@ history being the previous weeks of its own world). Nothing touches a database: 
 history is counted in memory exactly as `send_time.history_for` counts it (per local
 hour band of sending, reminders / on time / read).
 
-Prints, per week: loans, the on-time rate under the rule and under the learner, how many
+A third world, the oracle, reminds every borrower at their true best allowed hour: the
+ceiling any learner could reach. Prints, per week: loans, the on-time rate under the rule,
+the learner and the oracle, how many
 long-loan reminders were learned (not the rule, not exploring), and of those how often
 the chosen hour is the borrower's best band (and within an hour of it). Also written to
 ``bench/results/send_time.json``.
@@ -108,15 +110,24 @@ def loans_of_week(rng: random.Random, monday: datetime) -> list[tuple[str, datet
     return plans
 
 
+def best_allowed(type_notification: str, rule_at: datetime, loan: Attribution, borrower: Borrower) -> datetime:
+    """What an oracle knowing the borrower's hour would pick among the learner's allowed times."""
+    options = send_time.candidates(
+        type_notification, rule_at, date_debut=loan.date_debut, date_retour_prevue=loan.date_retour_prevue,
+        not_before=loan.date_debut,
+    ) + [rule_at]
+    return max(options, key=lambda moment: effect(hour_of(moment), borrower.best))
+
+
 def simulate(borrowers: int, weeks: int, seed: int, frequency: int = 1) -> list[dict]:
     rng = random.Random(seed)
     population = [Borrower(i + 1, BEST_HOURS[i % 3], rng.uniform(0.35, 0.55)) for i in range(borrowers)]
-    rule, learner = World(), World()
+    rule, learner, oracle = World(), World(), World()
     rows, loan_id = [], 0
     for week in range(weeks):
         monday = FIRST_MONDAY + timedelta(weeks=week)
         snapshot = learner.history()  # the learner sees the weeks before this one
-        before = (rule.loans, rule.on_time, learner.loans, learner.on_time)
+        before = (rule.loans, rule.on_time, learner.loans, learner.on_time, oracle.loans, oracle.on_time)
         learned = right = near = exploring = 0
         for borrower in population:
             plans = []
@@ -126,10 +137,11 @@ def simulate(borrowers: int, weeks: int, seed: int, frequency: int = 1) -> list[
                 loan_id += 1
                 loan = Attribution(pk=loan_id, client_id=borrower.id, date_debut=start, date_retour_prevue=due, duree=duree)
                 rule_times = [ideal for _, ideal in timeline.reminder_times(start, due, duree)]
-                chosen = []
+                chosen, ideal_times = [], []
                 for type_notification, ideal in timeline.reminder_times(start, due, duree):
                     choice = send_time.choose(type_notification, ideal, loan, snapshot, not_before=start)
                     chosen.append(choice.chosen_at)
+                    ideal_times.append(best_allowed(type_notification, ideal, loan, borrower))
                     if duree == Duree.LONG and choice.why == "EXPLORING":
                         exploring += 1
                     elif duree == Duree.LONG and choice.why == "LEARNED":
@@ -139,7 +151,7 @@ def simulate(borrowers: int, weeks: int, seed: int, frequency: int = 1) -> list[
                         near += abs(band - borrower.best) <= 1
                 # The same draws in both worlds: only the hours differ.
                 draw, read_draws = rng.random(), [rng.random() for _ in rule_times]
-                for world, sent in ((rule, rule_times), (learner, chosen)):
+                for world, sent in ((rule, rule_times), (learner, chosen), (oracle, ideal_times)):
                     mean_effect = sum(effect(hour_of(m), borrower.best) for m in sent) / len(sent)
                     on_time = draw < borrower.base + LIFT * mean_effect
                     reads = [r < 0.4 + 0.4 * effect(hour_of(m), borrower.best) for r, m in zip(read_draws, sent)]
@@ -151,6 +163,7 @@ def simulate(borrowers: int, weeks: int, seed: int, frequency: int = 1) -> list[
                 "loans": loans,
                 "on_time_rule": (rule.on_time - before[1]) / loans,
                 "on_time_learned": (learner.on_time - before[3]) / (learner.loans - before[2]),
+                "on_time_oracle": (oracle.on_time - before[5]) / (oracle.loans - before[4]),
                 "learned_reminders": learned,
                 "exploring_reminders": exploring,
                 "right_hour": right / learned if learned else None,
@@ -174,7 +187,7 @@ def main(argv: list[str]) -> int:
     if args.borrowers < 3 or args.weeks < 1 or args.frequency < 1:
         parser.error("need at least 3 borrowers, 1 week and a frequency of 1")
     rows = simulate(args.borrowers, args.weeks, args.seed, args.frequency)
-    header = f"{'week':>4} {'loans':>6} {'on time (rule)':>15} {'on time (learned)':>18} {'learned':>8} {'exploring':>10} {'right hour':>11} {'± 1 h':>8}"
+    header = f"{'week':>4} {'loans':>6} {'on time (rule)':>15} {'on time (learned)':>18} {'(oracle)':>9} {'learned':>8} {'exploring':>10} {'right hour':>11} {'± 1 h':>8}"
     print(
         f"send time: {args.borrowers} borrowers, {args.frequency} loan opportunity(ies) a week, {args.weeks} weeks, "
         f"seed {args.seed}; best hours {BEST_HOURS}"
@@ -182,14 +195,15 @@ def main(argv: list[str]) -> int:
     print(header)
     for row in rows:
         print(
-            f"{row['week']:>4} {row['loans']:>6} {percent(row['on_time_rule']):>15} {percent(row['on_time_learned']):>18} "
+            f"{row['week']:>4} {row['loans']:>6} {percent(row['on_time_rule']):>15} {percent(row['on_time_learned']):>18} {percent(row['on_time_oracle']):>9} "
             f"{row['learned_reminders']:>8} {row['exploring_reminders']:>10} {percent(row['right_hour']):>11} "
             f"{percent(row['within_an_hour']):>8}"
         )
     last = rows[len(rows) // 2 :]
     rule = sum(r["on_time_rule"] * r["loans"] for r in last) / sum(r["loans"] for r in last)
     learned = sum(r["on_time_learned"] * r["loans"] for r in last) / sum(r["loans"] for r in last)
-    print(f"second half: on time {percent(rule)} by the rule, {percent(learned)} learned")
+    best = sum(r["on_time_oracle"] * r["loans"] for r in last) / sum(r["loans"] for r in last)
+    print(f"second half: on time {percent(rule)} by the rule, {percent(learned)} learned, {percent(best)} at the true best hours")
     out = ROOT / "bench" / "results" / "send_time.json"
     summary = {"borrowers": args.borrowers, "frequency": args.frequency, "weeks": args.weeks, "seed": args.seed}
     out.write_text(json.dumps({**summary, "rows": rows}, indent=2))
