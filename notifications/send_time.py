@@ -32,6 +32,8 @@ from datetime import datetime, time, timedelta
 from typing import TYPE_CHECKING
 
 from django.conf import settings
+from django.core import checks
+from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Count, F, Q
 from django.db.models.functions import ExtractHour
 
@@ -146,10 +148,29 @@ def band_of(moment: datetime) -> int:
 def window() -> tuple[time, time]:
     hours = timeline.parse_quiet_hours(settings.SEND_TIME_WINDOW)
     if hours is None or hours[0] > hours[1]:
-        from django.core.exceptions import ImproperlyConfigured
-
         raise ImproperlyConfigured(f"SEND_TIME_WINDOW {settings.SEND_TIME_WINDOW!r} must be HH:MM-HH:MM within one day.")
     return hours
+
+
+@checks.register(checks.Tags.compatibility)
+def check_send_time_settings(app_configs=None, **kwargs) -> list[checks.Error]:
+    """The learner's settings, checked at start-up (`manage.py check`), not when a lend plans its reminders."""
+    errors = []
+    try:
+        window()
+    except ImproperlyConfigured as error:
+        errors.append(checks.Error(str(error), id="notifications.E801"))
+    leads = settings.SEND_TIME_LEAD_MINUTES
+    if not (len(leads) == 2 and 0 < leads[0] < leads[1]):
+        errors.append(
+            checks.Error(
+                f"SEND_TIME_LEAD_MINUTES {','.join(map(str, leads))!r} must be two minute counts, shortest first, e.g. 60,240.",
+                id="notifications.E802",
+            )
+        )
+    if not 0 <= settings.SEND_TIME_EXPLORATION <= 1:
+        errors.append(checks.Error("SEND_TIME_EXPLORATION must be between 0 and 1.", id="notifications.E803"))
+    return errors
 
 
 def in_quiet_hours(moment: datetime) -> bool:

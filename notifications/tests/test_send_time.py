@@ -225,3 +225,14 @@ def test_whatever_the_history_a_chosen_time_keeps_the_bounds(settings, explorati
             else:
                 assert chosen >= due - timedelta(minutes=240)
     assert moved > 500  # the bounds were tested on real moves, not only on rule times
+
+
+def test_bad_learner_settings_are_start_up_errors_not_failed_lends(settings):
+    assert send_time.check_send_time_settings() == []
+    settings.SEND_TIME_WINDOW = "20:00-08:00"
+    settings.SEND_TIME_LEAD_MINUTES = (240, 60)
+    settings.SEND_TIME_EXPLORATION = 2
+
+    assert [error.id for error in send_time.check_send_time_settings()] == [
+        "notifications.E801", "notifications.E802", "notifications.E803"
+    ]
