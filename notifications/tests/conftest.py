@@ -189,8 +189,12 @@ def make_log(
 def send_time_learning(request, settings):
     """Run a timing-promise test with the learned send time off (the default) and on.
 
-    With learning on and no reminder history, every reminder falls back to the rule's time,
-    so the promise tested holds unchanged; the bounds of learned times are tested in test_send_time.
+    With learning on, the planning goes through the learner (choices stored and reused, the
+    checks' wider candidate selection, re-decisions on extension), but it never has enough
+    history to move a reminder: these tests compute the rule's times, and a simulated week
+    produces enough reminders to start learning halfway. The bounds of learned times, and
+    learned times reaching the rows, are tested in test_send_time.
     """
     settings.SEND_TIME_LEARNING = request.param
+    settings.SEND_TIME_MIN_REMINDERS = 10**6
     return request.param
