@@ -13,7 +13,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from notifications.models import Canal, NotificationLog, Statut
+from notifications.models import Canal, NotificationLog, Statut, late_cutoff
 
 from .models import Attribution, Duree
 
@@ -126,13 +126,11 @@ def alerts(now: datetime) -> dict:
     failed_recently = capped_count(
         NotificationLog.objects.filter(statut=Statut.ECHEC_PERMANENT, updated_at__gte=now - timedelta(hours=24))
     )
-    stuck = capped_count(
-        NotificationLog.objects.due(now - timedelta(minutes=settings.DASHBOARD_STUCK_AFTER_MINUTES))
-    )
+    stuck = capped_count(NotificationLog.objects.due(late_cutoff(now)))
     return {
         "failed_recently": failed_recently,
         "failures_pile_up": failed_recently >= settings.DASHBOARD_FAILURE_ALERT,
         "stuck": stuck,
-        "stuck_after": settings.DASHBOARD_STUCK_AFTER_MINUTES,
+        "stuck_after": settings.NOTIFICATION_BACKLOG_MAX_MINUTES,
         "cap": ALERT_COUNT_CAP,
     }

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -74,6 +76,11 @@ class CodeErreur(models.TextChoices):
 # A send task may only claim a row in one of these states.
 CLAIMABLE_STATUTS = (Statut.EN_ATTENTE, Statut.ECHEC)
 FINAL_STATUTS = (Statut.ENVOYEE, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
+
+
+def late_cutoff(now: datetime) -> datetime:
+    """Rows due before this moment are late: the timing promise is broken (dashboard, /scheduler/, /healthz)."""
+    return now - timedelta(minutes=settings.NOTIFICATION_BACKLOG_MAX_MINUTES)
 
 
 class NotificationLogQuerySet(models.QuerySet):

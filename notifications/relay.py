@@ -28,8 +28,8 @@ from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from . import dispatcher
-from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
-from .timeline import PRE_DUE_TYPES, REMINDERS_OF_CLASS
+from .models import REMINDER_TYPES, Canal, CodeErreur, NotificationLog, Statut, TypeNotification
+from .timeline import REMINDERS_OF_CLASS
 
 # A failed row whose retry time is this far past has lost its retry message.
 LOST_RETRY_AFTER = timedelta(minutes=5)
@@ -110,7 +110,7 @@ def due_rows(now: datetime):
 
 def must_not_go_out(row: dict, now: datetime) -> bool:
     type_ = row["type_notification"]
-    if type_ in PRE_DUE_TYPES:
+    if type_ in REMINDER_TYPES:
         if row["attribution__date_retour_effective"] is not None or row["attribution__date_retour_prevue"] <= now:
             return True
         return type_ not in REMINDERS_OF_CLASS.get(row["attribution__duree"], ())

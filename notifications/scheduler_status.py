@@ -13,10 +13,10 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from . import schedule
-from .models import NotificationLog, Statut
+from .models import NotificationLog, Statut, late_cutoff
 
 NOTIFICATION_QUEUES = ("default", "notifications")
-PROMISE = timedelta(minutes=2)
+RELAY = "dispatch_due_notifications"
 
 
 def describe_entry(entry) -> str:
@@ -70,6 +70,18 @@ def jobs_status(now: datetime) -> list[dict[str, Any]]:
             }
         )
     return jobs
+
+
+def beat_last_tick(now: datetime) -> datetime | None:
+    """When beat last started the relay (every minute); None if it never did or the relay is disabled."""
+    relay = next(job for job in jobs_status(now) if job["name"] == RELAY)
+    return relay["last_run"] if relay["enabled"] else None
+
+
+def beat_stopped(last_tick: datetime | None, now: datetime) -> bool:
+    """Whether beat has not started the relay for BEAT_STALE_AFTER_MINUTES (or never did)."""
+    # Beat writes last_run_at back to the database every few minutes, not at each run.
+    return last_tick is None or now - last_tick > timedelta(minutes=settings.BEAT_STALE_AFTER_MINUTES)
 
 
 def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -136,7 +148,7 @@ def rows_status(now: datetime) -> dict[str, int]:
     counts = NotificationLog.objects.filter(statut__in=COUNTED_STATUTS).aggregate(
         waiting=Count("id", filter=Q(statut=Statut.EN_ATTENTE)),
         due=Count("id", filter=due_by(now)),
-        late=Count("id", filter=due_by(now - PROMISE)),
+        late=Count("id", filter=due_by(late_cutoff(now))),
         sending=Count("id", filter=Q(statut=Statut.EN_COURS)),
         failed=Count("id", filter=Q(statut=Statut.ECHEC)),
         failed_permanently=Count("id", filter=Q(statut=Statut.ECHEC_PERMANENT)),
@@ -166,7 +178,7 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
                     "instances": ["host:pid", ...], "error": str},
           "notifications": {"waiting": int,   # EN_ATTENTE, any time
                             "due": int,       # waiting, or failed with its retry time, come
-                            "late": int,      # of those, due more than 2 minutes ago (the promise broken)
+                            "late": int,      # of those, due before `models.late_cutoff` (the promise broken)
                             "sending": int, "failed": int, "failed_permanently": int},
           "time_zone": "Europe/Paris",
         }
@@ -182,10 +194,8 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
     for job in jobs:
         if not job["registered"]:
             problems.append(_("%(name)s is not registered (run manage.py setup_schedule)") % {"name": job["name"]})
-    relay = next(job for job in jobs if job["name"] == "dispatch_due_notifications")
-    # Beat writes last_run_at back to the database every few minutes, not at each run.
-    stale = timedelta(minutes=settings.BEAT_STALE_AFTER_MINUTES)
-    if relay["enabled"] and (relay["last_run"] is None or relay["last_run"] < now - stale):
+    relay = next(job for job in jobs if job["name"] == RELAY)
+    if relay["enabled"] and beat_stopped(relay["last_run"], now):
         problems.append(
             _("beat has not started the relay in the last %(minutes)d minutes (is exactly one beat running?)")
             % {"minutes": settings.BEAT_STALE_AFTER_MINUTES}
@@ -201,11 +211,11 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
     if rows["late"]:
         problems.append(
             ngettext(
-                "%(count)d notification due more than 2 minutes ago is still waiting",
-                "%(count)d notifications due more than 2 minutes ago are still waiting",
+                "%(count)d notification due more than %(minutes)d minutes ago is still waiting",
+                "%(count)d notifications due more than %(minutes)d minutes ago are still waiting",
                 rows["late"],
             )
-            % {"count": rows["late"]}
+            % {"count": rows["late"], "minutes": settings.NOTIFICATION_BACKLOG_MAX_MINUTES}
         )
     return {
         "now": now,

@@ -30,20 +30,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from assets.models import Duree
 
-from .models import TypeNotification
+from .models import REMINDER_TYPES, TypeNotification
 
 MORNING = time(8, 0)
 TWO_HOURS = timedelta(hours=2)
 BEFORE_QUIET = timedelta(minutes=5)
 IMMEDIATE_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
-PRE_DUE_TYPES = frozenset(
-    {
-        TypeNotification.RAPPEL_2H,
-        TypeNotification.RAPPEL_J_MOINS_2,
-        TypeNotification.RAPPEL_J_MOINS_1,
-        TypeNotification.RAPPEL_FINAL,
-    }
-)
 # Which reminders belong to which duration class.
 REMINDERS_OF_CLASS = {
     Duree.COURT: (TypeNotification.RAPPEL_2H,),
@@ -134,7 +126,7 @@ def channel_time(
     if period is None:
         return ideal
     begin, end = period
-    if type_notification not in PRE_DUE_TYPES or end < utc(date_retour_prevue):
+    if type_notification not in REMINDER_TYPES or end < utc(date_retour_prevue):
         return end
     earlier = begin - BEFORE_QUIET
     return earlier if earlier >= utc(date_debut) else None

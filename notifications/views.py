@@ -319,4 +319,8 @@ def scheduler(request: HttpRequest) -> HttpResponse:
     )
     for job in status["jobs"]:
         job["entry_id"] = entry_ids.get(job["name"])
-    return render(request, "notifications/scheduler.html", {"status": status, "flower_url": settings.FLOWER_URL})
+    return render(
+        request,
+        "notifications/scheduler.html",
+        {"status": status, "flower_url": settings.FLOWER_URL, "late_after": settings.NOTIFICATION_BACKLOG_MAX_MINUTES},
+    )
