@@ -13,7 +13,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from notifications.models import Canal, NotificationLog, Statut, late_cutoff
+from notifications.api import Canal, NotificationLog, Statut, late_cutoff
 
 from .models import Attribution, Duree
 

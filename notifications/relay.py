@@ -27,7 +27,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from . import dispatcher
+from . import lifecycle, outbox
 from .models import REMINDER_TYPES, Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 from .timeline import REMINDERS_OF_CLASS
 
@@ -145,7 +145,7 @@ def relay_batch(now: datetime, report: RelayReport) -> int:
             else:
                 send.append(row["id"])
         if cancel:
-            report.cancelled += dispatcher.cancel(
+            report.cancelled += lifecycle.cancel(
                 NotificationLog.objects.filter(id__in=cancel),
                 reason=_("No longer relevant when its time came (loan returned, due time passed or class changed)."),
             )
@@ -153,7 +153,7 @@ def relay_batch(now: datetime, report: RelayReport) -> int:
             report.failed_permanently += NotificationLog.objects.filter(
                 id__in=give_up, statut__in=[Statut.EN_ATTENTE, Statut.ECHEC]
             ).update(statut=Statut.ECHEC_PERMANENT, date_tentative_prochaine=None)
-        report.enqueued += dispatcher.mark_enqueued(send, now=now)
+        report.enqueued += outbox.mark_enqueued(send, now=now)
     return len(rows)
 
 

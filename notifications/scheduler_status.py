@@ -1,4 +1,6 @@
-"""`get_scheduler_status()`: is the clockwork running? For `manage.py scheduler_status`, the web UI and /healthz."""
+"""`get_scheduler_status()`: is the clockwork running? For `manage.py scheduler_status`, the web UI and /healthz.
+
+`scheduler_status()` is the same, cached a little while for the staff pages."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -16,6 +20,9 @@ from . import schedule
 from .models import NotificationLog, Statut, late_cutoff
 
 NOTIFICATION_QUEUES = ("default", "notifications")
+SCHEDULER_STATUS_CACHE_KEY = "staff-ui:scheduler-status"
+SCHEDULER_STATUS_CACHE_SECONDS = 30
+SCHEDULER_PING_TIMEOUT = 0.5
 RELAY = "dispatch_due_notifications"
 
 
@@ -228,3 +235,31 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
         "notifications": rows,
         "time_zone": settings.TIME_ZONE,
     }
+
+
+def scheduler_status_cache_key(language: str | None = None) -> str:
+    """Per language: the problem lines are written in the language of the page that computed them."""
+    return f"{SCHEDULER_STATUS_CACHE_KEY}:{language or get_language()}"
+
+
+def forget_scheduler_status() -> None:
+    cache.delete_many([scheduler_status_cache_key(code) for code, _name in settings.LANGUAGES])
+
+
+def scheduler_status(*, fresh: bool = False) -> dict:
+    """The scheduler/worker health summary. The dashboard reuses it for a little while:
+    pinging the workers waits for their answers, and the front desk should not.
+    The cache lives in Redis; when Redis is down the status is computed (and says so)."""
+    status = None
+    if not fresh:
+        try:
+            status = cache.get(scheduler_status_cache_key())
+        except Exception:  # the cache is Redis: down means "compute it", not a 500
+            status = None
+    if status is None:
+        status = get_scheduler_status(ping_timeout=SCHEDULER_PING_TIMEOUT)
+        try:
+            cache.set(scheduler_status_cache_key(), status, SCHEDULER_STATUS_CACHE_SECONDS)
+        except Exception:
+            pass
+    return status

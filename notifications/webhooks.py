@@ -25,7 +25,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
-from . import dispatcher
+from . import lifecycle
 from .channels.twilio_api import cause_of_twilio_error
 from .models import NotificationLog, Statut
 
@@ -69,7 +69,7 @@ def record_delivery_status(message_sid: str, status: str, error_code: str, *, no
         fields = ["delivery_status", "updated_at"]
         if status in DELIVERY_FAILURES:
             reason = f"Twilio reported the message {status}: error {error_code or 'unknown'}."
-            replacement = dispatcher.fall_back(log, now=now)
+            replacement = lifecycle.fall_back(log, now=now)
             if replacement is not None:
                 reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
             log.statut = Statut.ECHEC_PERMANENT

@@ -141,7 +141,7 @@ class TwilioChannel(Channel):
     def recipient(self, log: NotificationLog) -> str:
         if log.audience != Audience.CLIENT:
             raise PermanentError(f"{self.canal} goes to borrowers only.", code=CodeErreur.INVALID_RECIPIENT)
-        from notifications.dispatcher import phone_of, preferences_of
+        from notifications.recipients import phone_of, preferences_of
 
         client = log.attribution.client
         raw = phone_of(client, preferences_of(client))

@@ -295,7 +295,7 @@ def test_a_channel_switched_off_after_planning_is_cancelled(fake_twilio):
 
 
 def test_falling_back_twice_for_the_same_failure_plans_one_row(settings):
-    from notifications.dispatcher import fall_back
+    from notifications.lifecycle import fall_back
 
     log = make_log("CREATION", "WHATSAPP", email="camille@example.org")
     now = timezone.now()
