@@ -29,10 +29,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 
+from radgestmat.masking import mask_address, mask_email
+
 from . import caps, lifecycle, outbox, recipients
 from .channels import ChannelError, PermanentError, TransientError, get_channel
 from .exceptions import RetryLater
-from .masking import mask_address, mask_email
 from .messages import Message, render, with_override_flag
 from .models import (
     CLAIMABLE_STATUTS,

@@ -19,7 +19,6 @@ import logging
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -34,11 +33,6 @@ logger = logging.getLogger("radgestmat.notifications")
 # Twilio's MessageStatus values in the order a message goes through them.
 PROGRESS = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "read": 5}
 DELIVERY_FAILURES = frozenset({"failed", "undelivered"})
-
-
-def status_callback_url() -> str:
-    """The ``status_callback`` to give Twilio with each message."""
-    return settings.PUBLIC_BASE_URL + reverse("twilio_status_callback")
 
 
 def is_signed_by_twilio(request: HttpRequest) -> bool:

@@ -19,7 +19,7 @@ import socket
 from datetime import datetime, timezone
 from typing import Any
 
-from notifications.masking import mask_email, mask_phone
+from radgestmat.masking import mask_email, mask_phone
 
 # Broken addresses too ("a@@b.org", "a@localhost"): bad input is personal data all the same.
 EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@+[\w-]+(?:\.[\w-]+)*")
