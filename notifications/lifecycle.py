@@ -9,10 +9,12 @@ from django.db import IntegrityError, transaction
 
 from assets.models import Attribution
 
+from . import channels as channel_registry
+from .channels import spec_of
 from .models import CLAIMABLE_STATUTS, REMINDER_TYPES, Audience, Canal, NotificationLog, Statut
 from .outbox import mark_enqueued
 from .publishing import enqueue
-from .recipients import phone_of, preferences_of
+from .recipients import address_of, preferences_of
 
 
 def cancel(queryset, *, reason: str) -> int:
@@ -61,21 +63,23 @@ def fall_back(log: NotificationLog, *, now: datetime) -> NotificationLog | None:
     after commit. Also called by the Twilio status webhook when a message we marked
     sent is later reported undeliverable.
     """
-    from .channels import get_channel
-
-    if log.audience != Audience.CLIENT or log.canal not in (Canal.WHATSAPP, Canal.SMS):
+    if log.audience != Audience.CLIENT or spec_of(log.canal).address != "phone":
         return None
     if NotificationLog.objects.filter(fallback_of=log).exists():
         return None  # already fell back (a status callback can report the same failure twice)
     attribution = log.attribution
     client = attribution.client
     prefs = preferences_of(client)
-    candidates = []
-    if log.canal == Canal.WHATSAPP and prefs.sms_enabled and phone_of(client, prefs):
-        if get_channel(Canal.SMS).is_configured():
-            candidates.append(Canal.SMS)
+    candidates = [
+        spec.canal
+        for spec in channel_registry.REGISTRY
+        if spec.fallback_after == log.canal
+        and getattr(prefs, spec.preference_flag)
+        and address_of(spec, client, prefs)
+        and spec.is_configured()
+    ]
     if client.email:
-        candidates.append(Canal.EMAIL)
+        candidates.append(Canal.EMAIL)  # the last resort of a phone channel
     existing = set(
         NotificationLog.objects.filter(
             attribution=attribution,

@@ -11,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from assets.models import Attribution, Client, PhoneNumberField
 
+from .channels import REGISTRY as CHANNEL_REGISTRY
+
 
 class TypeNotification(models.TextChoices):
     CREATION = "CREATION", _("Loan confirmation")
@@ -32,10 +34,8 @@ REMINDER_TYPES = frozenset(
 )
 
 
-class Canal(models.TextChoices):
-    EMAIL = "EMAIL", _("Email")
-    WHATSAPP = "WHATSAPP", _("WhatsApp")
-    SMS = "SMS", _("SMS")
+# Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
+Canal = models.TextChoices("Canal", [(spec.canal, (spec.canal, spec.label)) for spec in CHANNEL_REGISTRY])
 
 
 class Audience(models.TextChoices):

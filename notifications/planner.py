@@ -27,6 +27,7 @@ from django.utils.translation import gettext as _
 from assets.models import Attribution, Duree
 
 from . import lifecycle, outbox, recipients, schedule, timeline
+from .channels import spec_of
 from .models import REMINDER_TYPES, Audience, Canal, NotificationLog, TypeNotification
 from .outbox import Planned
 
@@ -105,7 +106,7 @@ def loans_for_planning():
 
 def quiet_slack(canal: str) -> timedelta:
     """How far quiet hours can move a notification on ``canal`` from its ideal time, either way."""
-    hours = timeline.parse_quiet_hours(settings.QUIET_HOURS.get(canal, ""))
+    hours = timeline.parse_quiet_hours(spec_of(canal).quiet_hours)
     if hours is None:
         return timedelta(0)
     begin, end = (timedelta(hours=t.hour, minutes=t.minute) for t in hours)

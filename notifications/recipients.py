@@ -7,11 +7,16 @@ Staff audiences (the lender, the manager) get email only (`audience_address`).
 
 from __future__ import annotations
 
+import functools
+import operator
+
 from django.conf import settings
 from django.db.models import Q
 
 from assets.models import Attribution, Client
 
+from . import channels as channel_registry
+from .channels import ChannelSpec
 from .models import Audience, Canal, NotificationPreferences, TypeNotification
 
 # Which preference flag switches off which reminder. Overdue alerts cannot be switched off.
@@ -41,34 +46,52 @@ def wants(prefs: NotificationPreferences, type_notification: str) -> bool:
     return flag is None or getattr(prefs, flag)
 
 
+def first_choices() -> list[ChannelSpec]:
+    """The channels planned directly (not only as a fallback), phone channels first."""
+    return sorted(
+        (spec for spec in channel_registry.REGISTRY if not spec.fallback_after),
+        key=lambda spec: spec.address != "phone",
+    )
+
+
+def last_resorts() -> list[ChannelSpec]:
+    """Where an overdue alert goes when the client switched every channel off: email first."""
+    return sorted(
+        (spec for spec in channel_registry.REGISTRY if not spec.fallback_after),
+        key=lambda spec: spec.address != "email",
+    )
+
+
+def address_of(spec: ChannelSpec, client: Client, prefs: NotificationPreferences) -> str:
+    return client.email if spec.address == "email" else phone_of(client, prefs)
+
+
 def client_channels(client: Client, type_notification: str) -> list[str]:
     """The channels a client is told on for one type, from their preferences and contacts.
 
-    SMS is not a first choice: it is the fallback when WhatsApp fails (see `fallback_channels`).
+    SMS is not a first choice: it is the fallback when WhatsApp fails (see `lifecycle.fall_back`).
     An overdue alert goes out even to a client who switched every channel off: by
     email if we have one, else WhatsApp.
     """
     prefs = preferences_of(client)
     if not wants(prefs, type_notification):
         return []
-    phone = phone_of(client, prefs)
-    channels = []
-    if prefs.whatsapp_enabled and phone and settings.WHATSAPP_ENABLED:
-        channels.append(Canal.WHATSAPP)
-    if prefs.email_enabled and client.email:
-        channels.append(Canal.EMAIL)
+    channels = [
+        spec.canal
+        for spec in first_choices()
+        if getattr(prefs, spec.preference_flag) and address_of(spec, client, prefs) and spec.is_planned()
+    ]
     if not channels and type_notification == TypeNotification.RETARD:
-        if client.email:
-            channels.append(Canal.EMAIL)
-        elif phone and settings.WHATSAPP_ENABLED:
-            channels.append(Canal.WHATSAPP)
+        for spec in last_resorts():
+            if address_of(spec, client, prefs) and spec.is_planned():
+                return [spec.canal]
     return channels
 
 
 def client_channel_conditions(type_notification: str) -> dict[str, Q]:
     """`client_channels` in SQL: per channel, the condition on an `Attribution` under which its client gets it.
 
-    The checks use these to load only loans that lack a row; keep them in step with
+    The planning jobs use these to load only loans that lack a row; keep them in step with
     `client_channels` (``test_check_selection`` compares the two on every combination).
     """
     prefs = "client__notification_preferences"
@@ -77,19 +100,37 @@ def client_channel_conditions(type_notification: str) -> dict[str, Q]:
     def switched_on(flag: str) -> Q:
         return no_prefs | Q(**{f"{prefs}__{flag}": True})
 
-    phone = Q(**{f"{prefs}__phone_number__gt": ""}) | Q(client__phone__gt="")
-    no_phone = (no_prefs | Q(**{f"{prefs}__phone_number": ""})) & Q(client__phone="")
-    email = Q(client__email__gt="")
-    whatsapp_on = switched_on("whatsapp_enabled") & phone if settings.WHATSAPP_ENABLED else NEVER
-    whatsapp_off = (Q(**{f"{prefs}__whatsapp_enabled": False}) | no_phone) if settings.WHATSAPP_ENABLED else ~NEVER
+    reachable = {
+        "phone": Q(**{f"{prefs}__phone_number__gt": ""}) | Q(client__phone__gt=""),
+        "email": Q(client__email__gt=""),
+    }
+    unreachable = {
+        "phone": (no_prefs | Q(**{f"{prefs}__phone_number": ""})) & Q(client__phone=""),
+        "email": Q(client__email=""),
+    }
+
+    def on(spec: ChannelSpec) -> Q:
+        return switched_on(spec.preference_flag) & reachable[spec.address] if spec.is_planned() else NEVER
+
+    def off(spec: ChannelSpec) -> Q:
+        if not spec.is_planned():
+            return ~NEVER
+        return Q(**{f"{prefs}__{spec.preference_flag}": False}) | unreachable[spec.address]
+
     wanted = switched_on(REMINDER_FLAGS[type_notification]) if type_notification in REMINDER_FLAGS else ~NEVER
     if type_notification != TypeNotification.RETARD:
-        return {Canal.WHATSAPP: wanted & whatsapp_on, Canal.EMAIL: wanted & switched_on("email_enabled") & email}
+        return {spec.canal: wanted & on(spec) for spec in first_choices()}
     # An overdue alert falls back to email, else WhatsApp, when the client switched both off.
-    return {
-        Canal.WHATSAPP: (whatsapp_on | (phone & Q(client__email=""))) if settings.WHATSAPP_ENABLED else NEVER,
-        Canal.EMAIL: email & (switched_on("email_enabled") | whatsapp_off),
-    }
+    conditions = {}
+    earlier: list[ChannelSpec] = []
+    for spec in last_resorts():
+        others_off = functools.reduce(operator.and_, (off(other) for other in first_choices() if other != spec), ~NEVER)
+        resort = reachable[spec.address] & others_off
+        for before in earlier:
+            resort &= unreachable[before.address]
+        conditions[spec.canal] = (on(spec) | resort) if spec.is_planned() else NEVER
+        earlier.append(spec)
+    return {spec.canal: conditions[spec.canal] for spec in first_choices()}
 
 
 # A condition no row meets (Django turns it into an empty result or drops it from an OR).

@@ -32,7 +32,7 @@ from django.db.models import F
 from radgestmat.masking import mask_address, mask_email
 
 from . import caps, lifecycle, outbox, recipients
-from .channels import ChannelError, PermanentError, TransientError, get_channel
+from .channels import ChannelError, PermanentError, TransientError, get_channel, spec_of
 from .exceptions import RetryLater
 from .messages import Message, render, with_override_flag
 from .models import (
@@ -48,7 +48,6 @@ from .models import (
 
 logger = logging.getLogger("radgestmat.notifications")
 
-CHANNEL_FLAGS = {Canal.EMAIL: "email_enabled", Canal.WHATSAPP: "whatsapp_enabled", Canal.SMS: "sms_enabled"}
 DRY_RUN = "dry-run"
 SEND_RELATED = [f"attribution__{path}" for path in outbox.PLANNING_RELATED]
 
@@ -92,7 +91,7 @@ def irrelevance(log: NotificationLog, *, now: datetime) -> str:
         if now >= attribution.date_retour_prevue:
             return "The loan was already due when this reminder could be sent."
     if kind != TypeNotification.RETARD and log.fallback_of_id is None:
-        if not getattr(prefs, CHANNEL_FLAGS[log.canal]):
+        if not getattr(prefs, spec_of(log.canal).preference_flag):
             return f"The borrower switched {log.canal} off."
     return ""
 

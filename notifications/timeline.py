@@ -30,6 +30,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from assets.models import Duree
 
+from .channels import spec_of
 from .models import REMINDER_TYPES, TypeNotification
 
 MORNING = time(8, 0)
@@ -99,7 +100,7 @@ def parse_quiet_hours(spec: str) -> tuple[time, time] | None:
 
 def quiet_period(moment: datetime, canal: str) -> tuple[datetime, datetime] | None:
     """The quiet period of ``canal`` that contains ``moment`` as (start, end) in UTC, or None."""
-    hours = parse_quiet_hours(settings.QUIET_HOURS.get(canal, ""))
+    hours = parse_quiet_hours(spec_of(canal).quiet_hours)
     if hours is None:
         return None
     begin, end = hours
