@@ -1,6 +1,6 @@
 """Log output that is safe to ship and easy to search.
 
-- `notifications.masking` hides most of a borrower's contact details; call it when
+- `radgestmat.masking` hides most of a borrower's contact details; call it when
   you put a recipient in a log line on purpose.
 - `MaskPersonalData` is a logging filter on every handler: whatever slipped into a
   message or an ``extra`` field, phone numbers and email addresses leave masked.
