@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from notifications.api import Canal, NotificationLog, Statut, late_cutoff
 
-from .models import Attribution, Duree
+from .models import Attribution, Duree, overdue_at
 
 CHART_DAYS = 7
 # Status groups drawn as the stacked segments of each day's bar, bottom to top.
@@ -55,7 +55,7 @@ def loan_summary(now: datetime) -> dict:
     by_class = dict(open_loans.order_by().values_list("duree").annotate(n=Count("id")))
     counts = open_loans.aggregate(
         out=Count("id"),
-        overdue=Count("id", filter=Q(date_retour_prevue__lt=now)),
+        overdue=Count("id", filter=overdue_at(now)),
         due_2h=Count("id", filter=Q(date_retour_prevue__gte=now, date_retour_prevue__lt=now + timedelta(hours=2))),
         due_today=Count("id", filter=Q(date_retour_prevue__gte=now, date_retour_prevue__lt=day_end)),
     )
@@ -66,7 +66,7 @@ def loan_summary(now: datetime) -> dict:
     return {
         "by_class": [(value, label, by_class.get(value, 0)) for value, label in Duree.choices],
         "counts": counts,
-        "overdue": related.filter(date_retour_prevue__lt=now).order_by("date_retour_prevue")[:10],
+        "overdue": related.overdue(now).order_by("date_retour_prevue")[:10],
         "due_today": related.filter(date_retour_prevue__gte=now, date_retour_prevue__lt=day_end).order_by(
             "date_retour_prevue"
         )[:10],
