@@ -253,6 +253,9 @@ SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
 X_FRAME_OPTIONS = "DENY"
 # The request header holding the client's address, as set by the proxy (e.g. HTTP_X_REAL_IP); REMOTE_ADDR otherwise.
 CLIENT_IP_HEADER = env("CLIENT_IP_HEADER", default="")
+# With HTTP_X_FORWARDED_FOR: how many proxies of ours append to it (nginx alone: 1). The entry that many
+# places from the right is the client's address as our outermost proxy saw it; entries left of it are the client's own say.
+CLIENT_IP_TRUSTED_PROXIES = env.int("CLIENT_IP_TRUSTED_PROXIES", default=1)
 # Login throttling: this many failures for one username from one address (or 4x as many from one
 # address for any username) lock that out for LOGIN_LOCKOUT_MINUTES.
 LOGIN_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
