@@ -304,4 +304,8 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 from radgestmat.logging import logging_config  # noqa: E402
 
 LOG_FORMAT = env("LOG_FORMAT", default="plain")
+# Server-error emails to ADMINS: one per distinct error (exception type and line) per this many minutes.
+ERROR_EMAIL_INTERVAL_MINUTES = env.int("ERROR_EMAIL_INTERVAL_MINUTES", default=10)
+# Hides every setting and request header that holds a credential (URLs with passwords too) in error reports.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "radgestmat.error_emails.SafeExceptionReporterFilter"
 LOGGING = logging_config(log_format=LOG_FORMAT, level=env("LOG_LEVEL", default="INFO"))
