@@ -3,8 +3,9 @@
 Attempts are counted in the cache (Redis in production) per username+address and
 per address, before the password is checked. Past the limit, that pair (or that
 address) is locked out for ``LOGIN_LOCKOUT_MINUTES`` and the form says so, without
-checking the password at all; a successful login clears the username+address counter. If the cache is
-unreachable the throttle steps aside rather than locking every staff member out.
+checking the password at all; a successful login clears the username+address
+counter. If the cache is unreachable the throttle steps aside rather than locking
+every staff member out.
 """
 
 from __future__ import annotations
