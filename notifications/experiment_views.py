@@ -17,7 +17,7 @@ from django.views.decorators.http import require_POST
 from radgestmat.staff import staff_required
 
 from . import experiments
-from .experiment_models import Experiment, Variant
+from .models import Experiment, Variant
 
 PERMISSION = "notifications.run_experiment"
 LABELS = "ABCDEF"

@@ -1,9 +1,9 @@
 """Experiments on message content: which variant a loan gets, and whether a variant brings loans back on time.
 
-- Assignment is a pure function of (experiment, loan): a hash of both ids placed in the
-  variants' shares. Every row of a loan — retries, fallbacks, several reminders of one
+- Assignment is a pure function of (experiment, loan) (`notifications.assignment`): a hash of
+  both ids placed in the variants' shares. Every row of a loan — retries, fallbacks, several reminders of one
   type — gets the same variant, in any process, without storing anything first.
-- The message rendering (`notifications.messages`) asks `variant_for` which text to use;
+- The message rendering (`notifications.messages.variant_for`) picks the loan's text;
   the send records the variant on the `NotificationLog` row it sent.
 - The outcome is the product's: the loan came back by its due time. Where Twilio reports
   it (WhatsApp), also whether the message was read before the due time.
@@ -13,69 +13,21 @@
 
 from __future__ import annotations
 
-import hashlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models import Count, F, Q
 from django.utils.translation import gettext as _
 
 from . import stats
-from .experiment_models import Experiment, Variant
-from .models import Audience, Canal, MessageOverride, NotificationLog, Statut
+from .assignment import assign, bucket  # noqa: F401  (the assignment, re-exported for callers and tests)
+from .messages import variant_for  # noqa: F401
+from .models import Canal, Experiment, MessageOverride, NotificationLog, Statut, Variant
 
 # Channels whose provider reports that a message was read.
 READ_RECEIPT_CHANNELS = frozenset({Canal.WHATSAPP})
-
-
-def bucket(experiment_id: int, attribution_id: int) -> float:
-    """A number in [0, 1) fixed by the two ids (not Python's `hash`, which differs between processes)."""
-    digest = hashlib.sha256(f"experiment:{experiment_id}:loan:{attribution_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
-def assign(variants: Sequence[Variant], experiment_id: int, attribution_id: int) -> Variant:
-    """The variant of this loan: its bucket placed in the variants' cumulative shares (in the order given)."""
-    total = sum(variant.share for variant in variants)
-    point = bucket(experiment_id, attribution_id) * total
-    for variant in variants:
-        point -= variant.share
-        if point < 0:
-            return variant
-    return variants[-1]
-
-
-def running_experiment_exists() -> Exists:
-    """For annotating `NotificationLog` rows: whether an experiment runs on their type and channel."""
-    return Exists(
-        Experiment.objects.filter(
-            status=Experiment.Status.RUNNING, type_notification=OuterRef("type_notification"), canal=OuterRef("canal")
-        )
-    )
-
-
-def variant_for(log: NotificationLog, language: str) -> Variant | None:
-    """The variant this row's borrower message uses, or None when no experiment runs on it."""
-    if log.audience != Audience.CLIENT or log.attribution_id is None:
-        return None
-    if getattr(log, "has_experiment", True) is False:
-        return None  # loaded with `messages.with_override_flag`: no experiment on this type and channel
-    variants = list(
-        Variant.objects.filter(
-            experiment__status=Experiment.Status.RUNNING,
-            experiment__type_notification=log.type_notification,
-            experiment__canal=log.canal,
-            experiment__language=language,
-        )
-        .select_related("experiment")
-        .order_by("id")
-    )
-    if not variants:
-        return None
-    return assign(variants, variants[0].experiment_id, log.attribution_id)
 
 
 @dataclass(frozen=True)

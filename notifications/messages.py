@@ -29,9 +29,9 @@ from django.utils import formats, timezone, translation
 
 from assets.models import Attribution, Client, Materiel, elapsed
 
-from . import experiments
+from .assignment import assign
 from .channels.base import PermanentError
-from .models import Audience, Canal, CodeErreur, MessageOverride, NotificationLog, TypeNotification
+from .models import Audience, Canal, CodeErreur, Experiment, MessageOverride, NotificationLog, TypeNotification, Variant
 
 _SENTINEL = "@@MISSING:%s@@"
 _SENTINEL_RE = re.compile(r"@@MISSING:([^@]*)@@")
@@ -161,14 +161,20 @@ def with_override_flag(queryset):
     """Load rows with ``has_override`` / ``has_experiment``: whether any override / running experiment exists
     for their type and channel.
 
-    `find_override` and `experiments.variant_for` then skip their query for rows that have none
+    `find_override` and `variant_for` then skip their query for rows that have none
     (most rows, in most deployments).
     """
     return queryset.annotate(
         has_override=Exists(
             MessageOverride.objects.filter(type_notification=OuterRef("type_notification"), canal=OuterRef("canal"))
         ),
-        has_experiment=experiments.running_experiment_exists(),
+        has_experiment=Exists(
+            Experiment.objects.filter(
+                status=Experiment.Status.RUNNING,
+                type_notification=OuterRef("type_notification"),
+                canal=OuterRef("canal"),
+            )
+        ),
     )
 
 
@@ -180,6 +186,25 @@ def find_override(log: NotificationLog, language: str) -> MessageOverride | None
     return MessageOverride.objects.filter(
         type_notification=log.type_notification, canal=log.canal, language=language
     ).first()
+
+
+def variant_for(log: NotificationLog, language: str) -> Variant | None:
+    """The experiment variant this row's borrower message uses (`notifications.experiments`), or None."""
+    if log.audience != Audience.CLIENT or log.attribution_id is None:
+        return None
+    if getattr(log, "has_experiment", True) is False:
+        return None  # loaded through `with_override_flag`: no experiment runs on this type and channel
+    variants = list(
+        Variant.objects.filter(
+            experiment__status=Experiment.Status.RUNNING,
+            experiment__type_notification=log.type_notification,
+            experiment__canal=log.canal,
+            experiment__language=language,
+        )
+        .select_related("experiment")
+        .order_by("id")
+    )
+    return assign(variants, variants[0].experiment_id, log.attribution_id) if variants else None
 
 
 def render(
@@ -203,7 +228,7 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
     language = language or language_of(log)
     variant = None
     if override is None:
-        variant = experiments.variant_for(log, language)
+        variant = variant_for(log, language)
         override = variant.as_override() if variant else find_override(log, language)
     context = context_for(log, now=now, language=language)
     text_engine, html_engine = engine(False), engine(True)

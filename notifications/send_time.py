@@ -38,13 +38,12 @@ from django.db.models import Count, F, Q
 from django.db.models.functions import ExtractHour
 
 from . import stats, timeline
-from .experiment_models import SendTimeChoice
-from .models import Audience, NotificationLog, Statut, TypeNotification
+from .models import REMINDER_TYPES, Audience, NotificationLog, SendTimeChoice, Statut, TypeNotification
 
 if TYPE_CHECKING:
     from assets.models import Attribution
 
-    from .dispatcher import Planned
+    from .outbox import Planned
 
 PRIOR_WEIGHT = 10.0
 BORROWER_PRIOR_WEIGHT = 3.0
@@ -82,7 +81,7 @@ def history_for(client_ids: Iterable[int], *, now: datetime) -> History:
     base = (
         NotificationLog.objects.filter(
             audience=Audience.CLIENT,
-            type_notification__in=timeline.PRE_DUE_TYPES,
+            type_notification__in=REMINDER_TYPES,
             statut=Statut.ENVOYEE,
             date_envoi__isnull=False,
             date_scheduled__gte=now - timedelta(days=settings.SEND_TIME_HISTORY_DAYS),
@@ -268,7 +267,7 @@ def adjust(items: Sequence[Planned], *, now: datetime) -> list[Planned]:
     items = list(items)
     if not is_enabled():
         return items
-    reminders = [item for item in items if item.type_notification in timeline.PRE_DUE_TYPES]
+    reminders = [item for item in items if item.type_notification in REMINDER_TYPES]
     if not reminders:
         return items
     stored = {

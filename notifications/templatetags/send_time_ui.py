@@ -8,8 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from notifications.experiment_models import SendTimeChoice
-from notifications.models import Audience, NotificationLog
+from notifications.models import Audience, NotificationLog, SendTimeChoice
 
 register = template.Library()
 
