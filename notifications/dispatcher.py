@@ -92,9 +92,9 @@ def client_channels(client: Client, type_notification: str) -> list[str]:
         return []
     phone = phone_of(client, prefs)
     channels = []
-    if prefs.whatsapp_enabled and phone and settings.WHATSAPP_ENABLED:
+    if prefs.notifications_whatsapp and phone and settings.WHATSAPP_ENABLED:
         channels.append(Canal.WHATSAPP)
-    if prefs.email_enabled and client.email:
+    if prefs.notifications_email and client.email:
         channels.append(Canal.EMAIL)
     if not channels and type_notification == TypeNotification.RETARD:
         if client.email:
@@ -119,15 +119,15 @@ def client_channel_conditions(type_notification: str) -> dict[str, Q]:
     phone = Q(**{f"{prefs}__phone_number__gt": ""}) | Q(client__phone__gt="")
     no_phone = (no_prefs | Q(**{f"{prefs}__phone_number": ""})) & Q(client__phone="")
     email = Q(client__email__gt="")
-    whatsapp_on = switched_on("whatsapp_enabled") & phone if settings.WHATSAPP_ENABLED else NEVER
-    whatsapp_off = (Q(**{f"{prefs}__whatsapp_enabled": False}) | no_phone) if settings.WHATSAPP_ENABLED else ~NEVER
+    whatsapp_on = switched_on("notifications_whatsapp") & phone if settings.WHATSAPP_ENABLED else NEVER
+    whatsapp_off = (Q(**{f"{prefs}__notifications_whatsapp": False}) | no_phone) if settings.WHATSAPP_ENABLED else ~NEVER
     wanted = switched_on(REMINDER_FLAGS[type_notification]) if type_notification in REMINDER_FLAGS else ~NEVER
     if type_notification != TypeNotification.RETARD:
-        return {Canal.WHATSAPP: wanted & whatsapp_on, Canal.EMAIL: wanted & switched_on("email_enabled") & email}
+        return {Canal.WHATSAPP: wanted & whatsapp_on, Canal.EMAIL: wanted & switched_on("notifications_email") & email}
     # An overdue alert falls back to email, else WhatsApp, when the client switched both off.
     return {
         Canal.WHATSAPP: (whatsapp_on | (phone & Q(client__email=""))) if settings.WHATSAPP_ENABLED else NEVER,
-        Canal.EMAIL: email & (switched_on("email_enabled") | whatsapp_off),
+        Canal.EMAIL: email & (switched_on("notifications_email") | whatsapp_off),
     }
 
 

@@ -174,8 +174,8 @@ class NotificationPreferences(models.Model):
     client = models.OneToOneField(
         Client, on_delete=models.CASCADE, null=True, blank=True, related_name="notification_preferences"
     )
-    email_enabled = models.BooleanField(_("email"), default=True)
-    whatsapp_enabled = models.BooleanField(_("WhatsApp"), default=True)
+    notifications_email = models.BooleanField(_("email"), default=True)
+    notifications_whatsapp = models.BooleanField(_("WhatsApp"), default=True)
     sms_enabled = models.BooleanField(_("SMS"), default=False)
     phone_number = PhoneNumberField(
         _("phone for WhatsApp/SMS"), blank=True, help_text=_("Leave empty to use the client's phone.")
@@ -207,8 +207,8 @@ class WhatsAppConfig(models.Model):
     class Provider(models.TextChoices):
         TWILIO = "twilio", "Twilio"
 
-    sender_number = PhoneNumberField(_("sender number"))
-    provider = models.CharField(_("provider"), max_length=20, choices=Provider.choices, default=Provider.TWILIO)
+    phone_number_sender = PhoneNumberField(_("sender number"))
+    api_provider = models.CharField(_("provider"), max_length=20, choices=Provider.choices, default=Provider.TWILIO)
     is_active = models.BooleanField(_("active"), default=True)
     content_templates = models.JSONField(
         _("content templates"),
@@ -226,7 +226,7 @@ class WhatsAppConfig(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_provider_display()} {self.sender_number}"
+        return f"{self.get_api_provider_display()} {self.phone_number_sender}"
 
     def clean(self) -> None:
         from django.core.exceptions import ValidationError

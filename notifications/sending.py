@@ -47,7 +47,7 @@ from .models import (
 
 logger = logging.getLogger("radgestmat.notifications")
 
-CHANNEL_FLAGS = {Canal.EMAIL: "email_enabled", Canal.WHATSAPP: "whatsapp_enabled", Canal.SMS: "sms_enabled"}
+CHANNEL_FLAGS = {Canal.EMAIL: "notifications_email", Canal.WHATSAPP: "notifications_whatsapp", Canal.SMS: "sms_enabled"}
 DRY_RUN = "dry-run"
 SEND_RELATED = [f"attribution__{path}" for path in dispatcher.PLANNING_RELATED]
 

@@ -124,7 +124,7 @@ def test_lending_reaches_the_borrowers_inbox_through_the_worker(live_worker, smt
 def test_a_refused_whatsapp_falls_back_to_an_email_sent_by_the_worker(live_worker, smtp_sink, fake_twilio):
     fake_twilio.fail(400, 63003, "Channel could not find To address")
     log = make_log("CREATION", "WHATSAPP", email="camille@example.org")
-    NotificationPreferences.objects.create(client=log.attribution.client, email_enabled=False)
+    NotificationPreferences.objects.create(client=log.attribution.client, notifications_email=False)
 
     send_notification.delay(log.pk)
 

@@ -41,7 +41,7 @@ def test_it_sends_a_whatsapp_body_and_records_the_sid(fake_twilio):
 
 def test_it_uses_the_approved_content_template_mapped_to_the_type(fake_twilio):
     fake_twilio.accept()
-    WhatsAppConfig.objects.create(sender_number="+14155550100", content_templates={"RAPPEL_2H": "HX0123456789abcdef0123456789abcdef"})
+    WhatsAppConfig.objects.create(phone_number_sender="+14155550100", content_templates={"RAPPEL_2H": "HX0123456789abcdef0123456789abcdef"})
     log = make_log("RAPPEL_2H", "WHATSAPP", name="Jo", language="en")
 
     assert send(log) == Statut.ENVOYEE
@@ -69,7 +69,7 @@ def test_the_sid_map_can_come_from_settings(fake_twilio, settings):
 def test_21211_is_permanent_and_falls_back_to_email(fake_twilio, django_capture_on_commit_callbacks):
     fake_twilio.fail(400, 21211, "The 'To' number is not a valid phone number.")
     log = make_log("CREATION", "WHATSAPP", email="camille@example.org")
-    NotificationPreferences.objects.create(client=log.attribution.client, email_enabled=False)
+    NotificationPreferences.objects.create(client=log.attribution.client, notifications_email=False)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert send(log) == Statut.ECHEC_PERMANENT
@@ -189,8 +189,8 @@ def test_a_bad_content_template_map_is_refused_by_the_field(admin_client):
     response = admin_client.post(
         "/admin/notifications/whatsappconfig/add/",
         {
-            "sender_number": "+14155238886",
-            "provider": "twilio",
+            "phone_number_sender": "+14155238886",
+            "api_provider": "twilio",
             "is_active": "on",
             "content_templates": json.dumps({"RAPEL_2H": "HX" + "0" * 32, "RETARD": "12"}),
         },
