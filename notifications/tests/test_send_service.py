@@ -286,7 +286,7 @@ def test_risky_settings_are_system_check_warnings(settings):
 
 def test_a_channel_switched_off_after_planning_is_cancelled(fake_twilio):
     log = make_log("CREATION", "WHATSAPP")
-    NotificationPreferences.objects.create(client=log.attribution.client, notifications_whatsapp=False)
+    NotificationPreferences.objects.filter(client=log.attribution.client).update(notifications_whatsapp=False)
 
     assert send(log) == Statut.ANNULEE
     log.refresh_from_db()

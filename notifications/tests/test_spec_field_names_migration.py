@@ -36,4 +36,4 @@ def test_the_rename_keeps_every_preference_and_the_sender():
     )
     config = WhatsAppConfig.objects.get()
     assert config.phone_number_sender == "+14155238886"
-    assert config.get_api_provider_display() == "Twilio"
+    assert (config.api_provider, config.get_api_provider_display()) == ("TWILIO", "Twilio")

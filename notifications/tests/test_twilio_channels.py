@@ -12,7 +12,7 @@ from notifications.exceptions import RetryLater
 from notifications.models import NotificationLog, NotificationPreferences, Statut, WhatsAppConfig
 from notifications.sending import send_notification
 
-from .conftest import make_log
+from .conftest import consent_to_whatsapp, make_log
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +69,7 @@ def test_the_sid_map_can_come_from_settings(fake_twilio, settings):
 def test_21211_is_permanent_and_falls_back_to_email(fake_twilio, django_capture_on_commit_callbacks):
     fake_twilio.fail(400, 21211, "The 'To' number is not a valid phone number.")
     log = make_log("CREATION", "WHATSAPP", email="camille@example.org")
-    NotificationPreferences.objects.create(client=log.attribution.client, notifications_email=False)
+    consent_to_whatsapp(log.attribution.client, notifications_email=False)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert send(log) == Statut.ECHEC_PERMANENT
@@ -87,7 +87,7 @@ def test_a_permanent_whatsapp_failure_falls_back_to_sms_when_allowed(fake_twilio
     fake_twilio.fail(400, 63003, "Channel could not find To address")
     fake_twilio.accept()
     log = make_log("RAPPEL_2H", "WHATSAPP")
-    NotificationPreferences.objects.create(client=log.attribution.client, sms_enabled=True)
+    consent_to_whatsapp(log.attribution.client, sms_enabled=True)
 
     send(log)  # the SMS row is enqueued on commit; run it as the worker would
     sms = NotificationLog.objects.get(fallback_of=log)
@@ -190,7 +190,7 @@ def test_a_bad_content_template_map_is_refused_by_the_field(admin_client):
         "/admin/notifications/whatsappconfig/add/",
         {
             "phone_number_sender": "+14155238886",
-            "api_provider": "twilio",
+            "api_provider": "TWILIO",
             "is_active": "on",
             "content_templates": json.dumps({"RAPEL_2H": "HX" + "0" * 32, "RETARD": "12"}),
         },
