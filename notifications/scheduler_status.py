@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -180,6 +181,11 @@ def rows_status(now: datetime) -> dict[str, int]:
         failed_permanently=Count("id", filter=Q(statut=Statut.ECHEC_PERMANENT)),
     )
     return counts
+
+
+def jsonable(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` with its datetimes as ISO strings, ready for `json.dumps`."""
+    return json.loads(json.dumps(status, default=lambda value: value.isoformat()))
 
 
 def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1.0) -> dict[str, Any]:
