@@ -51,6 +51,18 @@ class WhatsAppConfigAdmin(admin.ModelAdmin):
     list_display = ["phone_number_sender", "api_provider", "is_active", "updated_at"]
     list_filter = ["api_provider", "is_active"]
     search_fields = ["phone_number_sender"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["phone_number_sender", "api_provider", "is_active", "content_templates"],
+                "description": _(
+                    "Twilio credentials are never stored here: they come from the environment only "
+                    "(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)."
+                ),
+            },
+        )
+    ]
 
 
 @admin.register(MessageOverride)

@@ -201,3 +201,9 @@ def test_a_bad_content_template_map_is_refused_by_the_field(admin_client):
     assert "“RAPEL_2H” is not a notification type" in errors[0]
     assert "RETARD must look like HX" in errors[1]
     assert not WhatsAppConfig.objects.exists()
+
+
+def test_the_whatsapp_admin_says_credentials_come_from_the_environment(admin_client):
+    page = admin_client.get("/admin/notifications/whatsappconfig/add/").content.decode()
+    assert "Twilio credentials are never stored here: they come from the environment only" in page
+    assert 'name="api_key"' not in page and 'name="phone_number_sender"' in page
