@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from assets import services
 from assets.models import Attribution
+from assets.signals import attribution_created, attribution_returned
 from assets.tests.factories import ClientFactory, MaterielFactory
 from notifications.models import NotificationLog
 
@@ -29,7 +30,23 @@ def subjects(mailoutbox) -> list[str]:
     return [message.subject.split(" :")[0] for message in mailoutbox]
 
 
-def test_the_service_path_notifies_once(mailoutbox, django_capture_on_commit_callbacks):
+@pytest.fixture
+def announced():
+    """Every lifecycle signal sent, as (signal name, loan id): planning is idempotent, so count the signals too."""
+    sent = []
+
+    def record(name):
+        return lambda sender, attribution, **kwargs: sent.append((name, attribution.pk))
+
+    receivers = {attribution_created: record("created"), attribution_returned: record("returned")}
+    for signal, receiver in receivers.items():
+        signal.connect(receiver, weak=False)
+    yield sent
+    for signal, receiver in receivers.items():
+        signal.disconnect(receiver)
+
+
+def test_the_service_path_notifies_once(mailoutbox, django_capture_on_commit_callbacks, announced):
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         loan = services.lend(materiel=MaterielFactory(), client=ClientFactory(), due=now + timedelta(hours=3), now=now)
@@ -39,10 +56,11 @@ def test_the_service_path_notifies_once(mailoutbox, django_capture_on_commit_cal
     with django_capture_on_commit_callbacks(execute=True):
         services.record_return(loan, now=timezone.now())
     assert subjects(mailoutbox) == ["Prêt confirmé", "Retour enregistré"]
+    assert announced == [("created", loan.pk), ("returned", loan.pk)]
     assert NotificationLog.objects.get(attribution=loan, type_notification="RAPPEL_2H").statut == "ANNULEE"
 
 
-def test_a_loan_created_in_a_shell_notifies_once(mailoutbox, django_capture_on_commit_callbacks):
+def test_a_loan_created_in_a_shell_notifies_once(mailoutbox, django_capture_on_commit_callbacks, announced):
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         loan = Attribution.objects.create(
@@ -50,9 +68,10 @@ def test_a_loan_created_in_a_shell_notifies_once(mailoutbox, django_capture_on_c
         )
     assert kinds(loan) == ["CREATION", "RAPPEL_FINAL", "RAPPEL_J_MOINS_1", "RAPPEL_J_MOINS_2"]
     assert subjects(mailoutbox) == ["Prêt confirmé"]
+    assert announced == [("created", loan.pk)]
 
 
-def test_setting_the_return_date_and_saving_notifies_once(mailoutbox, django_capture_on_commit_callbacks):
+def test_setting_the_return_date_and_saving_notifies_once(mailoutbox, django_capture_on_commit_callbacks, announced):
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         loan = Attribution.objects.create(
@@ -66,6 +85,7 @@ def test_setting_the_return_date_and_saving_notifies_once(mailoutbox, django_cap
         loan.save()  # already returned: nothing new
     assert subjects(mailoutbox) == ["Prêt confirmé", "Retour enregistré"]
     assert NotificationLog.objects.filter(attribution=loan, type_notification="RESTITUTION").count() == 1
+    assert announced == [("created", loan.pk), ("returned", loan.pk)]
     assert NotificationLog.objects.get(attribution=loan, type_notification="RAPPEL_2H").statut == "ANNULEE"
 
 
@@ -80,7 +100,7 @@ def test_nothing_is_sent_when_the_transaction_rolls_back(mailoutbox, django_capt
     assert NotificationLog.objects.count() == 0 and mailoutbox == []
 
 
-def test_fixtures_loaded_raw_send_nothing(tmp_path, mailoutbox, django_capture_on_commit_callbacks):
+def test_fixtures_loaded_raw_send_nothing(tmp_path, mailoutbox, django_capture_on_commit_callbacks, announced):
     materiel, client = MaterielFactory(), ClientFactory()
     now = timezone.now()
     fixture = tmp_path / "loans.json"
@@ -108,4 +128,4 @@ def test_fixtures_loaded_raw_send_nothing(tmp_path, mailoutbox, django_capture_o
     with django_capture_on_commit_callbacks(execute=True):
         call_command("loaddata", str(fixture), verbosity=0)
     assert Attribution.objects.filter(pk=9001).exists()
-    assert NotificationLog.objects.count() == 0 and mailoutbox == []
+    assert NotificationLog.objects.count() == 0 and mailoutbox == [] and announced == []
