@@ -34,6 +34,7 @@ def setup_django() -> None:
 def send_test(describe: Callable[[], list[str]], target: Callable[[], dict[str, str]]) -> None:
     """Print the configuration lines, then send one message to ``target()`` (send_test_notification's options)."""
     from django.core.management import CommandError, call_command
+    from django.db import DatabaseError
 
     for line in describe():
         print(line)
@@ -42,4 +43,6 @@ def send_test(describe: Callable[[], list[str]], target: Callable[[], dict[str, 
         call_command("send_test_notification", **options)
     except CommandError as error:
         fail(str(error))
+    except DatabaseError as error:
+        fail(f"database: {str(error).splitlines()[0]} (did `manage.py migrate` run?)")
     print("OK")

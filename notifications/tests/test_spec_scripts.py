@@ -15,6 +15,21 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(scope="module")
+def database_url(tmp_path_factory) -> str:
+    """A migrated database of the scripts' own (they run outside the test database, as on an install)."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('scripts') / 'scripts.sqlite3'}"
+    env = {**os.environ, "DEBUG": "1", "DATABASE_URL": url}
+    env.pop("DJANGO_SETTINGS_MODULE", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, timeout=300, capture_output=True)
+    return url
+
+
+@pytest.fixture(autouse=True)
+def script_database(database_url, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", database_url)
+
+
 def run_script(name: str, *args: str, **env_vars: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DEBUG": "1", "NOTIFICATION_DRY_RUN": "0", **env_vars}
     env.pop("DJANGO_SETTINGS_MODULE", None)
@@ -55,6 +70,13 @@ def test_test_whatsapp_sends_one_message(fake_twilio):
     assert "Sent WHATSAPP to +33612345678" in result.stdout
     [form] = fake_twilio.forms()
     assert form["To"] == "whatsapp:+33612345678"
+
+
+def test_test_notifications_without_a_migrated_database_says_so(tmp_path):
+    result = run_script("test_notifications.py", "camille@example.org", DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    assert result.returncode != 0
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("FAILED: database: no such table") and line.endswith("(did `manage.py migrate` run?)")
 
 
 def test_test_whatsapp_without_twilio_says_what_to_set():
