@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -35,6 +36,42 @@ def describe_entry(entry) -> str:
     return str(entry.solar or entry.clocked or "")
 
 
+INTERVAL_UNITS = {"seconds": ("s", "s"), "minutes": ("min", "min"), "hours": ("hour", "hours"), "days": ("day", "days")}
+
+
+def _clock(hour: int, minute: int) -> str:
+    return f"{(hour % 12) or 12}:{minute:02d} {'AM' if hour < 12 else 'PM'}"
+
+
+def describe_frequency(entry) -> str:
+    """A beat entry's cadence in the spec's words ("Every 30 min", "Every 12 hours", "Daily @ 8:00 AM").
+
+    Interval and crontab entries alike; a crontab with no simple wording falls back to its expression.
+    """
+    if entry.interval is not None:
+        every, period = entry.interval.every, entry.interval.period
+        one, many = INTERVAL_UNITS.get(period, (period, period))
+        if every == 1:
+            return {"min": "Every minute", "hour": "Every hour", "day": "Daily"}.get(one, f"Every 1 {one}")
+        return f"Every {every} {many}"
+    if entry.crontab is not None:
+        c = entry.crontab
+        minute, hour = str(c.minute), str(c.hour)
+        any_day = (str(c.day_of_week), str(c.day_of_month), str(c.month_of_year)) == ("*", "*", "*")
+        if any_day and hour == "*":
+            if minute == "*":
+                return "Every minute"
+            if minute.startswith("*/") and minute[2:].isdigit():
+                return f"Every {minute[2:]} min"
+            if minute.isdigit():
+                return "Every hour" if minute == "0" else f"Every hour @ :{int(minute):02d}"
+        if any_day and minute.isdigit() and hour.startswith("*/") and hour[2:].isdigit():
+            return f"Every {hour[2:]} hours"
+        if any_day and minute.isdigit() and hour.isdigit():
+            return f"Daily @ {_clock(int(hour), int(minute))}"
+    return describe_entry(entry)
+
+
 def jobs_status(now: datetime) -> list[dict[str, Any]]:
     from django_celery_beat.models import PeriodicTask
 
@@ -55,6 +92,7 @@ def jobs_status(now: datetime) -> list[dict[str, Any]]:
                     "registered": False,
                     "enabled": False,
                     "schedule": "",
+                    "frequency": "",
                     "expires_seconds": job.expires,
                     "last_run": None,
                     "next_run": None,
@@ -70,6 +108,7 @@ def jobs_status(now: datetime) -> list[dict[str, Any]]:
                 "registered": True,
                 "enabled": entry.enabled,
                 "schedule": describe_entry(entry),
+                "frequency": describe_frequency(entry),
                 "expires_seconds": entry.expire_seconds,
                 "last_run": entry.last_run_at,
                 "next_run": upcoming,
@@ -163,6 +202,11 @@ def rows_status(now: datetime) -> dict[str, int]:
     return counts
 
 
+def jsonable(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` with its datetimes as ISO strings, ready for `json.dumps`."""
+    return json.loads(json.dumps(status, default=lambda value: value.isoformat()))
+
+
 def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1.0) -> dict[str, Any]:
     """A snapshot of the scheduler, the workers, the queues and the notification rows.
 
@@ -175,7 +219,8 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
           "jobs": [                 # one per entry of notifications.schedule.beat_schedule(), in that order
             {"name": "check_court_terme_reminders", "task": "tasks.check_court_terme_reminders",
              "registered": bool,    # present in django-celery-beat's tables
-             "enabled": bool, "schedule": "*/30 * * * * (Europe/Paris)", "expires_seconds": int | None,
+             "enabled": bool, "schedule": "*/30 * * * * (Europe/Paris)", "frequency": "Every 30 min",
+             "expires_seconds": int | None,
              "last_run": datetime | None, "next_run": datetime | None, "total_run_count": int},
             ...
           ],

@@ -180,6 +180,21 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
         raise
 
 
+def send_now(log: NotificationLog, *, now: datetime) -> bool:
+    """Send ``log`` in this process through `send_notification` (claim, attempts, audit), then refresh it.
+
+    True when it is ENVOYEE. A transient failure stays recorded as ECHEC with its retry time,
+    and the relay retries it; this returns False then. For the spec's entry points
+    (`assets.email_service`, `assets.whatsapp_service`) and the test scripts.
+    """
+    try:
+        send_notification(log.pk, now=now)
+    except RetryLater:
+        pass
+    log.refresh_from_db()
+    return log.statut == Statut.ENVOYEE
+
+
 def _release(log_id: int) -> None:
     NotificationLog.objects.filter(pk=log_id, statut=Statut.EN_COURS).update(
         statut=Statut.EN_ATTENTE, nb_tentatives=F("nb_tentatives") - 1, date_claimed=None
