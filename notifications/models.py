@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -76,12 +78,34 @@ CLAIMABLE_STATUTS = (Statut.EN_ATTENTE, Statut.ECHEC)
 FINAL_STATUTS = (Statut.ENVOYEE, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
 
 
+# A failed row whose retry time is this far past has lost its retry message (the relay sends it again).
+LOST_RETRY_AFTER = timedelta(minutes=5)
+
+
+def due_by(moment) -> Q:
+    """When a row is due: waiting and scheduled by ``moment``, or failed with its retry time come.
+
+    The one definition of "due" (relay, status page, health, dashboard); ``moment`` is the
+    database's clock on the workers (`radgestmat.clock`).
+    """
+    retry_come = Q(date_tentative_prochaine__isnull=True) | Q(date_tentative_prochaine__lte=moment)
+    return Q(date_scheduled__lte=moment) & (Q(statut=Statut.EN_ATTENTE) | (Q(statut=Statut.ECHEC) & retry_come))
+
+
 class NotificationLogQuerySet(models.QuerySet):
     def claimable(self) -> NotificationLogQuerySet:
         return self.filter(statut__in=CLAIMABLE_STATUTS)
 
     def due(self, now) -> NotificationLogQuerySet:
-        return self.claimable().filter(date_scheduled__lte=now)
+        return self.filter(due_by(now))
+
+    def to_relay(self, now) -> NotificationLogQuerySet:
+        """Due rows no live message will deliver: waiting rows never enqueued or past their redelivery
+        time, failed rows whose retry message must be lost."""
+        not_in_flight = Q(date_tentative_prochaine__isnull=True) | Q(
+            statut=Statut.EN_ATTENTE, date_tentative_prochaine__lte=now
+        ) | Q(statut=Statut.ECHEC, date_tentative_prochaine__lte=now - LOST_RETRY_AFTER)
+        return self.due(now).filter(not_in_flight)
 
 
 class NotificationLog(models.Model):

@@ -12,8 +12,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from radgestmat import clock
+
 from . import schedule
-from .models import NotificationLog, Statut
+from .models import NotificationLog, Statut, due_by
 
 NOTIFICATION_QUEUES = ("default", "notifications")
 PROMISE = timedelta(minutes=2)
@@ -121,13 +123,6 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
     return workers, queues, beats
 
 
-def due_by(moment: datetime) -> Q:
-    """Waiting rows whose time has come by ``moment``, and failed rows whose retry time has."""
-    return Q(statut=Statut.EN_ATTENTE, date_scheduled__lte=moment) | Q(
-        statut=Statut.ECHEC, date_scheduled__lte=moment, date_tentative_prochaine__lte=moment
-    )
-
-
 COUNTED_STATUTS = (Statut.EN_ATTENTE, Statut.EN_COURS, Statut.ECHEC, Statut.ECHEC_PERMANENT)
 
 
@@ -174,7 +169,7 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
     Costs three queries and one broker connection (the worker ping waits
     ``ping_timeout`` seconds at most); never raises because Redis or the workers are down.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     jobs = jobs_status(now)
     workers, queues, beats = broker_status(ping_timeout)
     rows = rows_status(now)

@@ -63,7 +63,7 @@ def beat_last_tick(now: datetime) -> datetime | None:
 
 
 def check_backlog(now: datetime) -> dict[str, Any]:
-    waiting = NotificationLog.objects.filter(statut=Statut.EN_ATTENTE, date_scheduled__lte=now)
+    waiting = NotificationLog.objects.due(now).filter(statut=Statut.EN_ATTENTE)
     oldest = waiting.aggregate(oldest=Min("date_scheduled"))["oldest"]
     age = (now - oldest).total_seconds() if oldest else 0
     return {"ok": age <= settings.NOTIFICATION_BACKLOG_MAX_MINUTES * 60, "oldest_waiting_age_s": round(age)}

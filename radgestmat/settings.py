@@ -202,6 +202,9 @@ RELAY_BATCH_SIZE = env.int("RELAY_BATCH_SIZE", default=500)
 RELAY_MAX_BATCHES = env.int("RELAY_MAX_BATCHES", default=20)
 # A due row enqueued but still not claimed after this long is enqueued again (lost message).
 RELAY_REDELIVER_MINUTES = env.int("RELAY_REDELIVER_MINUTES", default=5)
+# Whose clock decides "due" on the workers: the database's (one clock for every machine), or the
+# process's (tests, whose time-machine cannot move the database's clock). See radgestmat/clock.py.
+NOTIFICATION_CLOCK = env("NOTIFICATION_CLOCK", default="database")
 SCHEDULER_PIDFILE = env("SCHEDULER_PIDFILE", default=str(BASE_DIR / "var" / "celerybeat.pid"))
 
 # --- Staff UI -----------------------------------------------------------

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.utils import timezone
+
+from radgestmat import clock
 
 
 @shared_task(name="tasks.check_notification_alerts")
@@ -11,4 +12,4 @@ def check_notification_alerts() -> dict[str, list[str]]:
     """Email the admins about failure incidents that opened or closed (see `notifications.alerts`)."""
     from notifications import alerts
 
-    return alerts.check_notification_alerts(now=timezone.now())
+    return alerts.check_notification_alerts(now=clock.now())

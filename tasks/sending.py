@@ -3,7 +3,8 @@ from __future__ import annotations
 from celery import Task, shared_task
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
+
+from radgestmat import clock
 
 from notifications.exceptions import RetryLater
 
@@ -40,4 +41,4 @@ def send_notification(self, log_id: int) -> str | None:
     """Send one NotificationLog row (see `notifications.sending`)."""
     from notifications import sending
 
-    return sending.send_notification(log_id, now=timezone.now())
+    return sending.send_notification(log_id, now=clock.now())
