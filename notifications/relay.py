@@ -63,14 +63,26 @@ def recover_stranded(now: datetime, report: RelayReport) -> None:
 
     A WhatsApp or SMS row is not sent again: the worker may have died after Twilio accepted
     the message, which is the same ambiguity as a Twilio 5xx, and a duplicate is the worse harm.
+    Nor is an email whose worker died waiting for the reply to the end of its DATA (the
+    channel marks the claimed row AMBIGUOUS before the final "."): the server may have accepted it.
     """
     message = _("The worker sending this notification stopped before finishing.")
     ambiguous = _(
         "The worker stopped while sending through Twilio: the message may have gone out, so it is "
         "not resent (no duplicate). Check Twilio's message logs."
     )
+    ambiguous_email = _(
+        "The worker stopped while waiting for the mail server to accept the message: it may have gone "
+        "out, so it is not resent (no duplicate). Check the mail server's logs."
+    )
     with transaction.atomic():
         stranded = stranded_claims(now)
+        report.failed_permanently += stranded.filter(canal=Canal.EMAIL, erreur_code=CodeErreur.AMBIGUOUS).update(
+            statut=Statut.ECHEC_PERMANENT,
+            erreur_message=ambiguous_email,
+            date_claimed=None,
+            date_tentative_prochaine=None,
+        )
         report.failed_permanently += stranded.filter(canal__in=[Canal.WHATSAPP, Canal.SMS]).update(
             statut=Statut.ECHEC_PERMANENT,
             erreur_code=CodeErreur.AMBIGUOUS,

@@ -146,7 +146,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="radgestmat@localhost")
 SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.smtp.EmailBackend"
+    default="notifications.channels.smtp_backend.PatientEmailBackend"
     if EMAIL_HOST
     else "django.core.mail.backends.filebased.EmailBackend",
 )
@@ -280,6 +280,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
+# How long to wait for the reply to the end of a message's DATA (RFC 5321: 10 min), apart from
+# EMAIL_TIMEOUT; the send task's soft time limit cuts it shorter (then: ambiguous, not resent).
+EMAIL_END_OF_DATA_TIMEOUT = env.int("EMAIL_END_OF_DATA_TIMEOUT", default=min(600, CELERY_TASK_SOFT_TIME_LIMIT))
 # Must stay well above the hard time limit, or Redis redelivers tasks that are still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
