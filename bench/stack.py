@@ -489,7 +489,7 @@ class Stack:
         return self._spawn(
             name,
             [sys.executable, "-m", "celery", "-A", "radgestmat", "beat", "-l", "INFO",
-             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+             "--scheduler", "radgestmat.beat_scheduler:DatabaseScheduler",
              "--pidfile", str(self.workdir / f"{name}-{len(self.processes)}.pid")],
         )
 
