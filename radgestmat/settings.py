@@ -202,6 +202,10 @@ RELAY_BATCH_SIZE = env.int("RELAY_BATCH_SIZE", default=500)
 RELAY_MAX_BATCHES = env.int("RELAY_MAX_BATCHES", default=20)
 # A due row enqueued but still not claimed after this long is enqueued again (lost message).
 RELAY_REDELIVER_MINUTES = env.int("RELAY_REDELIVER_MINUTES", default=5)
+# With beat gone, a worker enqueues a relay run when none ran for RELAY_STALE_SECONDS; each worker
+# looks every RELAY_WATCHDOG_SECONDS (radgestmat/watchdog.py).
+RELAY_STALE_SECONDS = env.int("RELAY_STALE_SECONDS", default=75)
+RELAY_WATCHDOG_SECONDS = env.int("RELAY_WATCHDOG_SECONDS", default=15)
 # Whose clock decides "due" on the workers: the database's (one clock for every machine), or the
 # process's (tests, whose time-machine cannot move the database's clock). See radgestmat/clock.py.
 NOTIFICATION_CLOCK = env("NOTIFICATION_CLOCK", default="database")

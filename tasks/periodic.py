@@ -66,7 +66,9 @@ def check_overdue_materials() -> int:
 @shared_task(base=PeriodicRun, name="tasks.dispatch_due_notifications")
 def dispatch_due_notifications() -> dict[str, int]:
     from notifications import relay
+    from radgestmat.watchdog import note_relay_ran
 
+    note_relay_ran()
     return relay.dispatch_due_notifications(now=clock.now()).as_dict()
 
 

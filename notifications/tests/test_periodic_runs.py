@@ -108,3 +108,25 @@ def test_a_run_overtaken_by_a_newer_one_is_skipped(beat, settings):
 
     assert results[0] == "null"  # skipped
     assert results[1] != "null"  # ran
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_beat_gone_the_workers_watchdog_runs_the_relay(eager_celery, smtp_sink, settings):
+    """GIVEN no beat at all WHEN a row is due THEN a worker notices that no relay ran and starts one."""
+    settings.RELAY_WATCHDOG_SECONDS = 1
+    settings.RELAY_STALE_SECONDS = 2
+    eager_celery.conf.task_always_eager = False
+    purge_broker()
+    from django.core.cache import cache
+
+    cache.delete_many(["relay-ran", "relay-watchdog"])
+    log = make_log("CREATION", "EMAIL")
+
+    with run_worker():
+        wait_for(
+            lambda: NotificationLog.objects.filter(pk=log.pk, statut=Statut.ENVOYEE).exists(),
+            what="a relay run started by the watchdog to send the due row",
+        )
+    purge_broker()
+
+    assert len(smtp_sink.messages) == 1
