@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import environ
@@ -89,6 +90,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests use a file too, not Django's shared-cache in-memory default: there, SQLite
     # locks whole tables and a worker thread fails at once instead of waiting its turn.
     DATABASES["default"].setdefault("TEST", {})["NAME"] = str(BASE_DIR / "var" / "test_radgestmat.sqlite3")
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A machine cut off from PostgreSQL must fail and recover, not hang: connects give up after
+    # DB_CONNECT_TIMEOUT, a silent peer is found by keepalives (10 + 3 x 5 = 25 s) or, with data
+    # unacknowledged, by tcp_user_timeout, and no statement runs longer than DB_STATEMENT_TIMEOUT_MS.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    for option, value in {
+        "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=5),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 25_000,
+    }.items():
+        DATABASES["default"]["OPTIONS"].setdefault(option, value)
+    statement_timeout = env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
+    if statement_timeout:
+        options = DATABASES["default"]["OPTIONS"].get("options", "")
+        DATABASES["default"]["OPTIONS"]["options"] = f"{options} -c statement_timeout={statement_timeout}".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -294,12 +313,21 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # after a network cut) would otherwise block a publish, and the lend at the front desk, forever.
     "socket_connect_timeout": env.float("BROKER_SOCKET_CONNECT_TIMEOUT", default=2.0),
     "socket_timeout": env.float("BROKER_SOCKET_TIMEOUT", default=5.0),
+    # A broker connection that went silent (a network cut) is found by keepalives within about 25 s.
+    "socket_keepalive": True,
+    "socket_keepalive_options": {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3},
+    "health_check_interval": 10,
 }
 if REDIS_SENTINEL_MASTER:
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
     if REDIS_SENTINEL_PASSWORD:
         CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"password": REDIS_SENTINEL_PASSWORD}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect for as long as it takes (the default gives up after 100 tries, and the worker exits).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Event publishes (worker heartbeats, once Flower enables events) are tried once: kombu's default retries
+# forever and froze the worker's main process during a network cut (radgestmat/celery.py).
+EVENT_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"tasks.send_notification": {"queue": "notifications"}}
