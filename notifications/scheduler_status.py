@@ -8,7 +8,6 @@ from typing import Any
 
 from django.conf import settings
 from django.db.models import Count, Q
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 

@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 from billiard.exceptions import SoftTimeLimitExceeded
-from django.conf import settings
 
 from radgestmat.celery import BoundedEventPublish, app
 
