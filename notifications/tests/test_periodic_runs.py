@@ -126,6 +126,7 @@ def test_with_beat_gone_the_workers_watchdog_runs_the_relay(eager_celery, smtp_s
         wait_for(
             lambda: NotificationLog.objects.filter(pk=log.pk, statut=Statut.ENVOYEE).exists(),
             what="a relay run started by the watchdog to send the due row",
+            timeout=60,
         )
     purge_broker()
 
