@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import models
@@ -10,6 +10,8 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from assets.models import Attribution, Client, PhoneNumberField
+
+from .channels import REGISTRY as CHANNEL_REGISTRY
 
 
 class TypeNotification(models.TextChoices):
@@ -32,10 +34,8 @@ REMINDER_TYPES = frozenset(
 )
 
 
-class Canal(models.TextChoices):
-    EMAIL = "EMAIL", _("Email")
-    WHATSAPP = "WHATSAPP", _("WhatsApp")
-    SMS = "SMS", _("SMS")
+# Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
+Canal = models.TextChoices("Canal", [(spec.canal, (spec.canal, spec.label)) for spec in CHANNEL_REGISTRY])
 
 
 class Audience(models.TextChoices):
@@ -90,6 +90,11 @@ def due_by(moment) -> Q:
     """
     retry_come = Q(date_tentative_prochaine__isnull=True) | Q(date_tentative_prochaine__lte=moment)
     return Q(date_scheduled__lte=moment) & (Q(statut=Statut.EN_ATTENTE) | (Q(statut=Statut.ECHEC) & retry_come))
+
+
+def late_cutoff(now: datetime) -> datetime:
+    """Rows due before this moment are late: the timing promise is broken (dashboard, /scheduler/, /healthz)."""
+    return now - timedelta(minutes=settings.NOTIFICATION_BACKLOG_MAX_MINUTES)
 
 
 class NotificationLogQuerySet(models.QuerySet):

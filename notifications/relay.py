@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from . import dispatcher
+from . import lifecycle, outbox
 from .models import LOST_RETRY_AFTER, Canal, CodeErreur, NotificationLog, Statut
 from .timeline import lapse_reason
 
@@ -145,7 +145,7 @@ def relay_batch(now: datetime, report: RelayReport) -> int:
             else:
                 send.append(row["id"])
         if cancel:
-            report.cancelled += dispatcher.cancel(
+            report.cancelled += lifecycle.cancel(
                 NotificationLog.objects.filter(id__in=cancel),
                 reason=_("No longer relevant when its time came (loan returned, due time passed or class changed)."),
             )
@@ -153,7 +153,7 @@ def relay_batch(now: datetime, report: RelayReport) -> int:
             report.failed_permanently += NotificationLog.objects.filter(
                 id__in=give_up, statut__in=[Statut.EN_ATTENTE, Statut.ECHEC]
             ).update(statut=Statut.ECHEC_PERMANENT, date_tentative_prochaine=None)
-        report.enqueued += dispatcher.mark_enqueued(send, now=now)
+        report.enqueued += outbox.mark_enqueued(send, now=now)
     return len(rows)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 
-from celery import bootsteps
+from celery import Celery, bootsteps, current_app
 from django.conf import settings
 
 logger = logging.getLogger("radgestmat.ops")
@@ -25,16 +25,17 @@ logger = logging.getLogger("radgestmat.ops")
 WATCHDOG_SECONDS = 300
 RELAY_RAN_KEY = "relay-ran"
 RELAY_OFFER_KEY = "relay-watchdog"
+# By name: the Celery app's modules never import `tasks` (tasks import the apps, which use the Celery app).
+ALERT_TASK = "tasks.check_notification_alerts"
+RELAY_TASK = "tasks.dispatch_due_notifications"
 
 
-def offer_alert_check() -> None:
+def offer_alert_check(app: Celery | None = None) -> None:
     from django.core.cache import cache
-
-    from tasks import check_notification_alerts
 
     try:
         if cache.add("alert-watchdog", 1, timeout=WATCHDOG_SECONDS - 30):
-            check_notification_alerts.delay()
+            (app or current_app).signature(ALERT_TASK).delay()
     except Exception:  # the watchdog must never take a worker down
         logger.warning("alert watchdog: could not enqueue the alert check", exc_info=True)
 
@@ -60,18 +61,16 @@ def note_relay_ran() -> None:
         logger.warning("relay watchdog: could not note the relay run", exc_info=True)
 
 
-def offer_relay() -> None:
+def offer_relay(app: Celery | None = None) -> None:
     """Enqueue a relay run when none ran for RELAY_STALE_SECONDS (one offer per period across workers)."""
     from django.core.cache import cache
-
-    from tasks import dispatch_due_notifications
 
     try:
         if cache.get(RELAY_RAN_KEY) is None and cache.add(
             RELAY_OFFER_KEY, 1, timeout=max(1, settings.RELAY_WATCHDOG_SECONDS - 1)
         ):
             logger.warning("relay watchdog: no relay run for %d s (beat down?): enqueuing one", settings.RELAY_STALE_SECONDS)
-            dispatch_due_notifications.delay()
+            (app or current_app).signature(RELAY_TASK).delay()
     except Exception:  # the watchdog must never take a worker down
         logger.warning("relay watchdog: could not enqueue the relay", exc_info=True)
 
@@ -85,8 +84,8 @@ class AlertWatchdog(bootsteps.StartStopStep):
 
     def start(self, worker):
         self.trefs = [
-            worker.timer.call_repeatedly(WATCHDOG_SECONDS, offer_alert_check),
-            worker.timer.call_repeatedly(settings.RELAY_WATCHDOG_SECONDS, offer_relay),
+            worker.timer.call_repeatedly(WATCHDOG_SECONDS, offer_alert_check, (worker.app,)),
+            worker.timer.call_repeatedly(settings.RELAY_WATCHDOG_SECONDS, offer_relay, (worker.app,)),
         ]
 
     def stop(self, worker):

@@ -15,7 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
 
-from notifications.dispatcher import audience_address
+from notifications.recipients import audience_address
 from notifications.messages import Message
 from notifications.models import Audience, CodeErreur, NotificationLog
 
