@@ -79,6 +79,20 @@ CLAIMABLE_STATUTS = (Statut.EN_ATTENTE, Statut.ECHEC)
 FINAL_STATUTS = (Statut.ENVOYEE, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
 
 
+# A failed row whose retry time is this far past has lost its retry message (the relay sends it again).
+LOST_RETRY_AFTER = timedelta(minutes=5)
+
+
+def due_by(moment) -> Q:
+    """When a row is due: waiting and scheduled by ``moment``, or failed with its retry time come.
+
+    The one definition of "due" (relay, status page, health, dashboard); ``moment`` is the
+    database's clock on the workers (`radgestmat.clock`).
+    """
+    retry_come = Q(date_tentative_prochaine__isnull=True) | Q(date_tentative_prochaine__lte=moment)
+    return Q(date_scheduled__lte=moment) & (Q(statut=Statut.EN_ATTENTE) | (Q(statut=Statut.ECHEC) & retry_come))
+
+
 def late_cutoff(now: datetime) -> datetime:
     """Rows due before this moment are late: the timing promise is broken (dashboard, /scheduler/, /healthz)."""
     return now - timedelta(minutes=settings.NOTIFICATION_BACKLOG_MAX_MINUTES)
@@ -89,7 +103,15 @@ class NotificationLogQuerySet(models.QuerySet):
         return self.filter(statut__in=CLAIMABLE_STATUTS)
 
     def due(self, now) -> NotificationLogQuerySet:
-        return self.claimable().filter(date_scheduled__lte=now)
+        return self.filter(due_by(now))
+
+    def to_relay(self, now) -> NotificationLogQuerySet:
+        """Due rows no live message will deliver: waiting rows never enqueued or past their redelivery
+        time, failed rows whose retry message must be lost."""
+        not_in_flight = Q(date_tentative_prochaine__isnull=True) | Q(
+            statut=Statut.EN_ATTENTE, date_tentative_prochaine__lte=now
+        ) | Q(statut=Statut.ECHEC, date_tentative_prochaine__lte=now - LOST_RETRY_AFTER)
+        return self.due(now).filter(not_in_flight)
 
     def create(self, **kwargs) -> NotificationLog:
         """Create a row, or return the one that already stands for this notification.

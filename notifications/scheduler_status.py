@@ -12,13 +12,14 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q
-from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from radgestmat import clock
+
 from . import schedule
-from .models import NotificationLog, Statut, late_cutoff
+from .models import NotificationLog, Statut, due_by, late_cutoff
 
 NOTIFICATION_QUEUES = ("default", "notifications")
 SCHEDULER_STATUS_CACHE_KEY = "staff-ui:scheduler-status"
@@ -179,13 +180,6 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
     return workers, queues, beats
 
 
-def due_by(moment: datetime) -> Q:
-    """Waiting rows whose time has come by ``moment``, and failed rows whose retry time has."""
-    return Q(statut=Statut.EN_ATTENTE, date_scheduled__lte=moment) | Q(
-        statut=Statut.ECHEC, date_scheduled__lte=moment, date_tentative_prochaine__lte=moment
-    )
-
-
 COUNTED_STATUTS = (Statut.EN_ATTENTE, Statut.EN_COURS, Statut.ECHEC, Statut.ECHEC_PERMANENT)
 
 
@@ -238,7 +232,7 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
     Costs three queries and one broker connection (the worker ping waits
     ``ping_timeout`` seconds at most); never raises because Redis or the workers are down.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     jobs = jobs_status(now)
     workers, queues, beats = broker_status(ping_timeout)
     rows = rows_status(now)

@@ -114,9 +114,9 @@ class Lab:
             ).values_list("pk", flat=True)
         )
 
-    def settle(self, root_ids: list[int], started: float) -> dict:
+    def settle(self, root_ids: list[int], started: float, *, timeout: float = SETTLE_TIMEOUT) -> dict:
         try:
-            wait_settled(root_ids, timeout=SETTLE_TIMEOUT)
+            wait_settled(root_ids, timeout=timeout)
             settled = True
         except StackError:
             settled = False

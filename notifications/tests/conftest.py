@@ -84,7 +84,7 @@ class SmtpSink:
 def smtp_sink(settings):
     sink = SmtpSink(port=free_port())
     sink.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "notifications.channels.smtp_backend.PatientEmailBackend"
     settings.EMAIL_HOST = sink.host
     settings.EMAIL_PORT = sink.port
     settings.EMAIL_HOST_USER = ""

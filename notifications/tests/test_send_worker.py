@@ -213,7 +213,7 @@ def worker_env(sink) -> dict:
         "DATABASE_URL": shared_database_url(),
         "REDIS_URL": django_settings.REDIS_URL,
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_BACKEND": "notifications.channels.smtp_backend.PatientEmailBackend",
         "EMAIL_HOST": sink.host,
         "EMAIL_PORT": str(sink.port),
         "EMAIL_TIMEOUT": "30",

@@ -81,7 +81,7 @@ class Command(BaseCommand):
         from radgestmat.celery import app
 
         app.Beat(
-            scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+            scheduler="radgestmat.beat_scheduler:DatabaseScheduler",
             pidfile=str(pidfile),
             loglevel=loglevel,
             quiet=True,
