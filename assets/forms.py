@@ -146,8 +146,8 @@ class PreferencesForm(forms.ModelForm):
     class Meta:
         model = NotificationPreferences
         fields = [
-            "email_enabled",
-            "whatsapp_enabled",
+            "notifications_email",
+            "notifications_whatsapp",
             "sms_enabled",
             "phone_number",
             "rappel_2h_avant",

@@ -241,3 +241,19 @@ class Attribution(models.Model):
         if not self.is_open:
             return timedelta(0)
         return elapsed(now, self.date_retour_prevue)
+
+
+# The original spec imports the notification models from here (`from assets.models import NotificationLog`,
+# `from assets.models import *`). They live in `notifications`; they are looked up on first use so
+# that importing `assets.models` never imports `notifications` (which imports this module).
+SPEC_NOTIFICATION_MODELS = ("NotificationLog", "NotificationPreferences", "WhatsAppConfig", "MessageOverride")
+
+__all__ = ["Attribution", "Client", "Duree", "Language", "Materiel", *SPEC_NOTIFICATION_MODELS]
+
+
+def __getattr__(name: str):
+    if name in SPEC_NOTIFICATION_MODELS:
+        from notifications import models as notification_models
+
+        return getattr(notification_models, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
 from .models import Attribution, Client, Materiel
-from .signals import attribution_created, attribution_extended, attribution_returned
+from .signals import attribution_created, attribution_extended, attribution_returned, sent_by_caller
 
 
 def validate_lend(*, materiel: Materiel, client: Client, start: datetime, due: datetime) -> None:
@@ -54,7 +54,7 @@ def lend(
         materiel = Materiel.objects.select_for_update().get(pk=materiel.pk)
         validate_lend(materiel=materiel, client=client, start=start, due=due)
         try:
-            with transaction.atomic():
+            with transaction.atomic(), sent_by_caller():
                 attribution = Attribution.objects.create(
                     materiel=materiel,
                     client=client,
@@ -88,7 +88,8 @@ def record_return(
         locked = Attribution.objects.select_for_update().select_related("materiel", "client").get(pk=attribution.pk)
         validate_return(locked, when=returned_at)
         locked.date_retour_effective = returned_at
-        locked.save(update_fields=["date_retour_effective"])
+        with sent_by_caller():
+            locked.save(update_fields=["date_retour_effective"])
         Materiel.objects.filter(pk=locked.materiel_id, state=Materiel.State.LENT).update(
             state=Materiel.State.AVAILABLE
         )

@@ -175,7 +175,7 @@ def make_loans(count: int, now, *, lender_id: int) -> None:
             [clients],
         ),
         (
-            f"INSERT INTO {NotificationPreferences._meta.db_table} (client_id, email_enabled, whatsapp_enabled, "
+            f"INSERT INTO {NotificationPreferences._meta.db_table} (client_id, notifications_email, notifications_whatsapp, "
             "sms_enabled, phone_number, rappel_2h_avant, rappel_j_moins_2, rappel_j_moins_1, rappel_final, updated_at) "
             "SELECT c.id, c.id %% 10 <> 3, c.id %% 10 <> 5, false, "
             "CASE WHEN c.id %% 8 = 0 THEN '+3362' || lpad((c.id %% 10000000)::text, 7, '0') ELSE '' END, "

@@ -181,7 +181,7 @@ def plan_notifications(n: int, *, serial: str) -> list[int]:
 
     from assets.models import Attribution, Client, Materiel
     from notifications import outbox
-    from notifications.models import NotificationLog, TypeNotification
+    from notifications.models import NotificationLog, NotificationPreferences, TypeNotification
 
     now = timezone.now()
     texts = int(n * WHATSAPP_SHARE)
@@ -190,6 +190,10 @@ def plan_notifications(n: int, *, serial: str) -> list[int]:
         if i < texts
         else Client(name=f"Emprunteur {serial}-{i}", email=f"borrower{i}@example.org")
         for i in range(n)
+    )
+    # WhatsApp is opt-in: the borrowers with a phone agreed to it.
+    NotificationPreferences.objects.bulk_create(
+        NotificationPreferences(client=client, notifications_whatsapp=True) for client in clients if client.phone
     )
     materiels = Materiel.objects.bulk_create(
         Materiel(code=f"{serial}-{i:06d}", name="Caméra", state=Materiel.State.LENT) for i in range(n)

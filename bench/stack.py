@@ -438,7 +438,7 @@ class Stack:
             REDIS_URL=self.broker_url,
             CELERY_BROKER_URL=self.broker_url,
             CACHE_URL=self.broker_url,
-            EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+            EMAIL_BACKEND="notifications.channels.smtp_backend.PatientEmailBackend",
             EMAIL_HOST="127.0.0.1",
             EMAIL_PORT=str(self.smtp.port),
             EMAIL_USE_TLS="0",
@@ -489,7 +489,7 @@ class Stack:
         return self._spawn(
             name,
             [sys.executable, "-m", "celery", "-A", "radgestmat", "beat", "-l", "INFO",
-             "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler",
+             "--scheduler", "radgestmat.beat_scheduler:DatabaseScheduler",
              "--pidfile", str(self.workdir / f"{name}-{len(self.processes)}.pid")],
         )
 

@@ -40,17 +40,29 @@ class NotificationLogAdmin(admin.ModelAdmin):
 
 @admin.register(NotificationPreferences)
 class NotificationPreferencesAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "email_enabled", "whatsapp_enabled", "sms_enabled", "phone_number"]
-    list_filter = ["email_enabled", "whatsapp_enabled", "sms_enabled"]
+    list_display = ["__str__", "notifications_email", "notifications_whatsapp", "sms_enabled", "phone_number"]
+    list_filter = ["notifications_email", "notifications_whatsapp", "sms_enabled"]
     search_fields = ["client__name", "user__username", "phone_number"]
     raw_id_fields = ["user", "client"]
 
 
 @admin.register(WhatsAppConfig)
 class WhatsAppConfigAdmin(admin.ModelAdmin):
-    list_display = ["sender_number", "provider", "is_active", "updated_at"]
-    list_filter = ["provider", "is_active"]
-    search_fields = ["sender_number"]
+    list_display = ["phone_number_sender", "api_provider", "is_active", "updated_at"]
+    list_filter = ["api_provider", "is_active"]
+    search_fields = ["phone_number_sender"]
+    fieldsets = [
+        (
+            None,
+            {
+                "fields": ["phone_number_sender", "api_provider", "is_active", "content_templates"],
+                "description": _(
+                    "Twilio credentials are never stored here: they come from the environment only "
+                    "(TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN)."
+                ),
+            },
+        )
+    ]
 
 
 @admin.register(MessageOverride)

@@ -7,7 +7,7 @@ Incidents, checked by `check_notification_alerts(now=...)`:
   CREDENTIALS: SMTP 530/534/535, Twilio HTTP 401 / 20003, as the channels classify them)
   in the last CREDENTIALS_WINDOW — every message on that channel will fail until someone fixes them;
 - ``beat``: beat has not started the relay for BEAT_STALE_AFTER_MINUTES. Beat starts this
-  check too, so every worker also enqueues it now and then (`tasks.alerts.AlertWatchdog`).
+  check too, so every worker also enqueues it now and then (`radgestmat.watchdog.AlertWatchdog`).
 
 An open incident is a key in the cache (Redis), taken with an atomic ``add``: however
 many workers run the check at once, one email goes out per incident. If sending the

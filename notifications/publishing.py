@@ -28,8 +28,8 @@ PUBLISH_ONCE = {"max_retries": 0, "interval_start": 0, "interval_step": 0.2, "in
 def publish(log_ids: list[int]) -> None:
     """Publish the send tasks now; when the broker is unreachable, leave the rows to the relay.
 
-    The rows are committed with their redelivery time (`mark_enqueued`), or none, so the
-    relay enqueues them once Redis answers again. Raising here instead would fail the lend,
+    The rows that were not published lose the redelivery time `mark_enqueued` gave them, so
+    the relay's next pass enqueues them (not a redelivery delay later). Raising here instead would fail the lend,
     return or retry that planned them after it was saved (a server error for the staff
     member), and skip the other commit callbacks. One failed publish stops the batch, and
     a publish is tried once (no Celery publish retries): with a frozen Redis each try costs
@@ -50,4 +50,17 @@ def publish(log_ids: list[int]) -> None:
                 len(log_ids) - index,
                 extra={"log_ids": log_ids[index:][:20]},
             )
+            forget_redelivery(log_ids[index:])
             return
+
+
+def forget_redelivery(log_ids: list[int]) -> None:
+    """Make unpublished waiting rows due for the relay's next pass (the database usually still answers)."""
+    from django.db import DatabaseError
+
+    from .models import NotificationLog, Statut
+
+    try:
+        NotificationLog.objects.filter(id__in=log_ids, statut=Statut.EN_ATTENTE).update(date_tentative_prochaine=None)
+    except DatabaseError:
+        logger.warning("could not clear the redelivery time of %d unpublished notification(s)", len(log_ids))

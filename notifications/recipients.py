@@ -98,7 +98,13 @@ def client_channel_conditions(type_notification: str) -> dict[str, Q]:
     no_prefs = Q(**{f"{prefs}__isnull": True})
 
     def switched_on(flag: str) -> Q:
-        return no_prefs | Q(**{f"{prefs}__{flag}": True})
+        # A client without preferences has the model's defaults (WhatsApp off, everything else on).
+        by_default = no_prefs if NotificationPreferences._meta.get_field(flag).default else NEVER
+        return by_default | Q(**{f"{prefs}__{flag}": True})
+
+    def switched_off(flag: str) -> Q:
+        by_default = NEVER if NotificationPreferences._meta.get_field(flag).default else no_prefs
+        return by_default | Q(**{f"{prefs}__{flag}": False})
 
     reachable = {
         "phone": Q(**{f"{prefs}__phone_number__gt": ""}) | Q(client__phone__gt=""),
@@ -115,7 +121,7 @@ def client_channel_conditions(type_notification: str) -> dict[str, Q]:
     def off(spec: ChannelSpec) -> Q:
         if not spec.is_planned():
             return ~NEVER
-        return Q(**{f"{prefs}__{spec.preference_flag}": False}) | unreachable[spec.address]
+        return switched_off(spec.preference_flag) | unreachable[spec.address]
 
     wanted = switched_on(REMINDER_FLAGS[type_notification]) if type_notification in REMINDER_FLAGS else ~NEVER
     if type_notification != TypeNotification.RETARD:

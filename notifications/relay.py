@@ -24,15 +24,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils.translation import gettext as _
 
 from . import lifecycle, outbox
-from .models import REMINDER_TYPES, Canal, CodeErreur, NotificationLog, Statut, TypeNotification
-from .timeline import REMINDERS_OF_CLASS
+from .models import LOST_RETRY_AFTER, Canal, CodeErreur, NotificationLog, Statut
+from .timeline import lapse_reason
 
-# A failed row whose retry time is this far past has lost its retry message.
-LOST_RETRY_AFTER = timedelta(minutes=5)
 # Past the hard time limit, a claimed row's worker is dead (the limit kills the task).
 CLAIM_MARGIN = timedelta(seconds=30)
 
@@ -66,14 +63,26 @@ def recover_stranded(now: datetime, report: RelayReport) -> None:
 
     A WhatsApp or SMS row is not sent again: the worker may have died after Twilio accepted
     the message, which is the same ambiguity as a Twilio 5xx, and a duplicate is the worse harm.
+    Nor is an email whose worker died waiting for the reply to the end of its DATA (the
+    channel marks the claimed row AMBIGUOUS before the final "."): the server may have accepted it.
     """
     message = _("The worker sending this notification stopped before finishing.")
     ambiguous = _(
         "The worker stopped while sending through Twilio: the message may have gone out, so it is "
         "not resent (no duplicate). Check Twilio's message logs."
     )
+    ambiguous_email = _(
+        "The worker stopped while waiting for the mail server to accept the message: it may have gone "
+        "out, so it is not resent (no duplicate). Check the mail server's logs."
+    )
     with transaction.atomic():
         stranded = stranded_claims(now)
+        report.failed_permanently += stranded.filter(canal=Canal.EMAIL, erreur_code=CodeErreur.AMBIGUOUS).update(
+            statut=Statut.ECHEC_PERMANENT,
+            erreur_message=ambiguous_email,
+            date_claimed=None,
+            date_tentative_prochaine=None,
+        )
         report.failed_permanently += stranded.filter(canal__in=[Canal.WHATSAPP, Canal.SMS]).update(
             statut=Statut.ECHEC_PERMANENT,
             erreur_code=CodeErreur.AMBIGUOUS,
@@ -98,32 +107,23 @@ def recover_stranded(now: datetime, report: RelayReport) -> None:
         )
 
 
-def due_rows(now: datetime):
-    waiting = Q(statut=Statut.EN_ATTENTE) & (
-        Q(date_tentative_prochaine__isnull=True) | Q(date_tentative_prochaine__lte=now)
-    )
-    retry_lost = Q(statut=Statut.ECHEC) & (
-        Q(date_tentative_prochaine__isnull=True) | Q(date_tentative_prochaine__lte=now - LOST_RETRY_AFTER)
-    )
-    return NotificationLog.objects.filter(date_scheduled__lte=now).filter(waiting | retry_lost)
-
-
 def must_not_go_out(row: dict, now: datetime) -> bool:
-    type_ = row["type_notification"]
-    if type_ in REMINDER_TYPES:
-        if row["attribution__date_retour_effective"] is not None or row["attribution__date_retour_prevue"] <= now:
-            return True
-        return type_ not in REMINDERS_OF_CLASS.get(row["attribution__duree"], ())
-    if type_ == TypeNotification.RETARD:
-        return row["attribution__date_retour_effective"] is not None
-    return False
+    return bool(
+        lapse_reason(
+            row["type_notification"],
+            returned=row["attribution__date_retour_effective"] is not None,
+            due=row["attribution__date_retour_prevue"],
+            duree=row["attribution__duree"],
+            now=now,
+        )
+    )
 
 
 def relay_batch(now: datetime, report: RelayReport) -> int:
     """One bounded batch; returns how many rows it took."""
     with transaction.atomic():
         rows = list(
-            due_rows(now)
+            NotificationLog.objects.to_relay(now)
             .select_for_update(skip_locked=True, of=("self",))
             .order_by("date_scheduled", "id")
             .values(

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import datetime, timedelta
 from typing import Any
@@ -11,13 +12,14 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q
-from django.utils import timezone
 from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from radgestmat import clock
+
 from . import schedule
-from .models import NotificationLog, Statut, late_cutoff
+from .models import NotificationLog, Statut, due_by, late_cutoff
 
 NOTIFICATION_QUEUES = ("default", "notifications")
 SCHEDULER_STATUS_CACHE_KEY = "staff-ui:scheduler-status"
@@ -33,6 +35,42 @@ def describe_entry(entry) -> str:
     if entry.interval is not None:
         return f"every {entry.interval.every} {entry.interval.period}"
     return str(entry.solar or entry.clocked or "")
+
+
+INTERVAL_UNITS = {"seconds": ("s", "s"), "minutes": ("min", "min"), "hours": ("hour", "hours"), "days": ("day", "days")}
+
+
+def _clock(hour: int, minute: int) -> str:
+    return f"{(hour % 12) or 12}:{minute:02d} {'AM' if hour < 12 else 'PM'}"
+
+
+def describe_frequency(entry) -> str:
+    """A beat entry's cadence in the spec's words ("Every 30 min", "Every 12 hours", "Daily @ 8:00 AM").
+
+    Interval and crontab entries alike; a crontab with no simple wording falls back to its expression.
+    """
+    if entry.interval is not None:
+        every, period = entry.interval.every, entry.interval.period
+        one, many = INTERVAL_UNITS.get(period, (period, period))
+        if every == 1:
+            return {"min": "Every minute", "hour": "Every hour", "day": "Daily"}.get(one, f"Every 1 {one}")
+        return f"Every {every} {many}"
+    if entry.crontab is not None:
+        c = entry.crontab
+        minute, hour = str(c.minute), str(c.hour)
+        any_day = (str(c.day_of_week), str(c.day_of_month), str(c.month_of_year)) == ("*", "*", "*")
+        if any_day and hour == "*":
+            if minute == "*":
+                return "Every minute"
+            if minute.startswith("*/") and minute[2:].isdigit():
+                return f"Every {minute[2:]} min"
+            if minute.isdigit():
+                return "Every hour" if minute == "0" else f"Every hour @ :{int(minute):02d}"
+        if any_day and minute.isdigit() and hour.startswith("*/") and hour[2:].isdigit():
+            return f"Every {hour[2:]} hours"
+        if any_day and minute.isdigit() and hour.isdigit():
+            return f"Daily @ {_clock(int(hour), int(minute))}"
+    return describe_entry(entry)
 
 
 def jobs_status(now: datetime) -> list[dict[str, Any]]:
@@ -55,6 +93,7 @@ def jobs_status(now: datetime) -> list[dict[str, Any]]:
                     "registered": False,
                     "enabled": False,
                     "schedule": "",
+                    "frequency": "",
                     "expires_seconds": job.expires,
                     "last_run": None,
                     "next_run": None,
@@ -70,6 +109,7 @@ def jobs_status(now: datetime) -> list[dict[str, Any]]:
                 "registered": True,
                 "enabled": entry.enabled,
                 "schedule": describe_entry(entry),
+                "frequency": describe_frequency(entry),
                 "expires_seconds": entry.expire_seconds,
                 "last_run": entry.last_run_at,
                 "next_run": upcoming,
@@ -140,13 +180,6 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
     return workers, queues, beats
 
 
-def due_by(moment: datetime) -> Q:
-    """Waiting rows whose time has come by ``moment``, and failed rows whose retry time has."""
-    return Q(statut=Statut.EN_ATTENTE, date_scheduled__lte=moment) | Q(
-        statut=Statut.ECHEC, date_scheduled__lte=moment, date_tentative_prochaine__lte=moment
-    )
-
-
 COUNTED_STATUTS = (Statut.EN_ATTENTE, Statut.EN_COURS, Statut.ECHEC, Statut.ECHEC_PERMANENT)
 
 
@@ -163,6 +196,11 @@ def rows_status(now: datetime) -> dict[str, int]:
     return counts
 
 
+def jsonable(status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` with its datetimes as ISO strings, ready for `json.dumps`."""
+    return json.loads(json.dumps(status, default=lambda value: value.isoformat()))
+
+
 def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1.0) -> dict[str, Any]:
     """A snapshot of the scheduler, the workers, the queues and the notification rows.
 
@@ -175,7 +213,8 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
           "jobs": [                 # one per entry of notifications.schedule.beat_schedule(), in that order
             {"name": "check_court_terme_reminders", "task": "tasks.check_court_terme_reminders",
              "registered": bool,    # present in django-celery-beat's tables
-             "enabled": bool, "schedule": "*/30 * * * * (Europe/Paris)", "expires_seconds": int | None,
+             "enabled": bool, "schedule": "*/30 * * * * (Europe/Paris)", "frequency": "Every 30 min",
+             "expires_seconds": int | None,
              "last_run": datetime | None, "next_run": datetime | None, "total_run_count": int},
             ...
           ],
@@ -193,7 +232,7 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
     Costs three queries and one broker connection (the worker ping waits
     ``ping_timeout`` seconds at most); never raises because Redis or the workers are down.
     """
-    now = now or timezone.now()
+    now = now or clock.now()
     jobs = jobs_status(now)
     workers, queues, beats = broker_status(ping_timeout)
     rows = rows_status(now)

@@ -31,7 +31,7 @@ from django.db.models import F
 
 from radgestmat.masking import mask_address, mask_email
 
-from . import caps, lifecycle, outbox, recipients
+from . import caps, lifecycle, outbox, recipients, timeline
 from .channels import ChannelError, PermanentError, TransientError, get_channel, spec_of
 from .exceptions import RetryLater
 from .messages import Message, render, with_override_flag
@@ -59,14 +59,15 @@ def retry_delay(attempt: int) -> float:
     return min(delay, settings.NOTIFICATION_RETRY_MAX_DELAY)
 
 
-# Machines' clocks drift a little; a row due within this margin counts as due.
+# CREATION and RESTITUTION rows are scheduled by the web's clock, which may run a little ahead of
+# the database's (``now`` here, `radgestmat.clock`): a row due within this margin counts as due.
 CLAIM_CLOCK_SKEW = timedelta(minutes=1)
 
 
 def claim(log_id: int, *, now: datetime) -> bool:
     """Take the row for this worker; False when another got there first, it no longer waits,
     or it is not due yet (a message left over from before the row was re-armed to a later time:
-    the relay sends it when its time comes)."""
+    the relay sends it when its time comes). ``now`` is the database's clock on a worker."""
     return bool(
         NotificationLog.objects.filter(
             pk=log_id, statut__in=CLAIMABLE_STATUTS, date_scheduled__lte=now + CLAIM_CLOCK_SKEW
@@ -80,16 +81,18 @@ def irrelevance(log: NotificationLog, *, now: datetime) -> str:
     """Why this row should no longer be sent, or "" when it should."""
     attribution = log.attribution
     kind = log.type_notification
-    if not attribution.is_open and (kind in REMINDER_TYPES or kind == TypeNotification.RETARD):
-        return "Loan returned before this notification was sent."
-    if log.audience != Audience.CLIENT:
-        return ""
+    lapsed = timeline.lapse_reason(
+        kind,
+        returned=not attribution.is_open,
+        due=attribution.date_retour_prevue,
+        duree=attribution.duree,
+        now=now,
+    )
+    if lapsed or log.audience != Audience.CLIENT:
+        return lapsed
     prefs = recipients.preferences_of(attribution.client)
-    if kind in REMINDER_TYPES:
-        if not recipients.wants(prefs, kind):
-            return "The borrower switched this reminder off."
-        if now >= attribution.date_retour_prevue:
-            return "The loan was already due when this reminder could be sent."
+    if kind in REMINDER_TYPES and not recipients.wants(prefs, kind):
+        return "The borrower switched this reminder off."
     if kind != TypeNotification.RETARD and log.fallback_of_id is None:
         if not getattr(prefs, spec_of(log.canal).preference_flag):
             return f"The borrower switched {log.canal} off."
@@ -178,6 +181,21 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
         # EN_COURS, which the relay would take for a send that may have gone out.
         _patiently(lambda: _release(log_id), log_id, started, "could not be put back after a database error")
         raise
+
+
+def send_now(log: NotificationLog, *, now: datetime) -> bool:
+    """Send ``log`` in this process through `send_notification` (claim, attempts, audit), then refresh it.
+
+    True when it is ENVOYEE. A transient failure stays recorded as ECHEC with its retry time,
+    and the relay retries it; this returns False then. For the spec's entry points
+    (`assets.email_service`, `assets.whatsapp_service`) and the test scripts.
+    """
+    try:
+        send_notification(log.pk, now=now)
+    except RetryLater:
+        pass
+    log.refresh_from_db()
+    return log.statut == Statut.ENVOYEE
 
 
 def _release(log_id: int) -> None:

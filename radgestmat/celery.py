@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from celery import Celery
+from celery import Celery, bootsteps
 from celery.signals import task_postrun, task_prerun
 from celery.utils.serialization import jsonify, strtobool
 from celery.worker.control import _wanted_config_key, inspect_command, ok
@@ -58,6 +58,34 @@ def broker_connection():
 
     return app.connection_for_write(settings.CELERY_BROKER_URL, connect_timeout=2)
 
+
+class BoundedEventPublish(bootsteps.StartStopStep):
+    """Worker events (heartbeats) are published with settings.EVENT_PUBLISH_RETRY_POLICY.
+
+    Celery's heartbeat asks for ``retry=True`` with kombu's default policy, which retries
+    forever: during a network cut the worker's main process hung in that publish, so time
+    limits fired late and nothing else ran. A heartbeat lost is harmless; the next one follows.
+    Started again with every new broker connection (the event dispatcher is remade then).
+    """
+
+    requires = {"celery.worker.consumer.events:Events"}
+
+    def start(self, consumer):
+        from django.conf import settings
+
+        dispatcher = consumer.event_dispatcher
+        if dispatcher is None or getattr(dispatcher, "_bounded", False):
+            return
+        send = dispatcher.send
+
+        def bounded_send(*args, retry_policy=None, **kwargs):
+            return send(*args, retry_policy=retry_policy or settings.EVENT_PUBLISH_RETRY_POLICY, **kwargs)
+
+        dispatcher.send = bounded_send
+        dispatcher._bounded = True
+
+
+app.steps["consumer"].add(BoundedEventPublish)
 
 from radgestmat import beat_registry  # noqa: E402,F401  (beat processes register a heartbeat)
 from radgestmat.watchdog import AlertWatchdog  # noqa: E402

@@ -52,7 +52,7 @@ def check_broker(now: datetime) -> dict[str, dict[str, Any]]:
 
 
 def check_backlog(now: datetime) -> dict[str, Any]:
-    waiting = NotificationLog.objects.filter(statut=Statut.EN_ATTENTE, date_scheduled__lte=now)
+    waiting = NotificationLog.objects.due(now).filter(statut=Statut.EN_ATTENTE)
     oldest = waiting.aggregate(oldest=Min("date_scheduled"))["oldest"]
     age = (now - oldest).total_seconds() if oldest else 0
     return {"ok": oldest is None or oldest >= late_cutoff(now), "oldest_waiting_age_s": round(age)}

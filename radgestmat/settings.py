@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import environ
@@ -90,6 +91,24 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Tests use a file too, not Django's shared-cache in-memory default: there, SQLite
     # locks whole tables and a worker thread fails at once instead of waiting its turn.
     DATABASES["default"].setdefault("TEST", {})["NAME"] = str(BASE_DIR / "var" / "test_radgestmat.sqlite3")
+elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # A machine cut off from PostgreSQL must fail and recover, not hang: connects give up after
+    # DB_CONNECT_TIMEOUT, a silent peer is found by keepalives (10 + 3 x 5 = 25 s) or, with data
+    # unacknowledged, by tcp_user_timeout, and no statement runs longer than DB_STATEMENT_TIMEOUT_MS.
+    DATABASES["default"].setdefault("OPTIONS", {})
+    for option, value in {
+        "connect_timeout": env.int("DB_CONNECT_TIMEOUT", default=5),
+        "keepalives": 1,
+        "keepalives_idle": 10,
+        "keepalives_interval": 5,
+        "keepalives_count": 3,
+        "tcp_user_timeout": 25_000,
+    }.items():
+        DATABASES["default"]["OPTIONS"].setdefault(option, value)
+    statement_timeout = env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
+    if statement_timeout:
+        options = DATABASES["default"]["OPTIONS"].get("options", "")
+        DATABASES["default"]["OPTIONS"]["options"] = f"{options} -c statement_timeout={statement_timeout}".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -147,7 +166,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="radgestmat@localhost")
 SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 EMAIL_BACKEND = env(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.smtp.EmailBackend"
+    default="notifications.channels.smtp_backend.PatientEmailBackend"
     if EMAIL_HOST
     else "django.core.mail.backends.filebased.EmailBackend",
 )
@@ -218,6 +237,13 @@ RELAY_BATCH_SIZE = env.int("RELAY_BATCH_SIZE", default=500)
 RELAY_MAX_BATCHES = env.int("RELAY_MAX_BATCHES", default=20)
 # A due row enqueued but still not claimed after this long is enqueued again (lost message).
 RELAY_REDELIVER_MINUTES = env.int("RELAY_REDELIVER_MINUTES", default=5)
+# With beat gone, a worker enqueues a relay run when none ran for RELAY_STALE_SECONDS; each worker
+# looks every RELAY_WATCHDOG_SECONDS (radgestmat/watchdog.py).
+RELAY_STALE_SECONDS = env.int("RELAY_STALE_SECONDS", default=75)
+RELAY_WATCHDOG_SECONDS = env.int("RELAY_WATCHDOG_SECONDS", default=15)
+# Whose clock decides "due" on the workers: the database's (one clock for every machine), or the
+# process's (tests, whose time-machine cannot move the database's clock). See radgestmat/clock.py.
+NOTIFICATION_CLOCK = env("NOTIFICATION_CLOCK", default="database")
 SCHEDULER_PIDFILE = env("SCHEDULER_PIDFILE", default=str(BASE_DIR / "var" / "celerybeat.pid"))
 
 # --- Staff UI -----------------------------------------------------------
@@ -302,6 +328,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_DB_REUSE_MAX = 1000
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
+# How long to wait for the reply to the end of a message's DATA (RFC 5321: 10 min), apart from
+# EMAIL_TIMEOUT; the send task's soft time limit cuts it shorter (then: ambiguous, not resent).
+EMAIL_END_OF_DATA_TIMEOUT = env.int("EMAIL_END_OF_DATA_TIMEOUT", default=min(600, CELERY_TASK_SOFT_TIME_LIMIT))
 # Must stay well above the hard time limit, or Redis redelivers tasks that are still running.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
@@ -309,16 +338,25 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # after a network cut) would otherwise block a publish, and the lend at the front desk, forever.
     "socket_connect_timeout": env.float("BROKER_SOCKET_CONNECT_TIMEOUT", default=2.0),
     "socket_timeout": env.float("BROKER_SOCKET_TIMEOUT", default=5.0),
+    # A broker connection that went silent (a network cut) is found by keepalives within about 25 s.
+    "socket_keepalive": True,
+    "socket_keepalive_options": {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3},
+    "health_check_interval": 10,
 }
 if REDIS_SENTINEL_MASTER:
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
     if REDIS_SENTINEL_PASSWORD:
         CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"password": REDIS_SENTINEL_PASSWORD}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Reconnect for as long as it takes (the default gives up after 100 tries, and the worker exits).
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Event publishes (worker heartbeats, once Flower enables events) are tried once: kombu's default retries
+# forever and froze the worker's main process during a network cut (radgestmat/celery.py).
+EVENT_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {"tasks.send_notification": {"queue": "notifications"}}
-CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_BEAT_SCHEDULER = "radgestmat.beat_scheduler:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 
 # --- Logging ------------------------------------------------------------

@@ -12,3 +12,5 @@ import os
 os.environ.setdefault("DEBUG", "1")
 os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ.setdefault("LANGUAGE_CODE", "en")
+# time-machine moves Python's clock, not PostgreSQL's (radgestmat/clock.py).
+os.environ.setdefault("NOTIFICATION_CLOCK", "process")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.utils import timezone
+
+from radgestmat import clock
+
+from .periodic import PeriodicRun
 
 
-@shared_task(name="tasks.check_notification_alerts")
+@shared_task(base=PeriodicRun, name="tasks.check_notification_alerts")
 def check_notification_alerts() -> dict[str, list[str]]:
     """Email the admins about failure incidents that opened or closed (see `notifications.alerts`)."""
     from notifications import alerts
 
-    return alerts.check_notification_alerts(now=timezone.now())
+    return alerts.check_notification_alerts(now=clock.now())

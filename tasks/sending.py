@@ -1,9 +1,11 @@
 from __future__ import annotations
 
 from celery import Task, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
-from django.utils import timezone
+
+from radgestmat import clock
 
 from notifications.exceptions import RetryLater
 
@@ -26,7 +28,9 @@ class NotificationTask(Task):
     bind=True,
     name="tasks.send_notification",
     # A database that is briefly unreachable is retried too (default_retry_delay); the row was not claimed.
-    autoretry_for=(RetryLater, OperationalError, InterfaceError),
+    # So is a send the soft time limit cut short: a claimed row was put back or marked (see the service),
+    # and the retry's claim decides; acknowledging it left the row to the relay's redelivery delay.
+    autoretry_for=(RetryLater, OperationalError, InterfaceError, SoftTimeLimitExceeded),
     default_retry_delay=settings.NOTIFICATION_RETRY_BASE_DELAY,
     retry_backoff=False,
     max_retries=settings.NOTIFICATION_MAX_ATTEMPTS - 1,
@@ -40,4 +44,4 @@ def send_notification(self, log_id: int) -> str | None:
     """Send one NotificationLog row (see `notifications.sending`)."""
     from notifications import sending
 
-    return sending.send_notification(log_id, now=timezone.now())
+    return sending.send_notification(log_id, now=clock.now())

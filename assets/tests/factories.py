@@ -7,6 +7,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from assets.models import Attribution, Client, Materiel
+from assets.signals import sent_by_caller
 
 
 class StaffFactory(factory.django.DjangoModelFactory):
@@ -49,3 +50,8 @@ class AttributionFactory(factory.django.DjangoModelFactory):
     client = factory.SubFactory(ClientFactory)
     date_debut = factory.LazyFunction(timezone.now)
     date_retour_prevue = factory.LazyAttribute(lambda o: o.date_debut + timedelta(hours=3))
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        with sent_by_caller():  # arranging state: no lifecycle signal, nothing planned
+            return super()._create(model_class, *args, **kwargs)

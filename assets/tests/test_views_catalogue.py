@@ -72,10 +72,10 @@ def test_client_preferences_are_created_then_edited(staff_client):
     assert "Notification preferences" in page
     staff_client.post(
         reverse("client_detail", args=[client.pk]),
-        {"email_enabled": "on", "phone_number": "+44 20 7946 0958", "rappel_final": "on"},
+        {"notifications_email": "on", "phone_number": "+44 20 7946 0958", "rappel_final": "on"},
     )
     prefs = NotificationPreferences.objects.get(client=client)
-    assert (prefs.email_enabled, prefs.whatsapp_enabled, prefs.rappel_2h_avant, prefs.rappel_final) == (
+    assert (prefs.notifications_email, prefs.notifications_whatsapp, prefs.rappel_2h_avant, prefs.rappel_final) == (
         True,
         False,
         False,
@@ -84,7 +84,7 @@ def test_client_preferences_are_created_then_edited(staff_client):
     assert prefs.phone_number == "+442079460958"
     response = staff_client.post(reverse("client_detail", args=[client.pk]), {"phone_number": "not a phone"})
     assert response.status_code == 200 and response.context["form"].errors["phone_number"]
-    assert NotificationPreferences.objects.get(client=client).email_enabled is True
+    assert NotificationPreferences.objects.get(client=client).notifications_email is True
 
 
 def test_client_page_lists_their_loans(staff_client):

@@ -124,12 +124,14 @@ def desk_loans(lab: Lab, count: int) -> list[tuple[str, str, int]]:
     """Material and clients for loans lent through the web: (material code, client label, client id)."""
     from assets.forms import client_label
     from assets.models import Client, Materiel
+    from notifications.models import NotificationPreferences
 
     desk = []
     for _ in range(count):
         lab.serial += 1
         n = lab.serial
         client = Client.objects.create(name=f"Guichet {n}", email=f"desk{n}@example.org", phone=f"+336{n:08d}")
+        NotificationPreferences.objects.create(client=client, notifications_whatsapp=True)  # opt-in
         materiel = Materiel.objects.create(code=f"DESK-{n:06d}", name="Trépied")
         desk.append((materiel.code, client_label(client), client.pk))
     return desk

@@ -213,6 +213,7 @@ def legacy_import(lab: Lab, count: int) -> dict[int, str]:
     from django.db import connection
 
     from assets.models import Client
+    from notifications.models import NotificationPreferences
 
     clients, kinds, raw_phones = [], [], []
     for index in range(count):
@@ -228,6 +229,10 @@ def legacy_import(lab: Lab, count: int) -> dict[int, str]:
         clients.append(Client(**fields))
         kinds.append(kind)
     created = Client.objects.bulk_create(clients)
+    # WhatsApp is opt-in: every borrower of the drill agreed to it (bad numbers included).
+    NotificationPreferences.objects.bulk_create(
+        NotificationPreferences(client=client, notifications_whatsapp=True) for client in created
+    )
     with connection.cursor() as cursor:
         cursor.executemany(
             "UPDATE assets_client SET phone = %s WHERE id = %s",

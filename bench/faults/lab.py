@@ -70,7 +70,7 @@ class Lab:
 
         from assets import services
         from assets.models import Client, Materiel
-        from notifications.models import NotificationLog, TypeNotification
+        from notifications.models import NotificationLog, NotificationPreferences, TypeNotification
 
         now = timezone.now()
         attribution_ids = []
@@ -82,6 +82,8 @@ class Lab:
                 email=f"borrower{n}@example.org",
                 phone=f"+336{n:08d}" if (index % 100) < with_phone * 100 else "",
             )
+            if client.phone:  # WhatsApp is opt-in: these borrowers agreed to it
+                NotificationPreferences.objects.create(client=client, notifications_whatsapp=True)
             materiel = Materiel.objects.create(code=f"DRILL-{n:06d}", name="Caméra")
             loan = services.lend(materiel=materiel, client=client, due=now + due_in, now=now, start=now - started_ago)
             attribution_ids.append(loan.pk)
@@ -112,9 +114,9 @@ class Lab:
             ).values_list("pk", flat=True)
         )
 
-    def settle(self, root_ids: list[int], started: float) -> dict:
+    def settle(self, root_ids: list[int], started: float, *, timeout: float = SETTLE_TIMEOUT) -> dict:
         try:
-            wait_settled(root_ids, timeout=SETTLE_TIMEOUT)
+            wait_settled(root_ids, timeout=timeout)
             settled = True
         except StackError:
             settled = False

@@ -52,12 +52,12 @@ class ChannelSpec:
 
 
 REGISTRY: tuple[ChannelSpec, ...] = (
-    ChannelSpec("EMAIL", _("Email"), "notifications.channels.email.EmailChannel", "email_enabled", "email"),
+    ChannelSpec("EMAIL", _("Email"), "notifications.channels.email.EmailChannel", "notifications_email", "email"),
     ChannelSpec(
         "WHATSAPP",
         _("WhatsApp"),
         "notifications.channels.whatsapp.WhatsAppChannel",
-        "whatsapp_enabled",
+        "notifications_whatsapp",
         "phone",
         planning_setting="WHATSAPP_ENABLED",
     ),

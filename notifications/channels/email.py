@@ -19,7 +19,8 @@ from notifications.recipients import audience_address
 from notifications.messages import Message
 from notifications.models import Audience, CodeErreur, NotificationLog
 
-from .base import Channel, PermanentError, TransientError
+from .base import AmbiguousError, Channel, PermanentError, TransientError
+from .smtp_backend import EndOfDataUnanswered
 
 _local = threading.local()
 
@@ -95,6 +96,11 @@ def _cause_of_reply(code: int, *, sender: bool = False) -> str:
 
 def classify(error: Exception) -> Exception:
     """Map an SMTP/socket failure to TransientError or PermanentError and its cause (the one place that decides)."""
+    if isinstance(error, EndOfDataUnanswered):
+        return AmbiguousError(
+            f"The mail server did not answer the end of the message ({error}): it may have accepted it, "
+            "so it is not resent (no duplicate). Check the mail server's logs."
+        )
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _message in error.recipients.values()]
         detail = "; ".join(f"{code} {message.decode(errors='replace') if isinstance(message, bytes) else message}"
@@ -120,6 +126,14 @@ def classify(error: Exception) -> Exception:
     if isinstance(error, smtplib.SMTPException):
         return TransientError(f"Mail server error: {error}", code=CodeErreur.OTHER)
     return TransientError(f"Unexpected mail error: {error!r}", code=CodeErreur.OTHER)
+
+
+def mark_maybe_accepted(log: NotificationLog) -> None:
+    """Note on the claimed row that the server may accept the message from now on: if this worker
+    dies before the reply, the relay gives the row up as ambiguous instead of sending it again."""
+    from notifications.models import Statut
+
+    NotificationLog.objects.filter(pk=log.pk, statut=Statut.EN_COURS).update(erreur_code=CodeErreur.AMBIGUOUS)
 
 
 class EmailChannel(Channel):
@@ -164,6 +178,9 @@ class EmailChannel(Channel):
             email.attach_alternative(message.html, "text/html")
         try:
             connection = shared_connection()
+            smtp = getattr(connection, "connection", None)
+            if smtp is not None and log.pk is not None:
+                smtp.before_end_of_data = lambda: mark_maybe_accepted(log)
             sent = connection.send_messages([email])
         except Exception as error:  # noqa: BLE001  (classified below; the connection may be unusable now)
             drop_connection()

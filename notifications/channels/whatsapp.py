@@ -29,7 +29,7 @@ class WhatsAppChannel(TwilioChannel):
 
 
 def _sender(config: WhatsAppConfig | None) -> str:
-    sender = (config.sender_number if config else "") or settings.TWILIO_WHATSAPP_FROM
+    sender = (config.phone_number_sender if config else "") or settings.TWILIO_WHATSAPP_FROM
     return sender.removeprefix("whatsapp:")
 
 

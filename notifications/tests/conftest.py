@@ -84,7 +84,7 @@ class SmtpSink:
 def smtp_sink(settings):
     sink = SmtpSink(port=free_port())
     sink.start()
-    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_BACKEND = "notifications.channels.smtp_backend.PatientEmailBackend"
     settings.EMAIL_HOST = sink.host
     settings.EMAIL_PORT = sink.port
     settings.EMAIL_HOST_USER = ""
@@ -156,6 +156,16 @@ class FakeTwilio:
         return [request.form.to_dict() for request in self.requests]
 
 
+def consent_to_whatsapp(client, **preferences):
+    """The borrower agreed to WhatsApp (it is opt-in): their preferences say so, with any other ``preferences``."""
+    from notifications.models import NotificationPreferences
+
+    prefs, _created = NotificationPreferences.objects.update_or_create(
+        client=client, defaults={"notifications_whatsapp": True, **preferences}
+    )
+    return prefs
+
+
 def make_log(
     type_notification: str = "CREATION",
     canal: str = "EMAIL",
@@ -173,6 +183,8 @@ def make_log(
 
     if attribution is None:
         client = ClientFactory(**client_fields)
+        if canal != "EMAIL":
+            consent_to_whatsapp(client)
         attribution = AttributionFactory(client=client)
     return NotificationLog.objects.create(
         attribution=attribution,

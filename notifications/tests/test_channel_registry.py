@@ -45,7 +45,7 @@ def a_whatsapp_row_that_failed(settings):
     settings.WHATSAPP_ENABLED = True
     settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, settings.TWILIO_SMS_FROM = "AC1", "token", "+33700000000"
     client = ClientFactory()
-    NotificationPreferences.objects.create(client=client, sms_enabled=True)
+    NotificationPreferences.objects.create(client=client, sms_enabled=True, notifications_whatsapp=True)  # opt-in
     attribution = AttributionFactory(client=client)
     return NotificationLog.objects.create(
         attribution=attribution,

@@ -54,8 +54,8 @@ def make_world(rng: random.Random, count: int = 160) -> None:
         if rng.random() < 0.6:
             NotificationPreferences.objects.create(
                 client=client,
-                email_enabled=rng.random() < 0.7,
-                whatsapp_enabled=rng.random() < 0.7,
+                notifications_email=rng.random() < 0.7,
+                notifications_whatsapp=rng.random() < 0.7,
                 phone_number=rng.choice(["", "", "+33698765432"]),
                 rappel_2h_avant=rng.random() < 0.8,
                 rappel_j_moins_2=rng.random() < 0.8,
@@ -151,7 +151,7 @@ def test_a_client_who_turns_whatsapp_on_gets_the_whatsapp_reminder_at_the_next_c
     settings.WHATSAPP_ENABLED = True
     now = paris(2026, 3, 10, 10, 0)
     client = Client.objects.create(name="Ana", email="ana@example.org", phone="+33612345678")
-    prefs = NotificationPreferences.objects.create(client=client, whatsapp_enabled=False)
+    prefs = NotificationPreferences.objects.create(client=client, notifications_whatsapp=False)
     materiel = Materiel.objects.create(code="W-1", name="Caméra", state=Materiel.State.LENT)
     loan = Attribution.objects.create(
         materiel=materiel, client=client, date_debut=now - timedelta(hours=1), date_retour_prevue=now + timedelta(hours=2, minutes=20)
@@ -159,7 +159,7 @@ def test_a_client_who_turns_whatsapp_on_gets_the_whatsapp_reminder_at_the_next_c
     planner.check_court_terme_reminders(now=now)
     assert list(loan.notifications.values_list("canal", flat=True)) == ["EMAIL"]
 
-    prefs.whatsapp_enabled = True
+    prefs.notifications_whatsapp = True
     prefs.save()
     planner.check_court_terme_reminders(now=now + timedelta(minutes=1))
 

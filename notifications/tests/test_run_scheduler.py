@@ -43,12 +43,23 @@ def test_run_scheduler_prints_its_jobs_runs_once_and_stops(tmp_path):
     try:
         assert wait_for(pidfile.exists, 60), f"beat never wrote its pidfile:\n{Path(log.name).read_text()}"
         output = Path(log.name).read_text()
-        assert "check_court_terme_reminders" in output and "*/30 * * * *" in output
-        assert "check_long_terme_reminders" in output and "0 8 * * *" in output
+        # The spec's "Command Reference" output, frequencies read from the stored beat entries.
+        assert "✓ Scheduler started successfully" in output
+        assert "✓ 7 jobs registered" in output
+        assert "Registered Jobs:" in output
+        assert "  - check_court_terme_reminders: Every 30 min" in output
+        assert "  - check_moyen_terme_reminders: Every 12 hours" in output
+        assert "  - check_long_terme_reminders: Daily @ 8:00 AM" in output
+        assert "  - check_overdue_materials: Every 15 min" in output
+        assert "  - cleanup_old_notifications: Daily @ 2:00 AM" in output
+        assert "✓ Scheduler is running. Press Ctrl+C to stop." in output
         assert int(pidfile.read_text()) == beat.pid
 
         second = manage("run_scheduler", env=env)
-        assert second.returncode != 0  # the pidfile lock: one beat per pidfile
+        assert second.returncode != 0  # the pidfile: one beat per pidfile
+        assert second.stderr.strip().splitlines()[-1] == (
+            f"CommandError: a scheduler is already running (pid {beat.pid}, {pidfile}): exactly one may run"
+        )
 
         stop = manage("run_scheduler", "--stop", env=env)
         assert stop.returncode == 0, stop.stderr

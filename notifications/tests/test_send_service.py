@@ -114,7 +114,7 @@ def test_a_reminder_past_the_due_time_is_cancelled(mailoutbox):
 
 def test_an_overdue_alert_goes_out_even_with_email_switched_off(mailoutbox):
     log = make_log("RETARD", "EMAIL")
-    NotificationPreferences.objects.create(client=log.attribution.client, email_enabled=False)
+    NotificationPreferences.objects.create(client=log.attribution.client, notifications_email=False)
 
     assert send(log, now=log.attribution.date_retour_prevue + timezone.timedelta(hours=1)) == Statut.ENVOYEE
 
@@ -286,7 +286,7 @@ def test_risky_settings_are_system_check_warnings(settings):
 
 def test_a_channel_switched_off_after_planning_is_cancelled(fake_twilio):
     log = make_log("CREATION", "WHATSAPP")
-    NotificationPreferences.objects.create(client=log.attribution.client, whatsapp_enabled=False)
+    NotificationPreferences.objects.filter(client=log.attribution.client).update(notifications_whatsapp=False)
 
     assert send(log) == Statut.ANNULEE
     log.refresh_from_db()

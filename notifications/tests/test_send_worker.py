@@ -19,11 +19,11 @@ from django.utils import timezone
 
 from assets.services import lend
 from assets.tests.factories import ClientFactory, MaterielFactory
-from notifications.models import NotificationLog, NotificationPreferences, Statut
+from notifications.models import NotificationLog, Statut
 from radgestmat.celery import app
 from tasks import send_notification
 
-from .conftest import make_log
+from .conftest import consent_to_whatsapp, make_log
 
 QUEUES = ("default", "notifications")
 BASE_DIR = Path(django_settings.BASE_DIR)
@@ -124,7 +124,7 @@ def test_lending_reaches_the_borrowers_inbox_through_the_worker(live_worker, smt
 def test_a_refused_whatsapp_falls_back_to_an_email_sent_by_the_worker(live_worker, smtp_sink, fake_twilio):
     fake_twilio.fail(400, 63003, "Channel could not find To address")
     log = make_log("CREATION", "WHATSAPP", email="camille@example.org")
-    NotificationPreferences.objects.create(client=log.attribution.client, email_enabled=False)
+    consent_to_whatsapp(log.attribution.client, notifications_email=False)
 
     send_notification.delay(log.pk)
 
@@ -213,7 +213,7 @@ def worker_env(sink) -> dict:
         "DATABASE_URL": shared_database_url(),
         "REDIS_URL": django_settings.REDIS_URL,
         "CELERY_BROKER_URL": django_settings.CELERY_BROKER_URL,
-        "EMAIL_BACKEND": "django.core.mail.backends.smtp.EmailBackend",
+        "EMAIL_BACKEND": "notifications.channels.smtp_backend.PatientEmailBackend",
         "EMAIL_HOST": sink.host,
         "EMAIL_PORT": str(sink.port),
         "EMAIL_TIMEOUT": "30",

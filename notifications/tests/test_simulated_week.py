@@ -27,7 +27,7 @@ from assets import services
 from assets.tests.factories import ClientFactory, MaterielFactory, StaffFactory
 
 from .beat import PARIS, Beat, paris
-from .conftest import MESSAGES_PATH
+from .conftest import MESSAGES_PATH, consent_to_whatsapp
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("send_time_learning")]
 
@@ -232,6 +232,8 @@ def live_the_week(beat, loans: list[Loan]) -> None:
         loan = loans[number]
         if action == "lend":
             client = ClientFactory(phone="+33612345678" if loan.has_phone else "")
+            if loan.has_phone:
+                consent_to_whatsapp(client)
             records[number] = beat.act(
                 services.lend, materiel=MaterielFactory(), client=client, due=loan.due, now=when, by=lender
             )

@@ -12,7 +12,7 @@ from notifications.exceptions import RetryLater
 from notifications.models import NotificationLog, NotificationPreferences, Statut, WhatsAppConfig
 from notifications.sending import send_notification
 
-from .conftest import make_log
+from .conftest import consent_to_whatsapp, make_log
 
 pytestmark = pytest.mark.django_db
 
@@ -30,7 +30,7 @@ def test_it_sends_a_whatsapp_body_and_records_the_sid(fake_twilio):
     [form] = fake_twilio.forms()
     assert form["To"] == "whatsapp:+33612345678"
     assert form["From"] == "whatsapp:+14155238886"
-    assert form["Body"].startswith("Bonjour Camille, votre emprunt de *")
+    assert form["Body"].startswith("✅ *Prêt enregistré*\nBonjour Camille, votre emprunt de *")
     assert form["StatusCallback"] == "https://radgestmat.example.org/webhooks/twilio/status/"
     assert "ContentSid" not in form
     log.refresh_from_db()
@@ -41,7 +41,7 @@ def test_it_sends_a_whatsapp_body_and_records_the_sid(fake_twilio):
 
 def test_it_uses_the_approved_content_template_mapped_to_the_type(fake_twilio):
     fake_twilio.accept()
-    WhatsAppConfig.objects.create(sender_number="+14155550100", content_templates={"RAPPEL_2H": "HX0123456789abcdef0123456789abcdef"})
+    WhatsAppConfig.objects.create(phone_number_sender="+14155550100", content_templates={"RAPPEL_2H": "HX0123456789abcdef0123456789abcdef"})
     log = make_log("RAPPEL_2H", "WHATSAPP", name="Jo", language="en")
 
     assert send(log) == Statut.ENVOYEE
@@ -69,7 +69,7 @@ def test_the_sid_map_can_come_from_settings(fake_twilio, settings):
 def test_21211_is_permanent_and_falls_back_to_email(fake_twilio, django_capture_on_commit_callbacks):
     fake_twilio.fail(400, 21211, "The 'To' number is not a valid phone number.")
     log = make_log("CREATION", "WHATSAPP", email="camille@example.org")
-    NotificationPreferences.objects.create(client=log.attribution.client, email_enabled=False)
+    consent_to_whatsapp(log.attribution.client, notifications_email=False)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         assert send(log) == Statut.ECHEC_PERMANENT
@@ -87,7 +87,7 @@ def test_a_permanent_whatsapp_failure_falls_back_to_sms_when_allowed(fake_twilio
     fake_twilio.fail(400, 63003, "Channel could not find To address")
     fake_twilio.accept()
     log = make_log("RAPPEL_2H", "WHATSAPP")
-    NotificationPreferences.objects.create(client=log.attribution.client, sms_enabled=True)
+    consent_to_whatsapp(log.attribution.client, sms_enabled=True)
 
     send(log)  # the SMS row is enqueued on commit; run it as the worker would
     sms = NotificationLog.objects.get(fallback_of=log)
@@ -189,8 +189,8 @@ def test_a_bad_content_template_map_is_refused_by_the_field(admin_client):
     response = admin_client.post(
         "/admin/notifications/whatsappconfig/add/",
         {
-            "sender_number": "+14155238886",
-            "provider": "twilio",
+            "phone_number_sender": "+14155238886",
+            "api_provider": "TWILIO",
             "is_active": "on",
             "content_templates": json.dumps({"RAPEL_2H": "HX" + "0" * 32, "RETARD": "12"}),
         },
@@ -201,3 +201,9 @@ def test_a_bad_content_template_map_is_refused_by_the_field(admin_client):
     assert "“RAPEL_2H” is not a notification type" in errors[0]
     assert "RETARD must look like HX" in errors[1]
     assert not WhatsAppConfig.objects.exists()
+
+
+def test_the_whatsapp_admin_says_credentials_come_from_the_environment(admin_client):
+    page = admin_client.get("/admin/notifications/whatsappconfig/add/").content.decode()
+    assert "Twilio credentials are never stored here: they come from the environment only" in page
+    assert 'name="api_key"' not in page and 'name="phone_number_sender"' in page

@@ -32,6 +32,15 @@ def process_exists(pid: int) -> bool:
     return True
 
 
+def running_pid(pidfile: Path) -> int | None:
+    """The pid of the scheduler started with this pidfile, when it is still alive."""
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if process_exists(pid) else None
+
+
 class Command(BaseCommand):
     help = (
         "Run the scheduler (celery beat with the database schedule) in the foreground, after printing its jobs. "
@@ -46,22 +55,33 @@ class Command(BaseCommand):
         pidfile = Path(settings.SCHEDULER_PIDFILE)
         if stop:
             return self.stop(pidfile)
+        running = running_pid(pidfile)
+        if running:
+            raise CommandError(f"a scheduler is already running (pid {running}, {pidfile}): exactly one may run")
         try:
             register_schedule()
             jobs = jobs_status(timezone.now())
         except DatabaseError as exc:
             raise CommandError(f"cannot read the schedule (did `manage.py migrate` run?): {exc}")
-        self.stdout.write("Scheduled jobs:")
+        registered = [job for job in jobs if job["registered"] and job["enabled"]]
+        # The spec's wording (its "Command Reference"); the schedule itself is the beat entries'.
+        self.stdout.write("✓ Scheduler started successfully")
+        self.stdout.write(f"✓ {len(registered)} jobs registered")
+        self.stdout.write("")
+        self.stdout.write("Registered Jobs:")
         for job in jobs:
-            state = "" if job["enabled"] else "  (disabled)"
-            self.stdout.write(f"  {job['name']:<30} {job['schedule']}{state}")
-        self.stdout.write(f"Starting beat (pidfile {pidfile}); stop it with `manage.py run_scheduler --stop`.")
+            frequency = job["frequency"] if job["registered"] else "not registered (run manage.py setup_schedule)"
+            state = "" if job["enabled"] or not job["registered"] else " (disabled)"
+            self.stdout.write(f"  - {job['name']}: {frequency}{state}")
+        self.stdout.write("")
+        self.stdout.write("✓ Scheduler is running. Press Ctrl+C to stop.")
+        self.stdout.write(f"  (pidfile {pidfile}; from another terminal: manage.py run_scheduler --stop)")
         self.stdout.flush()
         pidfile.parent.mkdir(parents=True, exist_ok=True)
         from radgestmat.celery import app
 
         app.Beat(
-            scheduler="django_celery_beat.schedulers:DatabaseScheduler",
+            scheduler="radgestmat.beat_scheduler:DatabaseScheduler",
             pidfile=str(pidfile),
             loglevel=loglevel,
             quiet=True,

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
 from django.utils import timezone
 
-from notifications.scheduler_status import get_scheduler_status
+from notifications.scheduler_status import get_scheduler_status, jsonable
 
 
 def show(moment: datetime | None) -> str:
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         except DatabaseError as exc:
             raise CommandError(f"cannot read the schedule from the database: {exc}")
         if options["json"]:
-            self.stdout.write(json.dumps(status, default=lambda value: value.isoformat(), indent=2))
+            self.stdout.write(json.dumps(jsonable(status), indent=2))
             return
         self.stdout.write(f"{'job':<30} {'enabled':<8} {'schedule':<36} {'last run':<25} next run")
         for job in status["jobs"]:

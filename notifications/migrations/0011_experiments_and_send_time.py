@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('assets', '0002_attribution_loans_by_start'),
-        ('notifications', '0006_notificationlog_erreur_code_and_more'),
+        ('notifications', '0010_notificationlog_date_scheduled_default'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

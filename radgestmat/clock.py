@@ -1,0 +1,44 @@
+"""One clock for the whole deployment: the database's.
+
+Workers, beat and web run on machines whose clocks drift apart. "Is this row due",
+"is this claim stranded", "is this reminder still worth sending" compare a time with
+times other machines wrote, so every worker-side decision reads the time from the
+one server they all share (one query) and passes it down as ``now``: a worker whose
+clock is behind does not refuse due rows, one ahead does not send early.
+
+With SQLite (one machine) that is the machine's clock, read through SQLite. Tests set
+``NOTIFICATION_CLOCK=process`` (radgestmat/testenv.py) because time-machine moves
+Python's clock and cannot move PostgreSQL's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from datetime import timezone as dt_timezone
+
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+DATABASE = "database"
+PROCESS = "process"
+
+
+QUERIES = {
+    # statement_timestamp(), not now(): inside a transaction now() is the transaction's start.
+    "postgresql": "SELECT statement_timestamp()",
+    "sqlite": "SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')",
+}
+
+
+def now() -> datetime:
+    """The current time by the database server (or by this process under ``NOTIFICATION_CLOCK=process``)."""
+    query = QUERIES.get(connection.vendor)
+    if settings.NOTIFICATION_CLOCK == PROCESS or query is None:
+        return timezone.now()
+    with connection.cursor() as cursor:
+        cursor.execute(query)
+        value = cursor.fetchone()[0]
+    if isinstance(value, str):  # SQLite answers text, in UTC
+        value = datetime.fromisoformat(value).replace(tzinfo=dt_timezone.utc)
+    return value
