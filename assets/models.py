@@ -253,7 +253,7 @@ __all__ = ["Attribution", "Client", "Duree", "Language", "Materiel", *SPEC_NOTIF
 
 def __getattr__(name: str):
     if name in SPEC_NOTIFICATION_MODELS:
-        from notifications import models as notification_models
+        from notifications import api
 
-        return getattr(notification_models, name)
+        return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
