@@ -83,7 +83,9 @@ class AttributionAdminForm(forms.ModelForm):
                 if "date_retour_prevue" in self.changed_data:
                     services.validate_extend(self.instance, new_due=data["date_retour_prevue"])
                 if data.get("date_retour_effective") and "date_retour_effective" in self.changed_data:
-                    services.validate_return(self.instance, when=data["date_retour_effective"])
+                    services.validate_return(
+                        self.instance, when=data["date_retour_effective"], now=timezone.now()
+                    )
         except ValidationError as exc:
             self.add_error(None, exc)
         return data
