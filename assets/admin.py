@@ -142,7 +142,7 @@ class AttributionAdmin(admin.ModelAdmin):
         if "date_retour_effective" in form.changed_data and data.get("date_retour_effective"):
             services.record_return(obj, now=now, returned_at=data["date_retour_effective"], by=request.user)
 
-    @admin.action(description=_("Mark selected loans as returned now"))
+    @admin.action(description=_("Mark selected loans as returned now"), permissions=["change"])
     def mark_returned(self, request, queryset):
         now = timezone.now()
         done = 0
