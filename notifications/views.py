@@ -6,7 +6,6 @@ same claim-then-send path as every other.
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime, time, timedelta
 
 from django import forms
@@ -26,6 +25,7 @@ from django.utils.translation import gettext_lazy
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from radgestmat.csv_export import csv_response
 from radgestmat.staff import paginate, staff_required
 
 from . import dispatcher
@@ -188,11 +188,6 @@ def bulk(request: HttpRequest) -> HttpResponse:
     return back(request, default)
 
 
-class Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def local_iso(value) -> str:
     return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
 
@@ -201,28 +196,21 @@ def local_iso(value) -> str:
 def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     """The filtered log as CSV, streamed so a million rows never sit in memory."""
     _form, rows = filtered_log(request)
-    writer = csv.writer(Echo())
     header = [
         "id", "attribution", "materiel", "client", "type_notification", "canal", "audience", "niveau_escalade",
         "statut", "date_scheduled", "date_envoi", "nb_tentatives", "destinataire", "erreur_code", "erreur_message",
     ]  # fmt: skip
-
-    def lines():
-        yield writer.writerow(header)
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    row.pk, row.attribution_id, row.attribution.materiel.code, row.attribution.client.name,
-                    row.type_notification, row.canal, row.audience, row.niveau_escalade, row.statut,
-                    local_iso(row.date_scheduled), local_iso(row.date_envoi), row.nb_tentatives,
-                    row.destinataire, row.erreur_code, row.erreur_message,
-                ]  # fmt: skip
-            )
-
+    lines = (
+        [
+            row.pk, row.attribution_id, row.attribution.materiel.code, row.attribution.client.name,
+            row.type_notification, row.canal, row.audience, row.niveau_escalade, row.statut,
+            local_iso(row.date_scheduled), local_iso(row.date_envoi), row.nb_tentatives,
+            row.destinataire, row.erreur_code, row.erreur_message,
+        ]  # fmt: skip
+        for row in rows.iterator(chunk_size=2000)
+    )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="notifications-{stamp}.csv"'
-    return response
+    return csv_response(f"notifications-{stamp}.csv", header, lines)
 
 
 class PeriodForm(forms.Form):

