@@ -25,7 +25,9 @@ from functools import cache
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
+from django.template.base import Lexer, TokenType
 from django.utils import formats, timezone, translation
+from django.utils.translation import gettext
 
 from assets.models import Attribution, Client, Materiel, elapsed
 
@@ -65,6 +67,32 @@ class Message:
     language: str = "fr"
     # Values for an approved WhatsApp Content Template, keyed "1", "2", ...
     content_variables: dict[str, str] = field(default_factory=dict)
+
+
+# Tags an admin's override may not use: they read other files (include, extends, the old ssi)
+# or load code and dump the context (load, debug). The i18n tags an override needs are built in.
+FORBIDDEN_OVERRIDE_TAGS = frozenset({"include", "extends", "ssi", "load", "debug"})
+
+
+class ForbiddenTag(TemplateSyntaxError):
+    """An override uses a tag that reaches beyond its own text."""
+
+
+def check_override_source(source: str) -> None:
+    """Raise `ForbiddenTag` if the override text ``source`` uses one of `FORBIDDEN_OVERRIDE_TAGS`."""
+    for token in Lexer(source).tokenize():
+        tag = token.contents.split()[0] if token.token_type == TokenType.BLOCK and token.contents.split() else ""
+        if tag in FORBIDDEN_OVERRIDE_TAGS:
+            raise ForbiddenTag(
+                gettext("Includes are not allowed in a message: “{%% %(tag)s %%}” cannot be used; write the text itself.")
+                % {"tag": tag}
+            )
+
+
+@cache
+def override_engine() -> Engine:
+    """Renders overrides: no template loader, so nothing an override says can read a file."""
+    return Engine(loaders=[], string_if_invalid=_SENTINEL, autoescape=False, builtins=["django.templatetags.i18n"])
 
 
 @cache
@@ -202,8 +230,12 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
     with translation.override(language):
         if override is not None:
             where = f"override “{override}”"
-            body = _check(text_engine.from_string(override.body).render(Context(context, autoescape=False)), where)
-            subject = _check(text_engine.from_string(override.subject).render(Context(context, autoescape=False)), where)
+            check_override_source(override.body)
+            check_override_source(override.subject)
+            body = _check(override_engine().from_string(override.body).render(Context(context, autoescape=False)), where)
+            subject = _check(
+                override_engine().from_string(override.subject).render(Context(context, autoescape=False)), where
+            )
             html = ""
             if log.canal == Canal.EMAIL:
                 html = html_engine.get_template("notifications/email/override.html").render(

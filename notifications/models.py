@@ -292,10 +292,15 @@ class MessageOverride(models.Model):
         from django.template import TemplateSyntaxError
         from django.utils import timezone
 
-        from .messages import MissingVariable, render, sample_log
+        from .messages import ForbiddenTag, MissingVariable, check_override_source, render, sample_log
 
         if self.canal == Canal.EMAIL and not self.subject.strip():
             raise ValidationError({"subject": _("An email needs a subject.")})
+        for name in ("subject", "body"):
+            try:
+                check_override_source(getattr(self, name))
+            except ForbiddenTag as error:
+                raise ValidationError({name: str(error)})
         log = sample_log(self.type_notification, self.canal, self.language, now=timezone.now())
         try:
             render(log, now=timezone.now(), language=self.language, override=self)
