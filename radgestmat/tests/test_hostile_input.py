@@ -223,3 +223,11 @@ def test_the_parameter_table_lists_every_staff_page_and_every_parameter_its_view
     for url_name, (method, params, _has_pk) in PARAMETERS.items():
         expected = posted[views[url_name]] if method == "POST" else reads[views[url_name]]
         assert set(params) == expected, url_name
+
+
+def test_a_nul_in_a_search_is_a_400_page_that_says_why(staff_client, settings):
+    settings.LANGUAGE_CODE = "en"
+    response = staff_client.get(reverse("loan_list"), {"q": "CAM\x00"})
+
+    assert response.status_code == 400
+    assert "NUL character" in response.content.decode()
