@@ -19,11 +19,12 @@ pytestmark = pytest.mark.django_db
 
 
 def test_old_data_with_line_breaks_is_sent_as_one_subject_line_and_no_fake_headers(smtp_sink):
-    """GIVEN a client and a material saved before the rule, with CR/LF and other control characters,
+    """GIVEN a client and a material saved before the rule, with CR/LF and other control characters
+    (not NUL: PostgreSQL never stored it),
     WHEN their confirmation is emailed through real SMTP, THEN what the server receives has the whole
     subject on one line, no injected header, and the text part starts with the greeting."""
     log = make_log("CREATION", "EMAIL", email="camille@example.org", language="fr")
-    Client.objects.filter(pk=log.attribution.client_id).update(name="Camille\r\nBcc: victim@example.org\x00")
+    Client.objects.filter(pk=log.attribution.client_id).update(name="Camille\r\nBcc: victim@example.org\x07")
     Materiel.objects.filter(pk=log.attribution.materiel_id).update(
         code="CAM\r\n-042", name="Caméra\nX-Injected: yes\n\nfake body\x0b\x1b[31m"
     )
@@ -43,7 +44,7 @@ def test_old_data_with_line_breaks_is_sent_as_one_subject_line_and_no_fake_heade
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert text.startswith("Bonjour Camille Bcc: victim@example.org,")
     assert not any(line.startswith(("Bcc:", "X-Injected:", "fake body")) for line in text.splitlines())
-    assert not any(ch in text for ch in "\x00\x0b\x1b")
+    assert not any(ch in text for ch in "\x07\x0b\x1b")
 
 
 LINE_BREAKS_REFUSED = "Line breaks and other control characters are not allowed here."
