@@ -18,14 +18,15 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-## Run the whole stack (web, worker, beat, flower) on this machine.
+## Run the whole stack (web, worker, beat, flower) on this machine. Flower on 127.0.0.1 without a
+## password (FLOWER_LOCAL_ONLY=1): nothing proxies to it here.
 run: install
 	@mkdir -p var
 	@DEBUG=$${DEBUG:-1} bash deploy/local/ensure-redis
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py migrate --noinput
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py seed_demo
 	DEBUG=$${DEBUG:-1} $(BIN)/python manage.py setup_schedule
-	DEBUG=$${DEBUG:-1} PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile web worker beat flower
+	DEBUG=$${DEBUG:-1} FLOWER_LOCAL_ONLY=$${FLOWER_LOCAL_ONLY:-1} PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/honcho start -f Procfile web worker beat flower
 
 ## Run the whole test suite against DATABASE_URL (SQLite by default).
 test: install

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from notifications.models import NotificationLog, NotificationPreferences
+from notifications.api import NotificationLog, NotificationPreferences
 
 from . import services
 from .models import Attribution, Client, Materiel

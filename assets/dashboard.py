@@ -13,9 +13,9 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from notifications.models import Canal, NotificationLog, Statut
+from notifications.api import Canal, NotificationLog, Statut, late_cutoff
 
-from .models import Attribution, Duree
+from .models import Attribution, Duree, overdue_at
 
 CHART_DAYS = 7
 # Status groups drawn as the stacked segments of each day's bar, bottom to top.
@@ -55,7 +55,7 @@ def loan_summary(now: datetime) -> dict:
     by_class = dict(open_loans.order_by().values_list("duree").annotate(n=Count("id")))
     counts = open_loans.aggregate(
         out=Count("id"),
-        overdue=Count("id", filter=Q(date_retour_prevue__lt=now)),
+        overdue=Count("id", filter=overdue_at(now)),
         due_2h=Count("id", filter=Q(date_retour_prevue__gte=now, date_retour_prevue__lt=now + timedelta(hours=2))),
         due_today=Count("id", filter=Q(date_retour_prevue__gte=now, date_retour_prevue__lt=day_end)),
     )
@@ -66,7 +66,7 @@ def loan_summary(now: datetime) -> dict:
     return {
         "by_class": [(value, label, by_class.get(value, 0)) for value, label in Duree.choices],
         "counts": counts,
-        "overdue": related.filter(date_retour_prevue__lt=now).order_by("date_retour_prevue")[:10],
+        "overdue": related.overdue(now).order_by("date_retour_prevue")[:10],
         "due_today": related.filter(date_retour_prevue__gte=now, date_retour_prevue__lt=day_end).order_by(
             "date_retour_prevue"
         )[:10],
@@ -126,13 +126,11 @@ def alerts(now: datetime) -> dict:
     failed_recently = capped_count(
         NotificationLog.objects.filter(statut=Statut.ECHEC_PERMANENT, updated_at__gte=now - timedelta(hours=24))
     )
-    stuck = capped_count(
-        NotificationLog.objects.due(now - timedelta(minutes=settings.DASHBOARD_STUCK_AFTER_MINUTES))
-    )
+    stuck = capped_count(NotificationLog.objects.due(late_cutoff(now)))
     return {
         "failed_recently": failed_recently,
         "failures_pile_up": failed_recently >= settings.DASHBOARD_FAILURE_ALERT,
         "stuck": stuck,
-        "stuck_after": settings.DASHBOARD_STUCK_AFTER_MINUTES,
+        "stuck_after": settings.NOTIFICATION_BACKLOG_MAX_MINUTES,
         "cap": ALERT_COUNT_CAP,
     }

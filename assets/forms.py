@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from notifications.models import NotificationPreferences
+from notifications.api import NotificationPreferences
 
 from .models import Client, Materiel, normalize_phone
 

@@ -130,6 +130,11 @@ def classify_duree(date_debut: datetime, date_retour_prevue: datetime) -> str:
     return Duree.LONG
 
 
+def overdue_at(now: datetime) -> Q:
+    """An open loan is overdue once its due time has passed (`Attribution.is_overdue` for one loan)."""
+    return Q(date_retour_prevue__lt=now)
+
+
 class AttributionQuerySet(models.QuerySet):
     def open(self) -> AttributionQuerySet:
         return self.filter(date_retour_effective__isnull=True)
@@ -138,7 +143,7 @@ class AttributionQuerySet(models.QuerySet):
         return self.filter(date_retour_effective__isnull=False)
 
     def overdue(self, now: datetime) -> AttributionQuerySet:
-        return self.open().filter(date_retour_prevue__lt=now)
+        return self.open().filter(overdue_at(now))
 
 
 class Attribution(models.Model):

@@ -16,9 +16,7 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from notifications.dispatcher import preferences_of
-from notifications.models import NotificationLog
-from notifications.views import scheduler_status
+from notifications.api import NotificationLog, preferences_of, scheduler_status
 from radgestmat.input import parse_id
 from radgestmat.staff import paginate, staff_required
 

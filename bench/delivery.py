@@ -9,7 +9,7 @@
    (a) raw Celery: N no-op tasks (`bench.support.noop_task`, no result stored) on the
        same queue of the same Redis;
    (b) N notifications already planned (70 % email, 30 % WhatsApp), then enqueued by
-       `dispatcher.mark_enqueued`, through the real `tasks.send_notification` (claim,
+       `outbox.mark_enqueued`, through the real `tasks.send_notification` (claim,
        render, send) to the SMTP sink and the fake Twilio API of `bench/stack.py`.
    Rate = N / (first publish -> the broker holds no message, queued or unacked);
    the worker's own count of tasks run confirms all N ran. (b) then checks that
@@ -171,7 +171,7 @@ def raw_celery(stack: Stack, redis_client, n: int) -> dict:
 
 
 def plan_notifications(n: int, *, serial: str) -> list[int]:
-    """N loans, each with its CREATION row planned by the dispatcher (not enqueued); return the row ids.
+    """N loans, each with its CREATION row planned by the outbox (not enqueued); return the row ids.
 
     A borrower has either an email address (70 %) or a phone (30 %, WhatsApp), so each
     loan has exactly one row and the mix is exact. Phones are unique, so `tally`
@@ -180,7 +180,7 @@ def plan_notifications(n: int, *, serial: str) -> list[int]:
     from django.utils import timezone
 
     from assets.models import Attribution, Client, Materiel
-    from notifications import dispatcher
+    from notifications import outbox
     from notifications.models import NotificationLog, TypeNotification
 
     now = timezone.now()
@@ -199,9 +199,9 @@ def plan_notifications(n: int, *, serial: str) -> list[int]:
         Attribution(client=client, materiel=materiel, date_debut=now, date_retour_prevue=due, duree="LONG")
         for client, materiel in zip(clients, materiels)
     )
-    joined = Attribution.objects.filter(pk__in=[loan.pk for loan in loans]).select_related(*dispatcher.PLANNING_RELATED)
-    planned = [dispatcher.Planned(loan, TypeNotification.CREATION, now) for loan in joined]
-    rows = NotificationLog.objects.bulk_create(dispatcher.expand(planned))
+    joined = Attribution.objects.filter(pk__in=[loan.pk for loan in loans]).select_related(*outbox.PLANNING_RELATED)
+    planned = [outbox.Planned(loan, TypeNotification.CREATION, now) for loan in joined]
+    rows = NotificationLog.objects.bulk_create(outbox.expand(planned))
     return [row.pk for row in rows]
 
 
@@ -209,7 +209,7 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
     from django.db import transaction
     from django.utils import timezone
 
-    from notifications import dispatcher
+    from notifications import outbox
     from notifications.models import Statut
 
     ids = plan_notifications(n, serial="TP")
@@ -222,7 +222,7 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
 
     def publish() -> None:
         with transaction.atomic():
-            dispatcher.mark_enqueued(ids, now=timezone.now())
+            outbox.mark_enqueued(ids, now=timezone.now())
 
     sessions_before, connections_before = stack.smtp.sessions, stack.twilio.connections
     transactions_before = database_transactions()

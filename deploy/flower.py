@@ -4,7 +4,9 @@
     python deploy/flower.py            # Procfile role `flower`, systemd unit radgestmat-flower
 
 Environment:
-  FLOWER_BASIC_AUTH   user:password[,user2:password2]  required unless FLOWER_ADDRESS is 127.0.0.1
+  FLOWER_BASIC_AUTH   user:password[,user2:password2]  required (passwords of 12+ characters, not common ones):
+                      nginx proxies /flower/ to the loopback port, so binding 127.0.0.1 protects nothing
+  FLOWER_LOCAL_ONLY   1: no password needed, for a Flower on 127.0.0.1 that no proxy forwards to (make run)
   FLOWER_ADDRESS      interface to bind (default 127.0.0.1; nginx proxies /flower/ to it)
   FLOWER_PORT         default 5555
   FLOWER_URL_PREFIX   default "flower": Flower answers under /flower/, as behind the nginx site
@@ -22,7 +24,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+sys.path.insert(0, str(ROOT))
+
+from radgestmat.flower_auth import refusal  # noqa: E402
 
 
 def flower_command(environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
@@ -31,13 +35,9 @@ def flower_command(environ: dict[str, str]) -> tuple[list[str], dict[str, str]]:
     port = environ.get("FLOWER_PORT", "5555")
     prefix = environ.get("FLOWER_URL_PREFIX", "flower").strip("/")
     basic_auth = environ.get("FLOWER_BASIC_AUTH", "").strip()
-    if basic_auth and not all(":" in pair and pair.split(":", 1)[1] for pair in basic_auth.split(",")):
-        raise SystemExit("flower: FLOWER_BASIC_AUTH must be user:password (comma-separated for several users).")
-    if not basic_auth and address not in LOOPBACK:
-        raise SystemExit(
-            f"flower: refusing to listen on {address} without FLOWER_BASIC_AUTH (user:password); "
-            "set it, or bind FLOWER_ADDRESS=127.0.0.1 for development."
-        )
+    reason = refusal(environ)
+    if reason:
+        raise SystemExit(reason)
     argv = [sys.executable, "-m", "celery", "-A", "radgestmat", "flower", f"--address={address}", f"--port={port}"]
     if prefix:
         argv.append(f"--url_prefix={prefix}")

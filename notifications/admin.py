@@ -74,7 +74,7 @@ class MessageOverrideAdmin(admin.ModelAdmin):
         message = render(
             sample_log(obj.type_notification, obj.canal, obj.language, now=now), now=now, language=obj.language, override=obj
         )
-        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", "\n\n".join(filter(None, [message.subject, message.body])))
+        return format_html("<pre class='readonly'>{}</pre>", "\n\n".join(filter(None, [message.subject, message.body])))
 
 
 def needs_change_permission(action):

@@ -26,10 +26,10 @@ from django.core.mail import mail_admins
 from django.db.models import Count
 from django.utils.timezone import localtime
 
-from radgestmat import health
 from radgestmat.logging import mask_personal_data
 
 from .models import Canal, CodeErreur, NotificationLog, Statut
+from .scheduler_status import beat_last_tick, beat_stopped
 
 logger = logging.getLogger("radgestmat.ops")
 
@@ -90,9 +90,8 @@ def credential_incidents(now: datetime) -> list[Incident]:
 
 
 def beat_incident(now: datetime) -> Incident | None:
-    last = health.beat_last_tick(now)
-    limit = timedelta(minutes=settings.BEAT_STALE_AFTER_MINUTES)
-    if last is not None and now - last <= limit:
+    last = beat_last_tick(now)
+    if not beat_stopped(last, now):
         return None
     since = f"since {localtime(last):%Y-%m-%d %H:%M %Z}" if last else "ever (is the schedule registered? manage.py setup_schedule)"
     return Incident(

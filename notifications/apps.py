@@ -7,4 +7,4 @@ class NotificationsConfig(AppConfig):
     verbose_name = _("Notifications")
 
     def ready(self):
-        from . import checks, receivers  # noqa: F401  (registers the system checks, connects the loan signal receivers)
+        from . import receivers, system_checks  # noqa: F401  (registers the system checks, connects the loan signal receivers)

@@ -14,6 +14,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
+from .channels import spec_of
 from .models import NotificationLog, Statut
 
 # Rows over the cap wait for this local hour of the next day, not for midnight.
@@ -21,7 +22,7 @@ RESUME_AT = time(8, 0)
 
 
 def cap_for(canal: str) -> int:
-    return getattr(settings, f"NOTIFICATION_DAILY_CAP_{canal}", 0) or 0
+    return spec_of(canal).daily_cap
 
 
 @cache

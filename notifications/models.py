@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -9,6 +11,8 @@ from django.utils.translation import gettext_lazy as _
 
 from assets.models import Attribution, Client, PhoneNumberField
 from assets.validators import validate_single_line, validate_text
+
+from .channels import REGISTRY as CHANNEL_REGISTRY
 
 
 class TypeNotification(models.TextChoices):
@@ -31,10 +35,8 @@ REMINDER_TYPES = frozenset(
 )
 
 
-class Canal(models.TextChoices):
-    EMAIL = "EMAIL", _("Email")
-    WHATSAPP = "WHATSAPP", _("WhatsApp")
-    SMS = "SMS", _("SMS")
+# Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
+Canal = models.TextChoices("Canal", [(spec.canal, (spec.canal, spec.label)) for spec in CHANNEL_REGISTRY])
 
 
 class Audience(models.TextChoices):
@@ -75,6 +77,11 @@ class CodeErreur(models.TextChoices):
 # A send task may only claim a row in one of these states.
 CLAIMABLE_STATUTS = (Statut.EN_ATTENTE, Statut.ECHEC)
 FINAL_STATUTS = (Statut.ENVOYEE, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
+
+
+def late_cutoff(now: datetime) -> datetime:
+    """Rows due before this moment are late: the timing promise is broken (dashboard, /scheduler/, /healthz)."""
+    return now - timedelta(minutes=settings.NOTIFICATION_BACKLOG_MAX_MINUTES)
 
 
 class NotificationLogQuerySet(models.QuerySet):

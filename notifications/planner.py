@@ -26,9 +26,10 @@ from django.utils.translation import gettext as _
 
 from assets.models import Attribution, Duree
 
-from . import dispatcher, schedule, timeline
-from .dispatcher import Planned
+from . import lifecycle, outbox, recipients, schedule, timeline
+from .channels import spec_of
 from .models import REMINDER_TYPES, Audience, Canal, NotificationLog, TypeNotification
+from .outbox import Planned
 
 # How long before the due time the earliest reminder of a class can go out
 # (its ideal time, moved at most a day earlier by quiet hours).
@@ -69,8 +70,8 @@ def plan_loan_timeline(attribution: Attribution, *, now: datetime) -> int:
     and lending does no more database work after that (a worker may start at once).
     """
     with transaction.atomic():
-        sent = dispatcher.plan([Planned(attribution, TypeNotification.CREATION, now)], now=now)
-        sent += dispatcher.plan(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
+        sent = outbox.plan([Planned(attribution, TypeNotification.CREATION, now)], now=now)
+        sent += outbox.plan(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
     return sent
 
 
@@ -83,7 +84,7 @@ def replan_after_extension(attribution: Attribution, *, now: datetime, previous_
     ladder, so a loan that was late and is extended is alerted again if it is late again.
     """
     with transaction.atomic():
-        dispatcher.cancel(
+        lifecycle.cancel(
             NotificationLog.objects.filter(
                 attribution=attribution, type_notification__in=[*REMINDER_TYPES, TypeNotification.RETARD]
             ),
@@ -93,19 +94,19 @@ def replan_after_extension(attribution: Attribution, *, now: datetime, previous_
                 "new": timezone.localtime(attribution.date_retour_prevue).strftime("%Y-%m-%d %H:%M"),
             },
         )
-        sent = dispatcher.rearm(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
+        sent = outbox.rearm(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
         ladder = [(level, when) for level, when in timeline.overdue_times(attribution.date_retour_prevue) if when >= now]
-        sent += dispatcher.rearm(overdue_alerts_of(attribution, ladder), now=now, insert=False)
+        sent += outbox.rearm(overdue_alerts_of(attribution, ladder), now=now, insert=False)
     return sent
 
 
 def loans_for_planning():
-    return Attribution.objects.open().select_related(*dispatcher.PLANNING_RELATED)
+    return Attribution.objects.open().select_related(*outbox.PLANNING_RELATED)
 
 
 def quiet_slack(canal: str) -> timedelta:
     """How far quiet hours can move a notification on ``canal`` from its ideal time, either way."""
-    hours = timeline.parse_quiet_hours(settings.QUIET_HOURS.get(canal, ""))
+    hours = timeline.parse_quiet_hours(spec_of(canal).quiet_hours)
     if hours is None:
         return timedelta(0)
     begin, end = (timedelta(hours=t.hour, minutes=t.minute) for t in hours)
@@ -141,11 +142,11 @@ def lacking(loans, arms: list[Q]):
 def reminder_arms(duree: str, *, now: datetime, horizon: datetime) -> list[Q]:
     """Per reminder (and due day) and channel: loans whose row may fall due in [now, horizon] and have none.
 
-    Loans met here are only candidates: the exact rules then run in Python (`dispatcher.plan`).
+    Loans met here are only candidates: the exact rules then run in Python (`outbox.plan`).
     """
     arms = []
     for type_ in timeline.REMINDERS_OF_CLASS[duree]:
-        for canal, gets_it in dispatcher.client_channel_conditions(type_).items():
+        for canal, gets_it in recipients.client_channel_conditions(type_).items():
             when = two_hours_before(canal, now=now, horizon=horizon) if type_ == TypeNotification.RAPPEL_2H else None
             if when is None:
                 when = fixed_ideal_days(type_, canal, now=now, horizon=horizon)
@@ -203,7 +204,7 @@ def channel_time_condition(type_: str, canal: str, ideal: datetime, *, now: date
     """
     period = timeline.quiet_period(ideal, canal)
     if period is None:
-        return ~dispatcher.NEVER if now <= ideal <= horizon else None
+        return ~recipients.NEVER if now <= ideal <= horizon else None
     begin, end = period
     options = []
     if now <= end <= horizon:
@@ -226,7 +227,7 @@ def check_reminders(duree: str, *, now: datetime) -> int:
     )
     loans = lacking(loans, reminder_arms(duree, now=now, horizon=horizon))
     items = [item for loan in loans for item in reminders_of(loan)]
-    return dispatcher.plan(items, now=now, not_before=now, until=horizon)
+    return outbox.plan(items, now=now, not_before=now, until=horizon)
 
 
 def check_court_terme_reminders(*, now: datetime) -> int:
@@ -268,10 +269,10 @@ def overdue_arms(*, now: datetime, horizon: datetime) -> list[Q]:
     for level in range(1, top + 1):
         channels = [
             (Audience.CLIENT, canal, gets_it)
-            for canal, gets_it in dispatcher.client_channel_conditions(TypeNotification.RETARD).items()
+            for canal, gets_it in recipients.client_channel_conditions(TypeNotification.RETARD).items()
         ]
         if level >= 2:
-            channels += [(audience, Canal.EMAIL, dispatcher.audience_condition(audience)) for audience in STAFF_AUDIENCES]
+            channels += [(audience, Canal.EMAIL, recipients.audience_condition(audience)) for audience in STAFF_AUDIENCES]
         for audience, canal, gets_it in channels:
             # An alert whose time falls in the quiet period around the horizon goes out at its end, after the horizon.
             quiet = timeline.quiet_period(horizon, canal)
@@ -306,4 +307,4 @@ def check_overdue_materials(*, now: datetime) -> int:
     for loan in loans:
         levels = current_levels(timeline.overdue_times(loan.date_retour_prevue), now=now, until=horizon)
         items.extend(overdue_alerts_of(loan, levels))
-    return dispatcher.plan(items, now=now, until=horizon)
+    return outbox.plan(items, now=now, until=horizon)

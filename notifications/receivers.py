@@ -7,7 +7,7 @@ from django.utils.translation import gettext as _
 
 from assets.signals import attribution_created, attribution_extended, attribution_returned
 
-from . import dispatcher, planner
+from . import lifecycle, outbox, planner
 from .models import NotificationLog, TypeNotification
 
 
@@ -23,9 +23,9 @@ def replan_after_extension(sender, attribution, now, previous_due, **kwargs):
 
 @receiver(attribution_returned, dispatch_uid="notify_restitution")
 def notify_restitution(sender, attribution, now, **kwargs):
-    dispatcher.cancel_pending_reminders(attribution, reason=_("Loan returned before this reminder was sent."))
-    dispatcher.cancel(
+    lifecycle.cancel_pending_reminders(attribution, reason=_("Loan returned before this reminder was sent."))
+    lifecycle.cancel(
         NotificationLog.objects.filter(attribution=attribution, type_notification=TypeNotification.RETARD),
         reason=_("Loan returned before this overdue alert was sent."),
     )
-    dispatcher.plan([dispatcher.Planned(attribution, TypeNotification.RESTITUTION, now)], now=now)
+    outbox.plan([outbox.Planned(attribution, TypeNotification.RESTITUTION, now)], now=now)

@@ -27,9 +27,9 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils.translation import gettext as _
 
-from . import dispatcher
-from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
-from .timeline import PRE_DUE_TYPES, REMINDERS_OF_CLASS
+from . import lifecycle, outbox
+from .models import REMINDER_TYPES, Canal, CodeErreur, NotificationLog, Statut, TypeNotification
+from .timeline import REMINDERS_OF_CLASS
 
 # A failed row whose retry time is this far past has lost its retry message.
 LOST_RETRY_AFTER = timedelta(minutes=5)
@@ -110,7 +110,7 @@ def due_rows(now: datetime):
 
 def must_not_go_out(row: dict, now: datetime) -> bool:
     type_ = row["type_notification"]
-    if type_ in PRE_DUE_TYPES:
+    if type_ in REMINDER_TYPES:
         if row["attribution__date_retour_effective"] is not None or row["attribution__date_retour_prevue"] <= now:
             return True
         return type_ not in REMINDERS_OF_CLASS.get(row["attribution__duree"], ())
@@ -145,7 +145,7 @@ def relay_batch(now: datetime, report: RelayReport) -> int:
             else:
                 send.append(row["id"])
         if cancel:
-            report.cancelled += dispatcher.cancel(
+            report.cancelled += lifecycle.cancel(
                 NotificationLog.objects.filter(id__in=cancel),
                 reason=_("No longer relevant when its time came (loan returned, due time passed or class changed)."),
             )
@@ -153,7 +153,7 @@ def relay_batch(now: datetime, report: RelayReport) -> int:
             report.failed_permanently += NotificationLog.objects.filter(
                 id__in=give_up, statut__in=[Statut.EN_ATTENTE, Statut.ECHEC]
             ).update(statut=Statut.ECHEC_PERMANENT, date_tentative_prochaine=None)
-        report.enqueued += dispatcher.mark_enqueued(send, now=now)
+        report.enqueued += outbox.mark_enqueued(send, now=now)
     return len(rows)
 
 

@@ -5,6 +5,14 @@ creates the missing entries and leaves existing ones alone, so an interval or an
 "enabled" box changed in the admin survives every deploy. The checks read their own
 entry back (`next_run_of`) to know how far ahead to plan, so an admin edit to a
 cadence never opens a gap in the timing promise.
+
+Sub-hourly jobs are crontabs in UTC: Celery's crontab in a zone with daylight saving
+time is not due for an hour on the autumn night (celery#6438, celery#10107), which
+stopped the relay, the overdue and the alert checks. UTC has no such night, and Paris
+is a whole number of hours from UTC, so ``*/15`` still fires at :00, :15, :30, :45 local.
+Jobs at a local hour (08:00, 02:00, 00:00/12:00) stay crontabs in ``TIME_ZONE``: a UTC
+crontab cannot hold a local hour across DST. `register_schedule()` moves an existing
+install's sub-hourly entries from a local crontab to the same fields in UTC (docs/timing.md).
 """
 
 from __future__ import annotations
@@ -12,6 +20,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab as celery_crontab
 from django.conf import settings
@@ -22,7 +31,10 @@ from .timeline import local_tz
 
 @dataclass(frozen=True)
 class Job:
-    """One periodic task: its beat entry name (also the task's short name) and local-time crontab."""
+    """One periodic task: its beat entry name (also the task's short name) and its crontab.
+
+    ``at_local_hour`` says the crontab is read on the local wall clock (``TIME_ZONE``); otherwise in UTC.
+    """
 
     name: str
     minute: str = "*"
@@ -32,6 +44,11 @@ class Job:
     month_of_year: str = "*"
     expires: int = 50
     description: str = ""
+    at_local_hour: bool = False
+
+    @property
+    def timezone(self) -> str:
+        return settings.TIME_ZONE if self.at_local_hour else UTC
 
     @property
     def task(self) -> str:
@@ -48,8 +65,11 @@ class Job:
         }
 
 
+UTC = "UTC"
+
+
 def beat_schedule() -> list[Job]:
-    """The default schedule, in the local time zone. Each entry expires before its next run."""
+    """The default schedule. Each entry expires before its next run."""
     return [
         Job(
             "dispatch_due_notifications",
@@ -68,6 +88,7 @@ def beat_schedule() -> list[Job]:
             hour="*/12",
             expires=11 * 3600,
             description="Plan the reminders of medium loans (4 h – 24 h).",
+            at_local_hour=True,
         ),
         Job(
             "check_long_terme_reminders",
@@ -75,6 +96,7 @@ def beat_schedule() -> list[Job]:
             hour="8",
             expires=23 * 3600,
             description="Plan the J-2, J-1 and due-day reminders of long loans (> 24 h).",
+            at_local_hour=True,
         ),
         Job(
             "check_overdue_materials",
@@ -88,6 +110,7 @@ def beat_schedule() -> list[Job]:
             hour="2",
             expires=23 * 3600,
             description="Delete notification logs past the retention and expired task results.",
+            at_local_hour=True,
         ),
         Job(
             "check_notification_alerts",
@@ -134,7 +157,7 @@ def default_crontab(name: str) -> celery_crontab:
 
 
 def default_next_run(name: str, now: datetime) -> datetime:
-    return next_cron_time(default_crontab(name), now)
+    return next_cron_time(default_crontab(name), now, tz=ZoneInfo(job_named(name).timezone))
 
 
 def entry_next_run(entry, now: datetime) -> datetime | None:
@@ -164,20 +187,50 @@ def planning_horizon(name: str, now: datetime) -> datetime:
     return next_run_of(name, now) + timedelta(minutes=settings.PLANNING_MARGIN_MINUTES)
 
 
-def register_schedule() -> tuple[list[str], list[str]]:
-    """Create the missing beat entries; keep existing ones as the admin left them.
+def moves_to_utc(job: Job, entry) -> bool:
+    """Whether ``entry`` is a sub-hourly job still on a crontab in a zone with DST, and its cadence reads the same in UTC.
 
-    Returns (created names, kept names). Running it twice changes nothing.
+    Only minute fields move (``*/20``: every 20 minutes in any zone whose offset is whole hours); an entry an
+    admin restricted to some local hours or days keeps its local crontab, since UTC cannot hold a local hour.
+    """
+    cron = entry.crontab
+    if job.at_local_hour or cron is None or str(cron.timezone) == UTC:
+        return False
+    return (cron.hour, cron.day_of_week, cron.day_of_month, cron.month_of_year) == ("*", "*", "*", "*")
+
+
+def register_schedule() -> tuple[list[str], list[str], list[str]]:
+    """Create the missing beat entries; move sub-hourly ones off a local crontab; keep the rest as the admin left them.
+
+    Returns (created, moved to UTC, kept) names. A moved entry keeps its minute field (an admin's ``*/20``),
+    its "enabled" box, expiry and everything else; only its crontab's zone changes. Running it twice changes nothing.
     """
     from django_celery_beat.models import CrontabSchedule, PeriodicTask, PeriodicTasks
 
-    created, kept = [], []
+    created, moved, kept = [], [], []
     with transaction.atomic():
+        entries = PeriodicTask.objects.select_related("crontab").in_bulk(
+            [job.name for job in beat_schedule()], field_name="name"
+        )
         for job in beat_schedule():
-            if PeriodicTask.objects.filter(name=job.name).exists():
+            entry = entries.get(job.name)
+            if entry is not None and moves_to_utc(job, entry):
+                local = entry.crontab
+                entry.crontab, _ = CrontabSchedule.objects.get_or_create(
+                    minute=local.minute,
+                    hour=local.hour,
+                    day_of_week=local.day_of_week,
+                    day_of_month=local.day_of_month,
+                    month_of_year=local.month_of_year,
+                    timezone=UTC,
+                )
+                entry.save(update_fields=["crontab"])
+                moved.append(job.name)
+                continue
+            if entry is not None:
                 kept.append(job.name)
                 continue
-            cron, _ = CrontabSchedule.objects.get_or_create(**job.crontab_fields, timezone=settings.TIME_ZONE)
+            cron, _ = CrontabSchedule.objects.get_or_create(**job.crontab_fields, timezone=job.timezone)
             PeriodicTask.objects.create(
                 name=job.name,
                 task=job.task,
@@ -187,6 +240,6 @@ def register_schedule() -> tuple[list[str], list[str]]:
                 enabled=True,
             )
             created.append(job.name)
-        if created:
+        if created or moved:
             PeriodicTasks.update_changed()
-    return created, kept
+    return created, moved, kept

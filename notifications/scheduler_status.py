@@ -1,4 +1,6 @@
-"""`get_scheduler_status()`: is the clockwork running? For `manage.py scheduler_status`, the web UI and /healthz."""
+"""`get_scheduler_status()`: is the clockwork running? For `manage.py scheduler_status`, the web UI and /healthz.
+
+`scheduler_status()` is the same, cached a little while for the staff pages."""
 
 from __future__ import annotations
 
@@ -7,16 +9,21 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from . import schedule
-from .models import NotificationLog, Statut
+from .models import NotificationLog, Statut, late_cutoff
 
 NOTIFICATION_QUEUES = ("default", "notifications")
-PROMISE = timedelta(minutes=2)
+SCHEDULER_STATUS_CACHE_KEY = "staff-ui:scheduler-status"
+SCHEDULER_STATUS_CACHE_SECONDS = 30
+SCHEDULER_PING_TIMEOUT = 0.5
+RELAY = "dispatch_due_notifications"
 
 
 def describe_entry(entry) -> str:
@@ -70,6 +77,18 @@ def jobs_status(now: datetime) -> list[dict[str, Any]]:
             }
         )
     return jobs
+
+
+def beat_last_tick(now: datetime) -> datetime | None:
+    """When beat last started the relay (every minute); None if it never did or the relay is disabled."""
+    relay = next(job for job in jobs_status(now) if job["name"] == RELAY)
+    return relay["last_run"] if relay["enabled"] else None
+
+
+def beat_stopped(last_tick: datetime | None, now: datetime) -> bool:
+    """Whether beat has not started the relay for BEAT_STALE_AFTER_MINUTES (or never did)."""
+    # Beat writes last_run_at back to the database every few minutes, not at each run.
+    return last_tick is None or now - last_tick > timedelta(minutes=settings.BEAT_STALE_AFTER_MINUTES)
 
 
 def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
@@ -136,7 +155,7 @@ def rows_status(now: datetime) -> dict[str, int]:
     counts = NotificationLog.objects.filter(statut__in=COUNTED_STATUTS).aggregate(
         waiting=Count("id", filter=Q(statut=Statut.EN_ATTENTE)),
         due=Count("id", filter=due_by(now)),
-        late=Count("id", filter=due_by(now - PROMISE)),
+        late=Count("id", filter=due_by(late_cutoff(now))),
         sending=Count("id", filter=Q(statut=Statut.EN_COURS)),
         failed=Count("id", filter=Q(statut=Statut.ECHEC)),
         failed_permanently=Count("id", filter=Q(statut=Statut.ECHEC_PERMANENT)),
@@ -166,7 +185,7 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
                     "instances": ["host:pid", ...], "error": str},
           "notifications": {"waiting": int,   # EN_ATTENTE, any time
                             "due": int,       # waiting, or failed with its retry time, come
-                            "late": int,      # of those, due more than 2 minutes ago (the promise broken)
+                            "late": int,      # of those, due before `models.late_cutoff` (the promise broken)
                             "sending": int, "failed": int, "failed_permanently": int},
           "time_zone": "Europe/Paris",
         }
@@ -182,10 +201,8 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
     for job in jobs:
         if not job["registered"]:
             problems.append(_("%(name)s is not registered (run manage.py setup_schedule)") % {"name": job["name"]})
-    relay = next(job for job in jobs if job["name"] == "dispatch_due_notifications")
-    # Beat writes last_run_at back to the database every few minutes, not at each run.
-    stale = timedelta(minutes=settings.BEAT_STALE_AFTER_MINUTES)
-    if relay["enabled"] and (relay["last_run"] is None or relay["last_run"] < now - stale):
+    relay = next(job for job in jobs if job["name"] == RELAY)
+    if relay["enabled"] and beat_stopped(relay["last_run"], now):
         problems.append(
             _("beat has not started the relay in the last %(minutes)d minutes (is exactly one beat running?)")
             % {"minutes": settings.BEAT_STALE_AFTER_MINUTES}
@@ -201,11 +218,11 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
     if rows["late"]:
         problems.append(
             ngettext(
-                "%(count)d notification due more than 2 minutes ago is still waiting",
-                "%(count)d notifications due more than 2 minutes ago are still waiting",
+                "%(count)d notification due more than %(minutes)d minutes ago is still waiting",
+                "%(count)d notifications due more than %(minutes)d minutes ago are still waiting",
                 rows["late"],
             )
-            % {"count": rows["late"]}
+            % {"count": rows["late"], "minutes": settings.NOTIFICATION_BACKLOG_MAX_MINUTES}
         )
     return {
         "now": now,
@@ -218,3 +235,31 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
         "notifications": rows,
         "time_zone": settings.TIME_ZONE,
     }
+
+
+def scheduler_status_cache_key(language: str | None = None) -> str:
+    """Per language: the problem lines are written in the language of the page that computed them."""
+    return f"{SCHEDULER_STATUS_CACHE_KEY}:{language or get_language()}"
+
+
+def forget_scheduler_status() -> None:
+    cache.delete_many([scheduler_status_cache_key(code) for code, _name in settings.LANGUAGES])
+
+
+def scheduler_status(*, fresh: bool = False) -> dict:
+    """The scheduler/worker health summary. The dashboard reuses it for a little while:
+    pinging the workers waits for their answers, and the front desk should not.
+    The cache lives in Redis; when Redis is down the status is computed (and says so)."""
+    status = None
+    if not fresh:
+        try:
+            status = cache.get(scheduler_status_cache_key())
+        except Exception:  # the cache is Redis: down means "compute it", not a 500
+            status = None
+    if status is None:
+        status = get_scheduler_status(ping_timeout=SCHEDULER_PING_TIMEOUT)
+        try:
+            cache.set(scheduler_status_cache_key(), status, SCHEDULER_STATUS_CACHE_SECONDS)
+        except Exception:
+            pass
+    return status

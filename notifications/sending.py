@@ -29,10 +29,11 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F
 
-from . import caps, dispatcher
-from .channels import ChannelError, PermanentError, TransientError, get_channel
+from radgestmat.masking import mask_address, mask_email
+
+from . import caps, lifecycle, outbox, recipients
+from .channels import ChannelError, PermanentError, TransientError, get_channel, spec_of
 from .exceptions import RetryLater
-from .masking import mask_address, mask_email
 from .messages import Message, render, with_override_flag
 from .models import (
     CLAIMABLE_STATUTS,
@@ -47,9 +48,8 @@ from .models import (
 
 logger = logging.getLogger("radgestmat.notifications")
 
-CHANNEL_FLAGS = {Canal.EMAIL: "email_enabled", Canal.WHATSAPP: "whatsapp_enabled", Canal.SMS: "sms_enabled"}
 DRY_RUN = "dry-run"
-SEND_RELATED = [f"attribution__{path}" for path in dispatcher.PLANNING_RELATED]
+SEND_RELATED = [f"attribution__{path}" for path in outbox.PLANNING_RELATED]
 
 
 def retry_delay(attempt: int) -> float:
@@ -84,14 +84,14 @@ def irrelevance(log: NotificationLog, *, now: datetime) -> str:
         return "Loan returned before this notification was sent."
     if log.audience != Audience.CLIENT:
         return ""
-    prefs = dispatcher.preferences_of(attribution.client)
+    prefs = recipients.preferences_of(attribution.client)
     if kind in REMINDER_TYPES:
-        if not dispatcher.wants(prefs, kind):
+        if not recipients.wants(prefs, kind):
             return "The borrower switched this reminder off."
         if now >= attribution.date_retour_prevue:
             return "The loan was already due when this reminder could be sent."
     if kind != TypeNotification.RETARD and log.fallback_of_id is None:
-        if not getattr(prefs, CHANNEL_FLAGS[log.canal]):
+        if not getattr(prefs, spec_of(log.canal).preference_flag):
             return f"The borrower switched {log.canal} off."
     return ""
 
@@ -144,7 +144,7 @@ def _emit(log: NotificationLog, outcome: str, started: float, provider_id: str =
 
 def _fail_permanently(log: NotificationLog, reason: str, code: str, *, now: datetime, fallback: bool) -> None:
     with transaction.atomic():
-        replacement = dispatcher.fall_back(log, now=now) if fallback else None
+        replacement = lifecycle.fall_back(log, now=now) if fallback else None
         if replacement is not None:
             reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
         _finish(

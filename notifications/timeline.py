@@ -30,20 +30,13 @@ from django.core.exceptions import ImproperlyConfigured
 
 from assets.models import Duree
 
-from .models import TypeNotification
+from .channels import spec_of
+from .models import REMINDER_TYPES, TypeNotification
 
 MORNING = time(8, 0)
 TWO_HOURS = timedelta(hours=2)
 BEFORE_QUIET = timedelta(minutes=5)
 IMMEDIATE_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
-PRE_DUE_TYPES = frozenset(
-    {
-        TypeNotification.RAPPEL_2H,
-        TypeNotification.RAPPEL_J_MOINS_2,
-        TypeNotification.RAPPEL_J_MOINS_1,
-        TypeNotification.RAPPEL_FINAL,
-    }
-)
 # Which reminders belong to which duration class.
 REMINDERS_OF_CLASS = {
     Duree.COURT: (TypeNotification.RAPPEL_2H,),
@@ -107,7 +100,7 @@ def parse_quiet_hours(spec: str) -> tuple[time, time] | None:
 
 def quiet_period(moment: datetime, canal: str) -> tuple[datetime, datetime] | None:
     """The quiet period of ``canal`` that contains ``moment`` as (start, end) in UTC, or None."""
-    hours = parse_quiet_hours(settings.QUIET_HOURS.get(canal, ""))
+    hours = parse_quiet_hours(spec_of(canal).quiet_hours)
     if hours is None:
         return None
     begin, end = hours
@@ -134,7 +127,7 @@ def channel_time(
     if period is None:
         return ideal
     begin, end = period
-    if type_notification not in PRE_DUE_TYPES or end < utc(date_retour_prevue):
+    if type_notification not in REMINDER_TYPES or end < utc(date_retour_prevue):
         return end
     earlier = begin - BEFORE_QUIET
     return earlier if earlier >= utc(date_debut) else None

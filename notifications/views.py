@@ -1,6 +1,6 @@
 """Staff pages for notifications: the log, one row's story, retry/cancel, CSV export, delivery rates, the scheduler.
 
-Retry and cancel go through `notifications.dispatcher`, so a retried row is sent by the
+Retry and cancel go through `notifications.lifecycle`, so a retried row is sent by the
 same claim-then-send path as every other.
 """
 
@@ -11,7 +11,6 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.conf import settings
 from django.contrib import messages
-from django.core.cache import cache
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, StreamingHttpResponse
@@ -19,7 +18,6 @@ from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
-from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.utils.translation import ngettext
@@ -29,17 +27,14 @@ from radgestmat.csv_export import csv_response
 from radgestmat.input import MAX_DB_INT, DayField, parse_id
 from radgestmat.staff import paginate, staff_required
 
-from . import dispatcher
+from . import lifecycle
 from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
-from .scheduler_status import get_scheduler_status
+from .scheduler_status import scheduler_status
 
 RETRYABLE = (Statut.ECHEC, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
 # The spec's delivery targets, in percent of the notifications that reached a final state.
 DELIVERY_TARGETS = {Canal.EMAIL: 95, Canal.WHATSAPP: 90}
 CANCEL_PERMISSION = "notifications.change_notificationlog"
-SCHEDULER_STATUS_CACHE_KEY = "staff-ui:scheduler-status"
-SCHEDULER_STATUS_CACHE_SECONDS = 30
-SCHEDULER_PING_TIMEOUT = 0.5
 
 
 def local_day_start(day) -> datetime:
@@ -144,7 +139,7 @@ def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
 @require_POST
 def retry(request: HttpRequest, pk: int) -> HttpResponse:
     row = get_object_or_404(NotificationLog, pk=pk)
-    if dispatcher.requeue([row.pk], now=timezone.now()):
+    if lifecycle.requeue([row.pk], now=timezone.now()):
         messages.success(request, _("The notification is queued to be sent again."))
     else:
         messages.warning(
@@ -163,7 +158,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
     if not ids:
         messages.warning(request, _("Select at least one notification first."))
     elif action == "retry":
-        n = dispatcher.requeue(ids, now=timezone.now())
+        n = lifecycle.requeue(ids, now=timezone.now())
         skipped = len(ids) - n
         messages.success(
             request, ngettext("%(n)d notification queued again.", "%(n)d notifications queued again.", n) % {"n": n}
@@ -181,7 +176,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
     elif action == "cancel":
         if not request.user.has_perm(CANCEL_PERMISSION):
             raise PermissionDenied
-        n = dispatcher.cancel(
+        n = lifecycle.cancel(
             NotificationLog.objects.filter(id__in=ids),
             reason=_("Cancelled by %(user)s.") % {"user": request.user.get_username()},
         )
@@ -282,34 +277,6 @@ def delivery(request: HttpRequest) -> HttpResponse:
     return render(request, "notifications/delivery.html", {"form": form, "report": report})
 
 
-def scheduler_status_cache_key(language: str | None = None) -> str:
-    """Per language: the problem lines are written in the language of the page that computed them."""
-    return f"{SCHEDULER_STATUS_CACHE_KEY}:{language or get_language()}"
-
-
-def forget_scheduler_status() -> None:
-    cache.delete_many([scheduler_status_cache_key(code) for code, _name in settings.LANGUAGES])
-
-
-def scheduler_status(*, fresh: bool = False) -> dict:
-    """The scheduler/worker health summary. The dashboard reuses it for a little while:
-    pinging the workers waits for their answers, and the front desk should not.
-    The cache lives in Redis; when Redis is down the status is computed (and says so)."""
-    status = None
-    if not fresh:
-        try:
-            status = cache.get(scheduler_status_cache_key())
-        except Exception:  # the cache is Redis: down means "compute it", not a 500
-            status = None
-    if status is None:
-        status = get_scheduler_status(ping_timeout=SCHEDULER_PING_TIMEOUT)
-        try:
-            cache.set(scheduler_status_cache_key(), status, SCHEDULER_STATUS_CACHE_SECONDS)
-        except Exception:
-            pass
-    return status
-
-
 @staff_required
 def scheduler(request: HttpRequest) -> HttpResponse:
     from django_celery_beat.models import PeriodicTask
@@ -320,4 +287,8 @@ def scheduler(request: HttpRequest) -> HttpResponse:
     )
     for job in status["jobs"]:
         job["entry_id"] = entry_ids.get(job["name"])
-    return render(request, "notifications/scheduler.html", {"status": status, "flower_url": settings.FLOWER_URL})
+    return render(
+        request,
+        "notifications/scheduler.html",
+        {"status": status, "flower_url": settings.FLOWER_URL, "late_after": settings.NOTIFICATION_BACKLOG_MAX_MINUTES},
+    )

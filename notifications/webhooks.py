@@ -21,13 +21,12 @@ import logging
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
-from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
-from . import dispatcher
+from . import lifecycle
 from .channels.twilio_api import cause_of_twilio_error
 from .models import NotificationLog, Statut
 
@@ -38,11 +37,6 @@ PROGRESS = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
 DELIVERY_FAILURES = frozenset({"failed", "undelivered"})
 # Once Twilio saw the message reach the handset, no later report can take that back.
 DELIVERED = frozenset({"delivered", "read"})
-
-
-def status_callback_url() -> str:
-    """The ``status_callback`` to give Twilio with each message."""
-    return settings.PUBLIC_BASE_URL + reverse("twilio_status_callback")
 
 
 def is_signed_by_twilio(request: HttpRequest) -> bool:
@@ -75,7 +69,7 @@ def record_delivery_status(message_sid: str, status: str, error_code: str, *, no
         fields = ["delivery_status", "updated_at"]
         if status in DELIVERY_FAILURES:
             reason = f"Twilio reported the message {status}: error {error_code or 'unknown'}."
-            replacement = dispatcher.fall_back(log, now=now)
+            replacement = lifecycle.fall_back(log, now=now)
             if replacement is not None:
                 reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
             log.statut = Statut.ECHEC_PERMANENT

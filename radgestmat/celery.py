@@ -6,6 +6,9 @@ import os
 
 from celery import Celery
 from celery.signals import task_postrun, task_prerun
+from celery.utils.serialization import jsonify, strtobool
+from celery.worker.control import _wanted_config_key, inspect_command, ok
+from kombu.utils.encoding import safe_repr
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "radgestmat.settings")
 
@@ -24,6 +27,29 @@ def close_old_database_connections(task=None, **kwargs) -> None:
     from django.db import close_old_connections
 
     close_old_connections()
+
+
+# The worker answers `inspect conf` (Flower's worker "Config" tab) with every Django setting, since
+# the app reads them all; Celery's own censoring misses REDIS_URL, CACHES and the like. These two
+# replace Celery's commands of the same names with answers where every credential is masked by
+# the same filter as the server-error reports.
+@inspect_command(alias="dump_conf", signature="[include_defaults=False]", args=[("with_defaults", strtobool)])
+def conf(state, with_defaults=False, **kwargs):
+    """List configuration, credentials masked."""
+    from radgestmat.error_emails import SafeExceptionReporterFilter
+
+    cleanse = SafeExceptionReporterFilter().cleanse_setting
+    table = state.app.conf.table(with_defaults=with_defaults)
+    masked = {key: cleanse(key, value) for key, value in table.items() if _wanted_config_key(key)}
+    return jsonify(masked, keyfilter=_wanted_config_key, unknown_type_filter=safe_repr)
+
+
+@inspect_command()
+def report(state):
+    """Information about Celery installation for bug reports, URL passwords masked."""
+    from radgestmat.logging import mask_url_credentials
+
+    return ok(mask_url_credentials(state.app.bugreport()))
 
 
 def broker_connection():

@@ -24,10 +24,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from notifications.models import NotificationLog, Statut
-
-RELAY = "dispatch_due_notifications"
-
+from notifications.models import NotificationLog, Statut, late_cutoff
+from notifications.scheduler_status import beat_last_tick, beat_stopped, broker_status
 
 def check_database() -> dict[str, Any]:
     with connection.cursor() as cursor:
@@ -37,7 +35,6 @@ def check_database() -> dict[str, Any]:
 
 def check_broker(now: datetime) -> dict[str, dict[str, Any]]:
     """Redis, the workers answering a ping within HEALTH_WORKER_TIMEOUT, and beat, from one broker connection."""
-    from notifications.scheduler_status import broker_status
 
     workers, queues, beats = broker_status(settings.HEALTH_WORKER_TIMEOUT)
     redis = {"ok": True} if queues["ok"] else {"ok": False, "error": "unreachable"}
@@ -47,26 +44,18 @@ def check_broker(now: datetime) -> dict[str, dict[str, Any]]:
         "redis": redis,
         "workers": {"ok": workers["ok"], "count": len(workers["workers"])},
         "beat": {
-            "ok": age is not None and age <= settings.BEAT_STALE_AFTER_MINUTES * 60,
+            "ok": not beat_stopped(last, now),
             "last_tick_age_s": round(age) if age is not None else None,
             "instances": len(beats["instances"]),
         },
     }
 
 
-def beat_last_tick(now: datetime) -> datetime | None:
-    """When beat last started the relay (every minute); None if it never did or the relay is disabled."""
-    from notifications.scheduler_status import jobs_status
-
-    relay = next(job for job in jobs_status(now) if job["name"] == RELAY)
-    return relay["last_run"] if relay["enabled"] else None
-
-
 def check_backlog(now: datetime) -> dict[str, Any]:
     waiting = NotificationLog.objects.filter(statut=Statut.EN_ATTENTE, date_scheduled__lte=now)
     oldest = waiting.aggregate(oldest=Min("date_scheduled"))["oldest"]
     age = (now - oldest).total_seconds() if oldest else 0
-    return {"ok": age <= settings.NOTIFICATION_BACKLOG_MAX_MINUTES * 60, "oldest_waiting_age_s": round(age)}
+    return {"ok": oldest is None or oldest >= late_cutoff(now), "oldest_waiting_age_s": round(age)}
 
 
 def failures_last_hour(now: datetime) -> int:

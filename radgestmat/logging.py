@@ -1,6 +1,6 @@
 """Log output that is safe to ship and easy to search.
 
-- `notifications.masking` hides most of a borrower's contact details; call it when
+- `radgestmat.masking` hides most of a borrower's contact details; call it when
   you put a recipient in a log line on purpose.
 - `MaskPersonalData` is a logging filter on every handler: whatever slipped into a
   message or an ``extra`` field, phone numbers and email addresses leave masked.
@@ -19,7 +19,7 @@ import socket
 from datetime import datetime, timezone
 from typing import Any
 
-from notifications.masking import mask_email, mask_phone
+from radgestmat.masking import mask_email, mask_phone
 
 # Broken addresses too ("a@@b.org", "a@localhost"): bad input is personal data all the same.
 EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@+[\w-]+(?:\.[\w-]+)*")
@@ -27,6 +27,12 @@ EMAIL_RE = re.compile(r"(?<![\w.+-])[\w.+-]+@+[\w-]+(?:\.[\w-]+)*")
 NODE_HOSTS = {socket.gethostname(), socket.gethostname().partition(".")[0]}
 # International numbers (E.164, maybe with separators) and French national ones; not dates or ids.
 PHONE_RE = re.compile(r"(?<![\w+])(?:\+\d[\d .-]{7,16}\d|0[1-9](?:[ .-]?\d{2}){4})(?![\w])")
+
+# scheme://user:password@host — the password (or a lone token) of a URL, whatever its scheme (redis, postgres, amqp…).
+URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^:/?#@\s]*):(?P<password>[^/?#@\s]+)@", re.I)
+# An address or number in a percent-encoded query string is personal data too.
+PERCENT_ENCODED = {"%40": "@", "%2B": "+", "%2b": "+"}
+PERCENT_ENCODED_RE = re.compile("|".join(PERCENT_ENCODED))
 
 # Attributes every LogRecord has; anything else on a record came from ``extra=``.
 _RECORD_ATTRS = frozenset(vars(logging.LogRecord("x", logging.INFO, "x", 0, "x", None, None))) | {
@@ -46,8 +52,15 @@ def one_line(text: str) -> str:
     return text.replace("\r", "\\r").replace("\n", "\\n")
 
 
+def mask_url_credentials(text: str) -> str:
+    """``redis://:s3cret@host`` → ``redis://:********@host``: the password of every URL in ``text`` hidden."""
+    return URL_CREDENTIALS_RE.sub(lambda m: f"{m['scheme']}{m['user']}:********@", text)
+
+
 def mask_personal_data(text: str) -> str:
-    """Every email address and phone number in ``text``, masked."""
+    """Every URL password, email address and phone number in ``text``, masked."""
+    text = mask_url_credentials(text)
+    text = PERCENT_ENCODED_RE.sub(lambda m: PERCENT_ENCODED[m.group(0)], text)
     text = EMAIL_RE.sub(mask_email_match, text)
     return PHONE_RE.sub(lambda m: mask_phone(m.group(0)), text)
 
@@ -100,7 +113,10 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"mask_personal_data": {"()": "radgestmat.logging.MaskPersonalData"}},
+        "filters": {
+            "mask_personal_data": {"()": "radgestmat.logging.MaskPersonalData"},
+            "require_debug_false": {"()": "django.utils.log.RequireDebugFalse"},
+        },
         "formatters": {
             "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
             "json": {"()": "radgestmat.logging.JsonFormatter"},
@@ -110,9 +126,21 @@ def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
                 "class": "logging.StreamHandler",
                 "formatter": formatter,
                 "filters": ["mask_personal_data"],
-            }
+            },
+            # Server errors to ADMINS: masked, no credentials, rate-limited (radgestmat.error_emails).
+            "mail_admins": {
+                "class": "radgestmat.error_emails.ThrottledAdminEmailHandler",
+                "level": "ERROR",
+                "filters": ["require_debug_false", "mask_personal_data"],
+            },
         },
         "root": {"handlers": ["console"], "level": level},
-        # The Twilio client logs every request and response header at INFO (about ten lines a message).
-        "loggers": {"twilio.http_client": {"level": "WARNING"}},
+        "loggers": {
+            # Replaces Django's default handlers of these loggers (an unmasked console when DEBUG,
+            # an unmasked, unthrottled mail_admins): their lines reach the root's masked console.
+            "django": {"handlers": ["mail_admins"], "level": level, "propagate": True},
+            "django.server": {"handlers": [], "level": level, "propagate": True},
+            # The Twilio client logs every request and response header at INFO (about ten lines a message).
+            "twilio.http_client": {"level": "WARNING"},
+        },
     }

@@ -1,10 +1,11 @@
 """Login throttling against password guessing, for the staff login and the admin login alike.
 
-Failures are counted in the cache (Redis in production) per username+address and
-per address. Past the limit, that pair (or that address) is locked out for
-``LOGIN_LOCKOUT_MINUTES`` and the form says so, without checking the password at
-all; a successful login clears the username+address counter. If the cache is
-unreachable the throttle steps aside rather than locking every staff member out.
+Attempts are counted in the cache (Redis in production) per username+address and
+per address, before the password is checked. Past the limit, that pair (or that
+address) is locked out for ``LOGIN_LOCKOUT_MINUTES`` and the form says so, without
+checking the password at all; a successful login clears the username+address
+counter. If the cache is unreachable the throttle steps aside rather than locking
+every staff member out.
 """
 
 from __future__ import annotations
@@ -28,12 +29,22 @@ ADDRESS_FACTOR = 4
 
 
 def client_ip(request: HttpRequest | None) -> str:
+    """The address login throttling counts: the one our own proxy saw, never one the client chose.
+
+    ``CLIENT_IP_HEADER`` names the header the proxy sets (``HTTP_X_REAL_IP``, or
+    ``HTTP_X_FORWARDED_FOR``). A client can send its own ``X-Forwarded-For`` and every proxy
+    appends to it, so only the entries added by our ``CLIENT_IP_TRUSTED_PROXIES`` proxies are
+    true: the one that many places from the right. A header with fewer entries than that did
+    not come through all our proxies, and the direct peer (``REMOTE_ADDR``) is counted instead.
+    """
     if request is None:
         return "unknown"
     if settings.CLIENT_IP_HEADER:
-        forwarded = request.META.get(settings.CLIENT_IP_HEADER, "")
-        if forwarded:
-            return forwarded.split(",")[0].strip()
+        entries = [entry.strip() for entry in request.META.get(settings.CLIENT_IP_HEADER, "").split(",")]
+        entries = [entry for entry in entries if entry]
+        trusted = max(1, settings.CLIENT_IP_TRUSTED_PROXIES)
+        if len(entries) >= trusted:
+            return entries[-trusted]
     return request.META.get("REMOTE_ADDR", "unknown")
 
 
@@ -46,27 +57,38 @@ class LoginThrottle:
         self.ip_key = f"login-failures:ip:{ip}"
         self.window = settings.LOGIN_LOCKOUT_MINUTES * 60
 
-    def is_locked(self) -> bool:
+    def admit(self) -> bool:
+        """Count this attempt before its password is checked; False when it is over the limit.
+
+        Incrementing first and deciding on the count Redis returns is what keeps parallel
+        attempts honest: if each read the count and then checked the password, all of them
+        would read the same count and all would get a password check.
+        """
         try:
-            counts = cache.get_many([self.pair_key, self.ip_key])
+            pair_attempts = self._increment(self.pair_key)
+            address_attempts = self._increment(self.ip_key)
         except Exception:
             logger.warning("login throttle: cache unreachable, not throttling", exc_info=True)
-            return False
+            return True
         limit = settings.LOGIN_FAILURE_LIMIT
-        return counts.get(self.pair_key, 0) >= limit or counts.get(self.ip_key, 0) >= limit * ADDRESS_FACTOR
+        return pair_attempts <= limit and address_attempts <= limit * ADDRESS_FACTOR
 
-    def record_failure(self) -> None:
+    def _increment(self, key: str) -> int:
+        # add() starts the window at the first attempt; incr() is atomic in Redis and keeps the expiry.
+        if cache.add(key, 1, self.window):
+            return 1
         try:
-            for key in (self.pair_key, self.ip_key):
-                # add() starts the window at the first failure; incr() keeps its expiry.
-                if not cache.add(key, 1, self.window):
-                    cache.incr(key)
-        except Exception:
-            logger.warning("login throttle: cache unreachable, failure not counted", exc_info=True)
+            return cache.incr(key)
+        except ValueError:  # expired between add() and incr()
+            return 1 if cache.add(key, 1, self.window) else cache.incr(key)
 
-    def reset(self) -> None:
+    def forget_success(self) -> None:
+        """A successful login clears the pair's count and takes itself back off the address's."""
         try:
             cache.delete(self.pair_key)
+            cache.decr(self.ip_key)
+        except ValueError:  # the address's window ran out meanwhile
+            pass
         except Exception:
             logger.warning("login throttle: cache unreachable", exc_info=True)
 
@@ -77,7 +99,7 @@ class ThrottledLoginMixin:
     def clean(self):
         username = self.cleaned_data.get("username") or ""
         throttle = LoginThrottle(username, client_ip(self.request))
-        if throttle.is_locked():
+        if not throttle.admit():
             minutes = math.ceil(settings.LOGIN_LOCKOUT_MINUTES)
             logger.warning("login locked out after repeated failures", extra={"ip": client_ip(self.request)})
             raise ValidationError(
@@ -89,12 +111,8 @@ class ThrottledLoginMixin:
                 code="throttled",
                 params={"minutes": minutes},
             )
-        try:
-            cleaned = super().clean()
-        except ValidationError:
-            throttle.record_failure()
-            raise
-        throttle.reset()
+        cleaned = super().clean()  # a wrong password raises, and its attempt stays counted
+        throttle.forget_success()
         return cleaned
 
 

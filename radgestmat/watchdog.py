@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import logging
 
-from celery import bootsteps
+from celery import Celery, bootsteps, current_app
 
 logger = logging.getLogger("radgestmat.ops")
 
 WATCHDOG_SECONDS = 300
+# By name: the Celery app's modules never import `tasks` (tasks import the apps, which use the Celery app).
+ALERT_TASK = "tasks.check_notification_alerts"
 
 
-def offer_alert_check() -> None:
+def offer_alert_check(app: Celery | None = None) -> None:
     from django.core.cache import cache
-
-    from tasks import check_notification_alerts
 
     try:
         if cache.add("alert-watchdog", 1, timeout=WATCHDOG_SECONDS - 30):
-            check_notification_alerts.delay()
+            (app or current_app).signature(ALERT_TASK).delay()
     except Exception:  # the watchdog must never take a worker down
         logger.warning("alert watchdog: could not enqueue the alert check", exc_info=True)
 
@@ -36,7 +36,7 @@ class AlertWatchdog(bootsteps.StartStopStep):
         self.tref = None
 
     def start(self, worker):
-        self.tref = worker.timer.call_repeatedly(WATCHDOG_SECONDS, offer_alert_check)
+        self.tref = worker.timer.call_repeatedly(WATCHDOG_SECONDS, offer_alert_check, (worker.app,))
 
     def stop(self, worker):
         if self.tref is not None:

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from assets.tests.factories import AttributionFactory, ClientFactory, MaterielFactory
 from notifications.models import Canal, NotificationLog, NotificationPreferences, Statut, TypeNotification
-from notifications.views import forget_scheduler_status
+from notifications.api import forget_scheduler_status
 
 
 def add_rows(n: int, client=None) -> None:

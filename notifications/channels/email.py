@@ -16,7 +16,7 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
 
 from assets.validators import one_line
-from notifications.dispatcher import audience_address
+from notifications.recipients import audience_address
 from notifications.messages import Message
 from notifications.models import Audience, CodeErreur, NotificationLog
 

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import requests
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client as TwilioClient
@@ -73,6 +74,11 @@ class RebasedHttpClient(TwilioHttpClient):
             parts = urlsplit(url)
             url = self.base_url + parts.path + (f"?{parts.query}" if parts.query else "")
         return super().request(method, url, *args, **kwargs)
+
+
+def status_callback_url() -> str:
+    """The ``status_callback`` to give Twilio with each message (served by `notifications.webhooks`)."""
+    return settings.PUBLIC_BASE_URL + reverse("twilio_status_callback")
 
 
 def twilio_client() -> TwilioClient:
@@ -141,7 +147,7 @@ class TwilioChannel(Channel):
     def recipient(self, log: NotificationLog) -> str:
         if log.audience != Audience.CLIENT:
             raise PermanentError(f"{self.canal} goes to borrowers only.", code=CodeErreur.INVALID_RECIPIENT)
-        from notifications.dispatcher import phone_of, preferences_of
+        from notifications.recipients import phone_of, preferences_of
 
         client = log.attribution.client
         raw = phone_of(client, preferences_of(client))
@@ -159,8 +165,6 @@ class TwilioChannel(Channel):
         return number
 
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
-        from notifications.webhooks import status_callback_url
-
         sender, content_sid = self.origin(log)
         if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and sender):
             raise PermanentError(

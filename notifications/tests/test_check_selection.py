@@ -17,7 +17,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from assets.models import Attribution, Client, Duree, Materiel, classify_duree
-from notifications import dispatcher, planner, schedule, timeline
+from notifications import outbox, planner, schedule, timeline
 from notifications.models import NotificationLog, NotificationPreferences
 
 from .beat import paris
@@ -103,7 +103,7 @@ def reference_keys(check: str, now) -> set[tuple]:
         for loan in loans:
             levels = planner.current_levels(timeline.overdue_times(loan.date_retour_prevue), now=now, until=horizon)
             items.extend(planner.overdue_alerts_of(loan, levels))
-        rows = dispatcher.expand(items, until=horizon)
+        rows = outbox.expand(items, until=horizon)
     else:
         duree = {"court": Duree.COURT, "moyen": Duree.MOYEN, "long": Duree.LONG}[check]
         horizon = schedule.planning_horizon(planner.CHECK_OF_CLASS[duree], now)
@@ -111,8 +111,8 @@ def reference_keys(check: str, now) -> set[tuple]:
             duree=duree, date_retour_prevue__gt=now, date_retour_prevue__lte=horizon + planner.REMINDER_LEAD[duree]
         )
         items = [item for loan in loans for item in planner.reminders_of(loan)]
-        rows = dispatcher.expand(items, not_before=now, until=horizon)
-    return {dispatcher.row_key(row) for row in rows} - existing_keys()
+        rows = outbox.expand(items, not_before=now, until=horizon)
+    return {outbox.row_key(row) for row in rows} - existing_keys()
 
 
 CHECKS = {

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from notifications import dispatcher, relay
+from notifications import lifecycle, relay
 from notifications.exceptions import RetryLater
 from notifications.models import Canal, CodeErreur, MessageOverride, NotificationLog, Statut
 from notifications.sending import send_notification
@@ -218,7 +218,7 @@ def test_a_staff_retry_clears_the_cause(django_capture_on_commit_callbacks):
         statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.INVALID_RECIPIENT, erreur_message="550 no such user"
     )
 
-    assert dispatcher.requeue([log.pk], now=timezone.now()) == 1
+    assert lifecycle.requeue([log.pk], now=timezone.now()) == 1
 
     assert (reload(log).statut, log.erreur_code, log.erreur_message) == (Statut.EN_ATTENTE, "", "")
 
@@ -229,7 +229,7 @@ def test_a_cancellation_replaces_the_cause_with_its_reason():
         statut=Statut.ECHEC, erreur_code=CodeErreur.PROVIDER_UNAVAILABLE, erreur_message="451 try later"
     )
 
-    dispatcher.cancel(NotificationLog.objects.filter(pk=log.pk), reason="Cancelled by desk.")
+    lifecycle.cancel(NotificationLog.objects.filter(pk=log.pk), reason="Cancelled by desk.")
 
     assert (reload(log).statut, log.erreur_code, log.erreur_message) == (Statut.ANNULEE, "", "Cancelled by desk.")
 

@@ -46,7 +46,7 @@ def test_it_lists_the_jobs_with_last_and_next_run_and_counts_the_rows():
     assert status["notifications"]["waiting"] == 1 and status["notifications"]["late"] == 1
     assert status["notifications"]["failed"] == 1 and status["notifications"]["due"] == 1
     assert status["healthy"] is False
-    assert any("due more than 2 minutes ago" in problem for problem in status["problems"])
+    assert any("due more than 10 minutes ago" in problem for problem in status["problems"])
 
 
 def test_a_missing_registration_is_a_problem_not_a_crash():

@@ -268,7 +268,7 @@ def test_an_override_saved_in_the_admin_is_what_the_send_delivers(mailoutbox):
 
 
 def test_risky_settings_are_system_check_warnings(settings):
-    from notifications.checks import check_notification_settings
+    from notifications.system_checks import check_notification_settings
 
     assert check_notification_settings() == []
     settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN = "AC123", ""
@@ -295,7 +295,7 @@ def test_a_channel_switched_off_after_planning_is_cancelled(fake_twilio):
 
 
 def test_falling_back_twice_for_the_same_failure_plans_one_row(settings):
-    from notifications.dispatcher import fall_back
+    from notifications.lifecycle import fall_back
 
     log = make_log("CREATION", "WHATSAPP", email="camille@example.org")
     now = timezone.now()

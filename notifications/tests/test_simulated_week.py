@@ -114,13 +114,13 @@ class Expected:
     optional: bool
 
 
-def expectations(loan: Loan) -> list[Expected]:
+def expectations(loan: Loan, week_end: datetime = WEEK_END) -> list[Expected]:
     out: list[Expected] = []
     client_channels = ["EMAIL"] + (["WHATSAPP"] if loan.has_phone else [])
 
     def add(kind, canal, audience, level, when, *, until, must_precede=None):
         """Expected when ``when`` is before ``until`` (and before ``must_precede``) and seen by the end of the week."""
-        if when is None or when >= until or when > WEEK_END - WINDOW:
+        if when is None or when >= until or when > week_end - WINDOW:
             return
         cutoff = min(until, must_precede) if must_precede else until
         if must_precede and when >= must_precede:
@@ -128,13 +128,13 @@ def expectations(loan: Loan) -> list[Expected]:
         out.append(Expected((loan.pk, kind, canal, audience, level), when, optional=when > cutoff - TICK))
 
     for canal in client_channels:
-        add("CREATION", canal, "CLIENT", 0, loan.start, until=WEEK_END)
+        add("CREATION", canal, "CLIENT", 0, loan.start, until=week_end)
         if loan.returned:
-            add("RESTITUTION", canal, "CLIENT", 0, loan.returned, until=WEEK_END)
+            add("RESTITUTION", canal, "CLIENT", 0, loan.returned, until=week_end)
 
     segments = [(loan.start, loan.due)] + list(loan.extensions)
     for index, (since, due) in enumerate(segments):
-        until = segments[index + 1][0] if index + 1 < len(segments) else (loan.returned or WEEK_END)
+        until = segments[index + 1][0] if index + 1 < len(segments) else (loan.returned or week_end)
         for kind, ideal in ideal_reminders(loan.start, due):
             for canal in client_channels:
                 when = ideal if canal == "EMAIL" else whatsapp_time(kind, ideal, loan.start, due)
@@ -155,17 +155,24 @@ def expectations(loan: Loan) -> list[Expected]:
 
 # --- The week ------------------------------------------------------------------------------
 
-def random_loans(rng: random.Random) -> list[Loan]:
+def random_loans(
+    rng: random.Random,
+    week_start: datetime = WEEK_START,
+    count: int = LOANS,
+    week_end: datetime = WEEK_END,
+    starts_within: timedelta = timedelta(days=6),
+) -> list[Loan]:
+    """``count`` loans starting within ``starts_within`` of ``week_start``; their fates, before ``week_end``."""
     loans = []
-    for _ in range(LOANS):
-        start = WEEK_START + timedelta(seconds=rng.randrange(int(timedelta(days=6).total_seconds())))
+    for _ in range(count):
+        start = week_start + timedelta(seconds=rng.randrange(int(starts_within.total_seconds())))
         kind = rng.choice(["COURT", "COURT", "MOYEN", "MOYEN", "LONG", "LONG", "LONG"])
         hours = {"COURT": rng.uniform(0.5, 3.9), "MOYEN": rng.uniform(4.1, 23.9), "LONG": rng.uniform(24.5, 100)}[kind]
         loan = Loan(start=start, due=start + timedelta(hours=hours), has_phone=rng.random() < 0.5)
         fate = rng.random()
         if fate < 0.2:
             when = loan.start + (loan.due - loan.start) * rng.uniform(0.1, 0.9)
-            if when < WEEK_END:
+            if when < week_end:
                 loan.extensions.append((when, loan.due + timedelta(hours=rng.uniform(1, 48))))
             if loan.extensions and rng.random() < 0.5:
                 loan.returned = loan.extensions[-1][1] + timedelta(hours=rng.uniform(-3, 30))
@@ -173,7 +180,7 @@ def random_loans(rng: random.Random) -> list[Loan]:
             loan.returned = loan.start + (loan.due - loan.start) * rng.uniform(0.05, 0.95)
         elif fate < 0.75:
             loan.returned = loan.due + timedelta(hours=rng.uniform(0.1, 50))
-        loan.returned = loan.returned if loan.returned and loan.returned < WEEK_END else None
+        loan.returned = loan.returned if loan.returned and loan.returned < week_end else None
         loans.append(loan)
     return loans
 
@@ -200,38 +207,49 @@ def test_a_simulated_week_keeps_the_timing_promise(settings, twilio_accepting_ev
     loans = random_loans(rng)
     beat = Beat(WEEK_START)
     try:
-        lender = StaffFactory(email="lender@example.org")
-        events = []
-        for number, loan in enumerate(loans):
-            events.append((loan.start, number, "lend", None))
-            for when, new_due in loan.extensions:
-                events.append((when, number, "extend", new_due))
-            if loan.returned:
-                events.append((loan.returned, number, "return", None))
-        records = {}
-        for when, number, action, new_due in sorted(events, key=lambda event: (event[0], event[1])):
-            beat.run_until(when)
-            loan = loans[number]
-            if action == "lend":
-                client = ClientFactory(phone="+33612345678" if loan.has_phone else "")
-                records[number] = beat.act(
-                    services.lend, materiel=MaterielFactory(), client=client, due=loan.due, now=when, by=lender
-                )
-                loan.pk = records[number].pk
-            elif action == "extend":
-                beat.act(services.extend, records[number], new_due=new_due, now=when)
-            else:
-                beat.act(services.record_return, records[number], now=when)
+        live_the_week(beat, loans)
         beat.run_until(WEEK_END)
     finally:
         beat.stop()
+    problems = promise_problems(loans, beat.sent, WEEK_END)
+    assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)"
+    assert_every_kind_went_out(beat.sent, mailoutbox, twilio_accepting_everything)
 
+
+def live_the_week(beat, loans: list[Loan]) -> None:
+    """The desk actions of ``loans`` at their times (lend, extend, return), beat running in between."""
+    lender = StaffFactory(email="lender@example.org")
+    events = []
+    for number, loan in enumerate(loans):
+        events.append((loan.start, number, "lend", None))
+        for when, new_due in loan.extensions:
+            events.append((when, number, "extend", new_due))
+        if loan.returned:
+            events.append((loan.returned, number, "return", None))
+    records = {}
+    for when, number, action, new_due in sorted(events, key=lambda event: (event[0], event[1])):
+        beat.run_until(when)
+        loan = loans[number]
+        if action == "lend":
+            client = ClientFactory(phone="+33612345678" if loan.has_phone else "")
+            records[number] = beat.act(
+                services.lend, materiel=MaterielFactory(), client=client, due=loan.due, now=when, by=lender
+            )
+            loan.pk = records[number].pk
+        elif action == "extend":
+            beat.act(services.extend, records[number], new_due=new_due, now=when)
+        else:
+            beat.act(services.record_return, records[number], now=when)
+
+
+def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[str]:
+    """Every way the sends broke the promise: unexpected, late, twice, never sent, after the return."""
     expected = defaultdict(list)
     for loan in loans:
-        for item in expectations(loan):
+        for item in expectations(loan, week_end):
             expected[item.key].append(item)
     sent = defaultdict(list)
-    for row in beat.sent:
+    for row in sent_rows:
         sent[(row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)].append(row)
 
     problems = []
@@ -246,16 +264,18 @@ def test_a_simulated_week_keeps_the_timing_promise(settings, twilio_accepting_ev
                 wanted.remove(match)
         problems.extend(f"{key}: expected at {item.ideal.astimezone(PARIS)}, never sent" for item in wanted if not item.optional)
     by_pk = {loan.pk: loan for loan in loans}
-    for row in beat.sent:
+    for row in sent_rows:
         loan = by_pk[row.attribution_id]
         if row.type_notification not in ("CREATION", "RESTITUTION") and loan.returned and row.date_envoi > loan.returned:
             problems.append(f"{row}: sent after the return")
-    assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)"
+    return problems
 
-    # The week was a real test: every kind of notification went out, on both channels.
-    kinds = {(row.type_notification, row.canal) for row in beat.sent}
+
+def assert_every_kind_went_out(sent_rows, mailoutbox, twilio) -> None:
+    """The week was a real test: every kind of notification went out, on both channels, each message once."""
+    kinds = {(row.type_notification, row.canal) for row in sent_rows}
     for kind in ("CREATION", "RAPPEL_2H", "RAPPEL_J_MOINS_2", "RAPPEL_J_MOINS_1", "RAPPEL_FINAL", "RETARD", "RESTITUTION"):
         assert {(kind, "EMAIL"), (kind, "WHATSAPP")} <= kinds, kind
-    assert {row.audience for row in beat.sent} == {"CLIENT", "STAFF", "MANAGER"}
-    assert len(mailoutbox) == sum(1 for row in beat.sent if row.canal == "EMAIL")
-    assert len([r for r in twilio_accepting_everything.log]) == sum(1 for row in beat.sent if row.canal == "WHATSAPP")
+    assert {row.audience for row in sent_rows} == {"CLIENT", "STAFF", "MANAGER"}
+    assert len(mailoutbox) == sum(1 for row in sent_rows if row.canal == "EMAIL")
+    assert len(twilio.log) == sum(1 for row in sent_rows if row.canal == "WHATSAPP")

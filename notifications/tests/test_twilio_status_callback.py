@@ -12,7 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from assets.tests.factories import AttributionFactory
 from notifications.models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
-from notifications.webhooks import status_callback_url
+from notifications.channels.twilio_api import status_callback_url
 
 pytestmark = pytest.mark.django_db
 

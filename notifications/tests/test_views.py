@@ -1,4 +1,4 @@
-"""The notification pages: log filters, retry and cancel through the dispatcher, CSV export, delivery rates."""
+"""The notification pages: log filters, retry and cancel through the lifecycle module, CSV export, delivery rates."""
 
 from __future__ import annotations
 

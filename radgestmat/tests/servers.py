@@ -19,18 +19,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def redis_server(tmp_path) -> Iterator[tuple[subprocess.Popen, int]]:
-    """A throwaway redis-server; fails (never skips) when redis-server is not installed."""
+def redis_server(tmp_path, password: str | None = None) -> Iterator[tuple[subprocess.Popen, int]]:
+    """A throwaway redis-server (with ``requirepass`` when a password is given); fails (never skips) when
+    redis-server is not installed."""
     binary = shutil.which("redis-server")
     assert binary, "redis-server is not installed (apt-get install redis-server)"
     port = free_port()
     proc = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+        + (["--requirepass", password] if password else []),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: redis.Redis(port=port, socket_connect_timeout=0.2).ping(), what=f"redis on {port}")
+        wait_until(lambda: redis.Redis(port=port, password=password, socket_connect_timeout=0.2).ping(), what=f"redis on {port}")
         yield proc, port
     finally:
         stop(proc)

@@ -61,3 +61,15 @@ def test_weakened_settings_are_reported():
         assert check_id in output
     assert "TWILIO_WHATSAPP_FROM" in output
     assert env["TWILIO_AUTH_TOKEN"] not in output and env["SECRET_KEY"] not in output
+
+
+def test_flower_without_credentials_or_with_weak_ones_is_reported():
+    """GIVEN the shipped env example as is (FLOWER_BASIC_AUTH empty, nginx proxying /flower/), or `a:b`,
+    or a short password, THEN check --deploy warns, without quoting the password."""
+    for basic_auth, words in (("", "FLOWER_BASIC_AUTH"), ("a:b", "shorter than 12"), ("ops:password1234", "too easy")):
+        result = check_deploy(production_env(FLOWER_BASIC_AUTH=basic_auth))
+
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "radgestmat.W030" in output, (basic_auth, output)
+        assert words in output
+    assert "password1234" not in output

@@ -108,3 +108,29 @@ def test_the_admin_login_is_throttled_as_well(client, staff):
 
     assert response.status_code == 200
     assert "Too many failed login attempts" in response.content.decode()
+
+
+def test_behind_nginx_the_forwarded_for_entry_nginx_added_is_counted_not_the_clients_own(client, settings, staff):
+    """GIVEN CLIENT_IP_HEADER=HTTP_X_FORWARDED_FOR, an attacker who sends a new fake X-Forwarded-For with
+    each guess, THEN nginx's entry (the rightmost) is what counts, and the real address is locked out."""
+    settings.CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    for n in range(3):
+        attempt(client, "wrong", HTTP_X_FORWARDED_FOR=f"10.0.0.{n}, 203.0.113.7")
+
+    response = attempt(client, PASSWORD, HTTP_X_FORWARDED_FOR="10.9.9.9, 203.0.113.7")
+
+    assert "Too many failed" in response.content.decode()
+    assert attempt(client, PASSWORD, HTTP_X_FORWARDED_FOR="203.0.113.7, 198.51.100.9").status_code == 302
+
+
+def test_client_ip_takes_the_entry_of_the_outermost_trusted_proxy(settings, rf):
+    from radgestmat.login import client_ip
+
+    settings.CLIENT_IP_HEADER = "HTTP_X_FORWARDED_FOR"
+    chain = "10.6.6.6, 203.0.113.7, 192.0.2.10"  # client's own, then the load balancer's, then nginx's
+    settings.CLIENT_IP_TRUSTED_PROXIES = 1
+    assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR=chain)) == "192.0.2.10"
+    settings.CLIENT_IP_TRUSTED_PROXIES = 2
+    assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR=chain)) == "203.0.113.7"
+    # Fewer entries than proxies: it did not come through them all, so the peer's address counts.
+    assert client_ip(rf.get("/", HTTP_X_FORWARDED_FOR="10.6.6.6", REMOTE_ADDR="192.0.2.1")) == "192.0.2.1"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from notifications.checks import check_redis_eviction_policy
+from notifications.system_checks import check_redis_eviction_policy
 from radgestmat.tests.servers import redis_server
 
 

@@ -9,9 +9,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from notifications.channels import ChannelError, get_channel
-from notifications.masking import mask_address
 from notifications.messages import render, sample_log
 from notifications.models import Canal, TypeNotification
+from radgestmat.masking import mask_address
 
 
 class Command(BaseCommand):

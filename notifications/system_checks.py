@@ -156,3 +156,27 @@ def check_redis_eviction_policy(app_configs=None, **kwargs):
             )
         ]
     return []
+
+
+@register(Tags.security, deploy=True)
+def check_flower_auth(app_configs=None, **kwargs):
+    """Warns when Flower (same environment file on every machine) would be open or weakly protected.
+
+    FLOWER_BASIC_AUTH is read from the environment, never made a Django setting: settings are what
+    a worker shows in Flower's "Config" tab and what error reports list.
+    """
+    import os
+
+    from radgestmat.flower_auth import refusal
+
+    reason = refusal(os.environ)
+    if reason:
+        return [
+            Warning(
+                reason.removeprefix("flower: "),
+                hint="Set FLOWER_BASIC_AUTH=user:password with a long random password "
+                '(python3 -c "import secrets; print(secrets.token_urlsafe(24))"); deploy/flower.py will not start without it.',
+                id="radgestmat.W030",
+            )
+        ]
+    return []

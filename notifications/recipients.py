@@ -1,0 +1,162 @@
+"""Who hears about a loan, on which channels: preferences and routing.
+
+`client_channels` decides it for one client in Python; `client_channel_conditions` is the
+same rule in SQL, for the planning jobs that load only the loans lacking a row.
+Staff audiences (the lender, the manager) get email only (`audience_address`).
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+from django.conf import settings
+from django.db.models import Q
+
+from assets.models import Attribution, Client
+
+from . import channels as channel_registry
+from .channels import ChannelSpec
+from .models import Audience, Canal, NotificationPreferences, TypeNotification
+
+# Which preference flag switches off which reminder. Overdue alerts cannot be switched off.
+REMINDER_FLAGS = {
+    TypeNotification.RAPPEL_2H: "rappel_2h_avant",
+    TypeNotification.RAPPEL_J_MOINS_2: "rappel_j_moins_2",
+    TypeNotification.RAPPEL_J_MOINS_1: "rappel_j_moins_1",
+    TypeNotification.RAPPEL_FINAL: "rappel_final",
+}
+
+
+def preferences_of(client: Client) -> NotificationPreferences:
+    """The client's preferences, or the defaults when they have none (never saved)."""
+    try:
+        return client.notification_preferences
+    except NotificationPreferences.DoesNotExist:
+        return NotificationPreferences(client=client)
+
+
+def phone_of(client: Client, prefs: NotificationPreferences) -> str:
+    return prefs.phone_number or client.phone
+
+
+def wants(prefs: NotificationPreferences, type_notification: str) -> bool:
+    """Whether this person still wants this type of notification at all."""
+    flag = REMINDER_FLAGS.get(type_notification)
+    return flag is None or getattr(prefs, flag)
+
+
+def first_choices() -> list[ChannelSpec]:
+    """The channels planned directly (not only as a fallback), phone channels first."""
+    return sorted(
+        (spec for spec in channel_registry.REGISTRY if not spec.fallback_after),
+        key=lambda spec: spec.address != "phone",
+    )
+
+
+def last_resorts() -> list[ChannelSpec]:
+    """Where an overdue alert goes when the client switched every channel off: email first."""
+    return sorted(
+        (spec for spec in channel_registry.REGISTRY if not spec.fallback_after),
+        key=lambda spec: spec.address != "email",
+    )
+
+
+def address_of(spec: ChannelSpec, client: Client, prefs: NotificationPreferences) -> str:
+    return client.email if spec.address == "email" else phone_of(client, prefs)
+
+
+def client_channels(client: Client, type_notification: str) -> list[str]:
+    """The channels a client is told on for one type, from their preferences and contacts.
+
+    SMS is not a first choice: it is the fallback when WhatsApp fails (see `lifecycle.fall_back`).
+    An overdue alert goes out even to a client who switched every channel off: by
+    email if we have one, else WhatsApp.
+    """
+    prefs = preferences_of(client)
+    if not wants(prefs, type_notification):
+        return []
+    channels = [
+        spec.canal
+        for spec in first_choices()
+        if getattr(prefs, spec.preference_flag) and address_of(spec, client, prefs) and spec.is_planned()
+    ]
+    if not channels and type_notification == TypeNotification.RETARD:
+        for spec in last_resorts():
+            if address_of(spec, client, prefs) and spec.is_planned():
+                return [spec.canal]
+    return channels
+
+
+def client_channel_conditions(type_notification: str) -> dict[str, Q]:
+    """`client_channels` in SQL: per channel, the condition on an `Attribution` under which its client gets it.
+
+    The planning jobs use these to load only loans that lack a row; keep them in step with
+    `client_channels` (``test_check_selection`` compares the two on every combination).
+    """
+    prefs = "client__notification_preferences"
+    no_prefs = Q(**{f"{prefs}__isnull": True})
+
+    def switched_on(flag: str) -> Q:
+        return no_prefs | Q(**{f"{prefs}__{flag}": True})
+
+    reachable = {
+        "phone": Q(**{f"{prefs}__phone_number__gt": ""}) | Q(client__phone__gt=""),
+        "email": Q(client__email__gt=""),
+    }
+    unreachable = {
+        "phone": (no_prefs | Q(**{f"{prefs}__phone_number": ""})) & Q(client__phone=""),
+        "email": Q(client__email=""),
+    }
+
+    def on(spec: ChannelSpec) -> Q:
+        return switched_on(spec.preference_flag) & reachable[spec.address] if spec.is_planned() else NEVER
+
+    def off(spec: ChannelSpec) -> Q:
+        if not spec.is_planned():
+            return ~NEVER
+        return Q(**{f"{prefs}__{spec.preference_flag}": False}) | unreachable[spec.address]
+
+    wanted = switched_on(REMINDER_FLAGS[type_notification]) if type_notification in REMINDER_FLAGS else ~NEVER
+    if type_notification != TypeNotification.RETARD:
+        return {spec.canal: wanted & on(spec) for spec in first_choices()}
+    # An overdue alert falls back to email, else WhatsApp, when the client switched both off.
+    conditions = {}
+    earlier: list[ChannelSpec] = []
+    for spec in last_resorts():
+        others_off = functools.reduce(operator.and_, (off(other) for other in first_choices() if other != spec), ~NEVER)
+        resort = reachable[spec.address] & others_off
+        for before in earlier:
+            resort &= unreachable[before.address]
+        conditions[spec.canal] = (on(spec) | resort) if spec.is_planned() else NEVER
+        earlier.append(spec)
+    return {spec.canal: conditions[spec.canal] for spec in first_choices()}
+
+
+# A condition no row meets (Django turns it into an empty result or drops it from an OR).
+NEVER = Q(pk__in=[])
+
+
+def audience_condition(audience: str) -> Q:
+    """`audience_address` in SQL: when a staff audience of a loan gets its (email) overdue alert."""
+    if audience == Audience.STAFF:
+        return Q(created_by__email__gt="")
+    if audience == Audience.MANAGER:
+        return ~NEVER if settings.OVERDUE_MANAGER_EMAIL else NEVER
+    raise ValueError(audience)
+
+
+def audience_address(attribution: Attribution, audience: str) -> str:
+    """Email address of a staff audience (the lender or the manager); empty when there is none."""
+    if audience == Audience.STAFF:
+        return attribution.created_by.email if attribution.created_by else ""
+    if audience == Audience.MANAGER:
+        return settings.OVERDUE_MANAGER_EMAIL
+    return ""
+
+
+def channels_for(attribution: Attribution, type_notification: str, audience: str) -> list[str]:
+    """The channels one planned notification goes out on, for any audience."""
+    if audience == Audience.CLIENT:
+        return client_channels(attribution.client, type_notification)
+    return [Canal.EMAIL] if audience_address(attribution, audience) else []

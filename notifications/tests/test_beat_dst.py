@@ -1,0 +1,197 @@
+"""The stored beat entries under django-celery-beat's own scheduler, through the DST nights of 2026 and 2027.
+
+GIVEN the entries `setup_schedule` registers,
+WHEN celery beat's loop over them (DatabaseScheduler, ModelEntry.is_due) runs from the evening before a
+change of clocks to the next afternoon (tasks recorded, not run),
+THEN the relay is never more than 70 s apart, the short, overdue and alert checks keep their cadence in
+real time through the night, and the jobs at a local hour run once that day, at that local hour.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from datetime import date, datetime, time, timedelta, timezone
+
+import pytest
+from django_celery_beat.models import PeriodicTask
+
+from notifications.schedule import register_schedule
+
+from . import test_simulated_week as simulated_week
+from .beat import PARIS, SchedulerBeat
+from .test_simulated_week import twilio_accepting_everything  # noqa: F401  (fixture)
+
+# The nights the clocks change in Europe/Paris: forward at 02:00, back at 03:00.
+DST_NIGHTS = [date(2026, 3, 29), date(2026, 10, 25), date(2027, 3, 28), date(2027, 10, 31)]
+RELAY_MAX_GAP = timedelta(seconds=70)
+CADENCES = {
+    "check_court_terme_reminders": timedelta(minutes=30),
+    "check_overdue_materials": timedelta(minutes=15),
+    "check_notification_alerts": timedelta(minutes=5),
+}
+# (job, local hour, minute) runs expected on the day of the change.
+LOCAL_RUNS = {
+    "check_moyen_terme_reminders": [time(0, 0), time(12, 0)],
+    "cleanup_old_notifications": [time(2, 0)],
+    "check_long_terme_reminders": [time(8, 0)],
+}
+
+
+def dst_summary(runs: dict[str, list[datetime]], start: datetime, end: datetime, night: date) -> str:
+    """One line for docs/timing.md's table: the longest real-time gap of each sub-hourly job, the local jobs' runs."""
+    parts = []
+    for name in ["dispatch_due_notifications", *CADENCES]:
+        moments = [start, *runs[name], end] if name == "dispatch_due_notifications" else runs[name]
+        longest = max(later - earlier for earlier, later in zip(moments, moments[1:]))
+        parts.append(f"{name} max gap {longest.total_seconds():.2f} s")
+    for name in LOCAL_RUNS:
+        parts.append(f"{name} at " + ", ".join(f"{moment:%H:%M:%S%z}" for moment in local_runs_on(night, runs[name])))
+    return "; ".join(parts)
+
+
+def real_time(start: datetime, end: datetime) -> timedelta:
+    return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
+
+
+def local_runs_on(day: date, moments: list[datetime]) -> list[datetime]:
+    return [moment.astimezone(PARIS) for moment in moments if moment.astimezone(PARIS).date() == day]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("night", DST_NIGHTS, ids=str)
+def test_beat_never_pauses_and_runs_the_local_jobs_once_at_a_dst_change(night):
+    start = datetime.combine(night - timedelta(days=1), time(23, 30), tzinfo=PARIS)
+    end = datetime.combine(night, time(12, 30), tzinfo=PARIS)
+    beat = SchedulerBeat(start, run_tasks=False)
+    try:
+        register_schedule()
+        beat.run_until(end)
+    finally:
+        beat.stop()
+    runs = beat.runs
+    print(f"\nDST {night}: " + dst_summary(runs, start, end, night))
+
+    relay = [start, *runs["dispatch_due_notifications"], end]
+    gaps = [(later - earlier, earlier) for earlier, later in zip(relay, relay[1:])]
+    longest, since = max(gaps)
+    assert longest <= RELAY_MAX_GAP, f"the relay paused {longest} from {since.astimezone(PARIS)}"
+    for name, cadence in CADENCES.items():
+        moments = runs[name]
+        gaps = [(later - earlier, earlier) for earlier, later in zip(moments, moments[1:])]
+        longest, since = max(gaps)
+        assert longest <= cadence + timedelta(seconds=1), f"{name} paused {longest} from {since.astimezone(PARIS)}"
+        assert len(moments) >= real_time(start, end) / cadence - 1, name
+    for name, wall_times in LOCAL_RUNS.items():
+        on_the_day = local_runs_on(night, runs[name])
+        expected = [datetime.combine(night, wall, tzinfo=PARIS) for wall in wall_times]
+        if night.month == 3 and name == "cleanup_old_notifications":
+            expected = [datetime.combine(night, time(3, 0), tzinfo=PARIS)]  # 02:00 does not exist that night
+        assert [moment.replace(microsecond=0) for moment in on_the_day] == expected, name
+
+
+# --- A week of lending under the real beat, across each change of clocks ------------------------
+
+WEEK_LOANS = int(os.environ.get("SIM_BEAT_LOANS", "80"))
+# Hours simulated, from 22:00 the evening before the night. Beat's loop with the tasks costs ~15 s per simulated
+# hour on this loaded 2-core machine, so `make test` runs the night (6 h, through the change of clocks);
+# SIM_BEAT_HOURS=168 SIM_BEAT_LOANS=300 runs a whole week.
+WEEK_HOURS = float(os.environ.get("SIM_BEAT_HOURS", "6"))
+ADMIN = "ops@example.org"
+
+
+def week_around(night: date) -> tuple[datetime, datetime]:
+    """From 22:00 the evening before ``night``, ``WEEK_HOURS`` of real time."""
+    start = datetime.combine(night - timedelta(days=1), time(22, 0), tzinfo=PARIS)
+    # The end in UTC: the oracle subtracts its 2-minute window from it, and on a Paris datetime just after
+    # the autumn change that wall-clock subtraction would land an hour early.
+    return start, start.astimezone(timezone.utc) + timedelta(hours=WEEK_HOURS)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("night", DST_NIGHTS, ids=str)
+def test_a_week_under_the_real_beat_keeps_the_timing_promise(night, settings, twilio_accepting_everything, mailoutbox):
+    """GIVEN the entries `setup_schedule` registers and a few hundred random loans (short, medium, long; some
+    extended, some returned early or late) over the week of a DST change,
+    WHEN celery beat's own loop (DatabaseScheduler) decides when each periodic task runs, in-process,
+    THEN the oracle of test_simulated_week finds every notification within 2 minutes of its ideal time, none
+    twice, none after a return, no pre-due reminder after its due time; the relay is never more than 70 s apart;
+    the admins get no "beat stopped" alert and /healthz's beat check never goes stale."""
+    from django.core.cache import cache
+
+    from notifications.alerts import INCIDENT_KEYS, incident_cache_key
+    from radgestmat import health
+
+    settings.OVERDUE_MANAGER_EMAIL = "manager@example.org"
+    settings.OVERDUE_GRACE_MINUTES, settings.OVERDUE_REPEAT_HOURS, settings.OVERDUE_MAX_LEVELS = 15, 24, 3
+    settings.QUIET_HOURS = {"WHATSAPP": "21:00-08:00", "SMS": "21:00-08:00", "EMAIL": ""}
+    settings.ADMINS = [("Ops", ADMIN)]
+    cache.delete_many([incident_cache_key(key) for key in INCIDENT_KEYS])
+    week_start, week_end = week_around(night)
+    loans = simulated_week.random_loans(
+        random.Random(night.toordinal()), week_start, WEEK_LOANS, week_end, real_time(week_start, week_end) / 2
+    )
+    stale_readings = []
+
+    def read_beat_health(name: str, now: datetime) -> None:
+        if name == "check_notification_alerts":
+            last = health.beat_last_tick(now)
+            if last is None or now - last > timedelta(minutes=settings.BEAT_STALE_AFTER_MINUTES):
+                stale_readings.append((now, last))
+
+    beat = SchedulerBeat(week_start, after_run=read_beat_health)
+    try:
+        register_schedule()
+        simulated_week.live_the_week(beat, loans)
+        beat.run_until(week_end)
+    finally:
+        beat.stop()
+
+    assert beat.scheduler.failures == []
+    problems = simulated_week.promise_problems(loans, beat.sent, week_end)
+    assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)\n" + "\n".join(
+        repr(loan) for loan in loans if any(f"({loan.pk}, " in problem for problem in problems)
+    )
+    relay = [week_start, *beat.runs["dispatch_due_notifications"], week_end]
+    longest, since = max((later - earlier, earlier) for earlier, later in zip(relay, relay[1:]))
+    assert longest <= RELAY_MAX_GAP, f"the relay paused {longest} from {since.astimezone(PARIS)}"
+    assert len(beat.runs["check_notification_alerts"]) >= real_time(week_start, week_end) / timedelta(minutes=5) - 1
+    assert stale_readings == []
+    admin_mails = [message for message in mailoutbox if ADMIN in message.to]
+    assert admin_mails == [], [message.subject for message in admin_mails]
+    if WEEK_HOURS >= 7 * 24:
+        simulated_week.assert_every_kind_went_out(beat.sent, mailoutbox, twilio_accepting_everything)
+    else:  # a night: no level-2 alert (a day late) yet, no 08:00 reminder, WhatsApp reminders wait for 08:00
+        kinds = {(row.type_notification, row.canal) for row in beat.sent}
+        for kind in ("CREATION", "RAPPEL_2H", "RETARD", "RESTITUTION"):
+            assert (kind, "EMAIL") in kinds, kind
+        assert len(mailoutbox) == sum(1 for row in beat.sent if row.canal == "EMAIL")
+        assert len(twilio_accepting_everything.log) == sum(1 for row in beat.sent if row.canal == "WHATSAPP")
+
+
+@pytest.mark.django_db
+def test_skipping_idle_passes_changes_no_decision_of_beat():
+    """The helper skips beat's passes that can do nothing; across the autumn change (the hour beat's naive
+    clock runs backwards), running every pass instead sends the same tasks at the same instants."""
+    start = datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc)  # 02:30 CEST
+    end = start + timedelta(hours=1)  # 02:30 CET
+    runs = []
+    for skip in (False, True):
+        beat = SchedulerBeat(start, run_tasks=False, skip_idle_passes=skip)
+        try:
+            PeriodicTask.objects.all().delete()
+            register_schedule()
+            beat.run_until(end)
+        finally:
+            beat.stop()
+        runs.append(({name: list(moments) for name, moments in beat.runs.items()}, beat.idle_passes_skipped))
+    (every_pass, none_skipped), (skipping, skipped) = runs
+    assert every_pass.keys() == skipping.keys()
+    for name, moments in every_pass.items():
+        moments = [moment for moment in moments if moment < end - timedelta(seconds=1)]
+        skipping[name] = [moment for moment in skipping[name] if moment < end - timedelta(seconds=1)]
+        # The same runs; the instants may differ by a few of the 10 ms each pass costs (fewer passes, fewer costs).
+        assert len(moments) == len(skipping[name]), name
+        assert all(abs(a - b) < timedelta(seconds=0.1) for a, b in zip(moments, skipping[name])), name
+    assert len(every_pass["dispatch_due_notifications"]) >= 59
+    assert none_skipped == 0 and skipped > 0
