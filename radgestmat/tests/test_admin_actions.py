@@ -81,7 +81,7 @@ MAKERS: dict[str, Callable] = {
         client=ClientFactory()
     ),
     "notifications.WhatsAppConfig": lambda: _model("notifications.WhatsAppConfig").objects.create(
-        sender_number="+33612345678"
+        phone_number_sender="+33612345678"
     ),
     "notifications.MessageOverride": make_override,
 }
