@@ -83,7 +83,9 @@ class AttributionAdminForm(forms.ModelForm):
                 if "date_retour_prevue" in self.changed_data:
                     services.validate_extend(self.instance, new_due=data["date_retour_prevue"])
                 if data.get("date_retour_effective") and "date_retour_effective" in self.changed_data:
-                    services.validate_return(self.instance, when=data["date_retour_effective"])
+                    services.validate_return(
+                        self.instance, when=data["date_retour_effective"], now=timezone.now()
+                    )
         except ValidationError as exc:
             self.add_error(None, exc)
         return data
@@ -140,7 +142,7 @@ class AttributionAdmin(admin.ModelAdmin):
         if "date_retour_effective" in form.changed_data and data.get("date_retour_effective"):
             services.record_return(obj, now=now, returned_at=data["date_retour_effective"], by=request.user)
 
-    @admin.action(description=_("Mark selected loans as returned now"))
+    @admin.action(description=_("Mark selected loans as returned now"), permissions=["change"])
     def mark_returned(self, request, queryset):
         now = timezone.now()
         done = 0

@@ -1,6 +1,6 @@
 """The original spec's email entry point (its "Testing" section): `NotificationEmailService.send_notification(log)`.
 
-A thin layer over `notifications.sending` (claim, attempts, audit), the one send path the
+A thin layer over `notifications.api.send_now` (claim, attempts, audit), the one send path the
 workers use; nothing is built or sent here. Imported lazily so `assets` stays free of
 `notifications` at import time.
 """
@@ -18,6 +18,6 @@ class NotificationEmailService:
         """Send ``notification`` (a NotificationLog) now; refresh it; True when its statut is ENVOYEE."""
         from django.utils import timezone
 
-        from notifications.sending import send_now
+        from notifications.api import send_now
 
         return send_now(notification, now=timezone.now())

@@ -11,6 +11,8 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
+from .validators import refuse_control_characters, validate_single_line
+
 COURT_MAX = timedelta(hours=4)
 MOYEN_MAX = timedelta(hours=24)
 
@@ -55,9 +57,11 @@ class Materiel(models.Model):
         LENT = "lent", _("Lent")
         OUT_OF_SERVICE = "out_of_service", _("Out of service")
 
-    code = models.CharField(_("code"), max_length=64, unique=True, help_text=_("Inventory code or barcode."))
-    name = models.CharField(_("name"), max_length=200)
-    category = models.CharField(_("category"), max_length=100, blank=True)
+    code = models.CharField(
+        _("code"), max_length=64, unique=True, help_text=_("Inventory code or barcode."), validators=[validate_single_line]
+    )
+    name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
+    category = models.CharField(_("category"), max_length=100, blank=True, validators=[validate_single_line])
     state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.AVAILABLE)
     notes = models.TextField(_("notes"), blank=True)
 
@@ -72,14 +76,15 @@ class Materiel(models.Model):
 
     def save(self, *args, **kwargs):
         self.code = self.code.strip()
+        refuse_control_characters(self)
         super().save(*args, **kwargs)
 
 
 class Client(models.Model):
-    name = models.CharField(_("name"), max_length=200)
+    name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
     email = models.EmailField(_("email"), blank=True)
     phone = PhoneNumberField(_("phone"), blank=True, help_text=_("International form, e.g. +33 6 12 34 56 78."))
-    organisation = models.CharField(_("organisation"), max_length=200, blank=True)
+    organisation = models.CharField(_("organisation"), max_length=200, blank=True, validators=[validate_single_line])
     language = models.CharField(_("language"), max_length=5, choices=Language.choices, default=Language.FR)
 
     class Meta:
@@ -90,6 +95,10 @@ class Client(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.organisation})" if self.organisation else self.name
+
+    def save(self, *args, **kwargs):
+        refuse_control_characters(self)
+        super().save(*args, **kwargs)
 
     @property
     def has_contact(self) -> bool:
@@ -253,7 +262,7 @@ __all__ = ["Attribution", "Client", "Duree", "Language", "Materiel", *SPEC_NOTIF
 
 def __getattr__(name: str):
     if name in SPEC_NOTIFICATION_MODELS:
-        from notifications import models as notification_models
+        from notifications import api
 
-        return getattr(notification_models, name)
+        return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

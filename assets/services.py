@@ -7,7 +7,7 @@ Views, the admin and commands all call these, so the rules hold everywhere.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -70,9 +70,18 @@ def lend(
     return attribution
 
 
-def validate_return(attribution: Attribution, *, when: datetime) -> None:
+# How far ahead of the server's clock a typed return time may be: a desk clock runs a little fast,
+# a return "in two days" is a typing mistake that would stop every reminder.
+RETURN_CLOCK_TOLERANCE = timedelta(minutes=5)
+
+
+def validate_return(attribution: Attribution, *, when: datetime, now: datetime) -> None:
     if not attribution.is_open:
         raise ValidationError(_("This loan was already returned."), code="already_returned")
+    if when > now + RETURN_CLOCK_TOLERANCE:
+        raise ValidationError(
+            {"date_retour_effective": _("The return cannot be in the future.")}, code="in_the_future"
+        )
     if when < attribution.date_debut:
         raise ValidationError(
             {"date_retour_effective": _("The return cannot be before the start of the loan.")}, code="before_start"
@@ -86,7 +95,7 @@ def record_return(
     returned_at = returned_at or now
     with transaction.atomic():
         locked = Attribution.objects.select_for_update().select_related("materiel", "client").get(pk=attribution.pk)
-        validate_return(locked, when=returned_at)
+        validate_return(locked, when=returned_at, now=now)
         locked.date_retour_effective = returned_at
         with sent_by_caller():
             locked.save(update_fields=["date_retour_effective"])

@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from notifications.api import NotificationLog, preferences_of, scheduler_status
+from radgestmat.input import parse_id
 from radgestmat.staff import paginate, staff_required
 
 from . import dashboard as dash
@@ -134,8 +135,8 @@ def loan_lend(request: HttpRequest) -> HttpResponse:
                 return redirect("loan_detail", pk=loan.pk)
     else:
         initial = {}
-        client_id = request.GET.get("client", "")
-        client = Client.objects.filter(pk=int(client_id)).first() if client_id.isdigit() else None
+        client_id = parse_id(request.GET.get("client"))
+        client = Client.objects.filter(pk=client_id).first() if client_id else None
         if client:
             initial["client"] = client_label(client)
         if request.GET.get("code"):

@@ -1,6 +1,6 @@
 """The original spec's WhatsApp entry point: `WhatsAppNotificationService` (its "Testing" and "Troubleshooting").
 
-A thin layer over `notifications.sending` and the Twilio channel's client; nothing is sent
+A thin layer over `notifications.api.send_now` and the Twilio channel's client; nothing is sent
 here that the workers would not send the same way. Imported lazily so `assets` stays free
 of `notifications` at import time.
 """
@@ -18,7 +18,7 @@ class WhatsAppNotificationService:
         """Send ``notification`` (a NotificationLog) now; refresh it; True when its statut is ENVOYEE."""
         from django.utils import timezone
 
-        from notifications.sending import send_now
+        from notifications.api import send_now
 
         return send_now(notification, now=timezone.now())
 
@@ -28,7 +28,7 @@ class WhatsAppNotificationService:
         from django.conf import settings
         from django.core.exceptions import ImproperlyConfigured
 
-        from notifications.channels.twilio_api import twilio_client
+        from notifications.api import twilio_client
 
         if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN):
             raise ImproperlyConfigured("Twilio is not configured: set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN.")

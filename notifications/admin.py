@@ -1,6 +1,10 @@
 from __future__ import annotations
 
+from functools import wraps
+
 from django.contrib import admin
+from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -83,3 +87,27 @@ class MessageOverrideAdmin(admin.ModelAdmin):
             sample_log(obj.type_notification, obj.canal, obj.language, now=now), now=now, language=obj.language, override=obj
         )
         return format_html("<pre class='readonly'>{}</pre>", "\n\n".join(filter(None, [message.subject, message.body])))
+
+
+def needs_change_permission(action):
+    """A third-party admin action, allowed only to users who may change the model (not view-only staff)."""
+
+    @wraps(action)
+    def guarded(modeladmin, request, queryset):
+        return action(modeladmin, request, queryset)
+
+    guarded.allowed_permissions = ("change",)
+    return guarded
+
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
+    """django-celery-beat's admin, whose enable/disable/toggle/run actions declare no permission of their own."""
+
+    enable_tasks = needs_change_permission(BeatPeriodicTaskAdmin.enable_tasks)
+    disable_tasks = needs_change_permission(BeatPeriodicTaskAdmin.disable_tasks)
+    toggle_tasks = needs_change_permission(BeatPeriodicTaskAdmin.toggle_tasks)
+    run_tasks = needs_change_permission(BeatPeriodicTaskAdmin.run_tasks)

@@ -7,17 +7,23 @@ reads notification data through the names below and nothing else of this package
 
 from __future__ import annotations
 
-from .models import Canal, NotificationLog, NotificationPreferences, Statut, late_cutoff
+from .channels.twilio_api import twilio_client
+from .models import Canal, MessageOverride, NotificationLog, NotificationPreferences, Statut, WhatsAppConfig, late_cutoff
 from .recipients import preferences_of
 from .scheduler_status import forget_scheduler_status, scheduler_status
+from .sending import send_now
 
 __all__ = [
     "Canal",
+    "MessageOverride",
     "NotificationLog",
     "NotificationPreferences",
     "Statut",
+    "WhatsAppConfig",
     "forget_scheduler_status",
     "late_cutoff",
     "preferences_of",
     "scheduler_status",
+    "send_now",
+    "twilio_client",
 ]

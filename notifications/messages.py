@@ -25,9 +25,12 @@ from functools import cache
 from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
+from django.template.base import Lexer, TokenType
 from django.utils import formats, timezone, translation
+from django.utils.translation import gettext
 
 from assets.models import Attribution, Client, Materiel, elapsed
+from assets.validators import one_line
 
 from .assignment import assign
 from .channels.base import PermanentError
@@ -68,6 +71,32 @@ class Message:
     content_variables: dict[str, str] = field(default_factory=dict)
     # The experiment variant whose text this is (`notifications.experiments`), recorded on the row sent.
     variant_id: int | None = None
+
+
+# Tags an admin's override may not use: they read other files (include, extends, the old ssi)
+# or load code and dump the context (load, debug). The i18n tags an override needs are built in.
+FORBIDDEN_OVERRIDE_TAGS = frozenset({"include", "extends", "ssi", "load", "debug"})
+
+
+class ForbiddenTag(TemplateSyntaxError):
+    """An override uses a tag that reaches beyond its own text."""
+
+
+def check_override_source(source: str) -> None:
+    """Raise `ForbiddenTag` if the override text ``source`` uses one of `FORBIDDEN_OVERRIDE_TAGS`."""
+    for token in Lexer(source).tokenize():
+        tag = token.contents.split()[0] if token.token_type == TokenType.BLOCK and token.contents.split() else ""
+        if tag in FORBIDDEN_OVERRIDE_TAGS:
+            raise ForbiddenTag(
+                gettext("Includes are not allowed in a message: “{%% %(tag)s %%}” cannot be used; write the text itself.")
+                % {"tag": tag}
+            )
+
+
+@cache
+def override_engine() -> Engine:
+    """Renders overrides: no template loader, so nothing an override says can read a file."""
+    return Engine(loaders=[], string_if_invalid=_SENTINEL, autoescape=False, builtins=["django.templatetags.i18n"])
 
 
 @cache
@@ -111,15 +140,17 @@ def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
     due = attribution.date_retour_prevue
     late = elapsed(due, now)
     staff = attribution.created_by
+    # Names and codes on one line whatever a row saved before the rule holds: a line break
+    # in them would cut the email subject and start fake header lines in the text.
     return {
         "language": language,
-        "organisation": settings.ORGANISATION_NAME,
-        "reply_to": settings.ORGANISATION_REPLY_TO,
-        "client_name": client.name,
-        "client_organisation": client.organisation,
-        "staff_name": (staff.get_full_name() or staff.get_username()) if staff else "",
-        "materiel_code": attribution.materiel.code,
-        "materiel_name": attribution.materiel.name,
+        "organisation": one_line(settings.ORGANISATION_NAME),
+        "reply_to": one_line(settings.ORGANISATION_REPLY_TO),
+        "client_name": one_line(client.name),
+        "client_organisation": one_line(client.organisation),
+        "staff_name": one_line(staff.get_full_name() or staff.get_username()) if staff else "",
+        "materiel_code": one_line(attribution.materiel.code),
+        "materiel_name": one_line(attribution.materiel.name),
         "start": format_datetime(attribution.date_debut, language),
         "due": format_datetime(due, language),
         "returned_at": format_datetime(attribution.date_retour_effective, language)
@@ -143,11 +174,6 @@ def _check(rendered: str, where: str) -> str:
 def _tidy(text: str) -> str:
     lines = [line.rstrip() for line in text.strip().splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines))
-
-
-def _one_line(text: str) -> str:
-    # A subject is one header line whatever the data holds (no header injection through a name).
-    return " ".join(text.split())
 
 
 def template_name(log: NotificationLog, language: str, suffix: str) -> str:
@@ -235,12 +261,16 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
     with translation.override(language):
         if override is not None:
             where = f"override “{override}”"
-            body = _check(text_engine.from_string(override.body).render(Context(context, autoescape=False)), where)
-            subject = _check(text_engine.from_string(override.subject).render(Context(context, autoescape=False)), where)
+            check_override_source(override.body)
+            check_override_source(override.subject)
+            body = _check(override_engine().from_string(override.body).render(Context(context, autoescape=False)), where)
+            subject = _check(
+                override_engine().from_string(override.subject).render(Context(context, autoescape=False)), where
+            )
             html = ""
             if log.canal == Canal.EMAIL:
                 html = html_engine.get_template("notifications/email/override.html").render(
-                    Context({**context, "body_text": _tidy(body), "subject": _one_line(subject)}, autoescape=True)
+                    Context({**context, "body_text": _tidy(body), "subject": one_line(subject)}, autoescape=True)
                 )
         else:
             name = template_name(log, language, "txt")
@@ -250,7 +280,7 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
                 subject, _, body = body.strip().partition("\n")
                 html_name = template_name(log, language, "html")
                 html = _check(
-                    html_engine.get_template(html_name).render(Context({**context, "subject": _one_line(subject)}, autoescape=True)),
+                    html_engine.get_template(html_name).render(Context({**context, "subject": one_line(subject)}, autoescape=True)),
                     html_name,
                 )
     delay = context["late_by"] if context["is_late"] else context["remaining"]
@@ -263,7 +293,7 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
     }
     return Message(
         body=_tidy(body),
-        subject=_one_line(subject),
+        subject=one_line(subject),
         html=html,
         language=language,
         content_variables={str(i): values[key] for i, key in enumerate(CONTENT_VARIABLES, start=1)},

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from assets.models import Attribution, Client, PhoneNumberField
+from assets.validators import validate_single_line, validate_text
 
 from .channels import REGISTRY as CHANNEL_REGISTRY
 
@@ -337,10 +338,15 @@ class MessageOverride(models.Model):
     canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
     language = models.CharField(_("language"), max_length=5, choices=settings.LANGUAGES)
     subject = models.CharField(
-        _("subject"), max_length=200, blank=True, help_text=_("Email only. Template syntax, e.g. {{ materiel_code }}.")
+        _("subject"),
+        max_length=200,
+        blank=True,
+        help_text=_("Email only. Template syntax, e.g. {{ materiel_code }}."),
+        validators=[validate_single_line],
     )
     body = models.TextField(
         _("text"),
+        validators=[validate_text],
         help_text=_(
             "Template syntax. Variables: client_name, materiel_code, materiel_name, start, due, returned_at, "
             "is_late, remaining, late_by, organisation, reply_to, staff_name, public_url."
@@ -364,10 +370,18 @@ class MessageOverride(models.Model):
         from django.template import TemplateSyntaxError
         from django.utils import timezone
 
-        from .messages import MissingVariable, render, sample_log
+        from .messages import ForbiddenTag, MissingVariable, check_override_source, render, sample_log
+
+        from assets.validators import refuse_control_characters
 
         if self.canal == Canal.EMAIL and not self.subject.strip():
             raise ValidationError({"subject": _("An email needs a subject.")})
+        refuse_control_characters(self)
+        for name in ("subject", "body"):
+            try:
+                check_override_source(getattr(self, name))
+            except ForbiddenTag as error:
+                raise ValidationError({name: str(error)})
         log = sample_log(self.type_notification, self.canal, self.language, now=timezone.now())
         try:
             render(log, now=timezone.now(), language=self.language, override=self)

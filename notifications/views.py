@@ -6,7 +6,6 @@ same claim-then-send path as every other.
 
 from __future__ import annotations
 
-import csv
 from datetime import datetime, time, timedelta
 
 from django import forms
@@ -14,8 +13,8 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -24,6 +23,8 @@ from django.utils.translation import gettext_lazy
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
+from radgestmat.csv_export import csv_response
+from radgestmat.input import MAX_DB_INT, DayField, parse_id
 from radgestmat.staff import paginate, staff_required
 
 from . import lifecycle
@@ -49,10 +50,10 @@ class LogFilterForm(forms.Form):
     erreur_code = forms.ChoiceField(
         label=gettext_lazy("Cause"), required=False, choices=[("", gettext_lazy("All"))] + CodeErreur.choices
     )
-    date_from = forms.DateField(label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = DayField(label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = DayField(label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     client = forms.CharField(label=gettext_lazy("Client"), required=False, widget=forms.TextInput(attrs={"type": "search"}))
-    loan = forms.IntegerField(required=False, widget=forms.HiddenInput)
+    loan = forms.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT, widget=forms.HiddenInput)
 
     def clean(self):
         cleaned = super().clean()
@@ -72,8 +73,9 @@ class LogFilterForm(forms.Form):
         if data.get("loan"):
             queryset = queryset.filter(attribution_id=data["loan"])
         client = (data.get("client") or "").strip()
-        if client.isdigit():
-            queryset = queryset.filter(attribution__client_id=int(client))
+        client_id = parse_id(client)
+        if client_id:
+            queryset = queryset.filter(attribution__client_id=client_id)
         elif client:
             queryset = queryset.filter(
                 Q(attribution__client__name__icontains=client) | Q(attribution__client__email__iexact=client)
@@ -125,9 +127,12 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
     target = request.POST.get("next", "")
-    if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}, require_https=request.is_secure()):
+    # A path on this site only: `redirect()` would take any other word for a URL name (NoReverseMatch: 500).
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
         target = default
-    return redirect(target)
+    return HttpResponseRedirect(target)
 
 
 @staff_required
@@ -147,7 +152,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 @require_POST
 def bulk(request: HttpRequest) -> HttpResponse:
-    ids = [int(i) for i in request.POST.getlist("ids") if i.isdigit()]
+    ids = [i for i in map(parse_id, request.POST.getlist("ids")) if i]
     action = request.POST.get("action")
     default = reverse("notification_log")
     if not ids:
@@ -183,46 +188,42 @@ def bulk(request: HttpRequest) -> HttpResponse:
     return back(request, default)
 
 
-class Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def local_iso(value) -> str:
     return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
 
 
 @staff_required
 def export_csv(request: HttpRequest) -> StreamingHttpResponse:
-    """The filtered log as CSV, streamed so a million rows never sit in memory."""
-    _form, rows = filtered_log(request)
-    writer = csv.writer(Echo())
+    """The filtered log as CSV, streamed so a million rows never sit in memory.
+
+    The filter is checked before the first byte goes out: once streaming, an error can only cut the file.
+    """
+    form, rows = filtered_log(request)
+    if form.is_bound and not form.is_valid():
+        return HttpResponseBadRequest(
+            "\n".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()),
+            content_type="text/plain; charset=utf-8",
+        )
     header = [
         "id", "attribution", "materiel", "client", "type_notification", "canal", "audience", "niveau_escalade",
         "statut", "date_scheduled", "date_envoi", "nb_tentatives", "destinataire", "erreur_code", "erreur_message",
     ]  # fmt: skip
-
-    def lines():
-        yield writer.writerow(header)
-        for row in rows.iterator(chunk_size=2000):
-            yield writer.writerow(
-                [
-                    row.pk, row.attribution_id, row.attribution.materiel.code, row.attribution.client.name,
-                    row.type_notification, row.canal, row.audience, row.niveau_escalade, row.statut,
-                    local_iso(row.date_scheduled), local_iso(row.date_envoi), row.nb_tentatives,
-                    row.destinataire, row.erreur_code, row.erreur_message,
-                ]  # fmt: skip
-            )
-
+    lines = (
+        [
+            row.pk, row.attribution_id, row.attribution.materiel.code, row.attribution.client.name,
+            row.type_notification, row.canal, row.audience, row.niveau_escalade, row.statut,
+            local_iso(row.date_scheduled), local_iso(row.date_envoi), row.nb_tentatives,
+            row.destinataire, row.erreur_code, row.erreur_message,
+        ]  # fmt: skip
+        for row in rows.iterator(chunk_size=2000)
+    )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="notifications-{stamp}.csv"'
-    return response
+    return csv_response(f"notifications-{stamp}.csv", header, lines)
 
 
 class PeriodForm(forms.Form):
-    date_from = forms.DateField(label=gettext_lazy("From"), widget=forms.DateInput(attrs={"type": "date"}))
-    date_to = forms.DateField(label=gettext_lazy("To"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_from = DayField(label=gettext_lazy("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    date_to = DayField(label=gettext_lazy("To"), widget=forms.DateInput(attrs={"type": "date"}))
 
     def clean(self):
         cleaned = super().clean()

@@ -6,7 +6,9 @@ one Twilio called, so the signature is checked against ``PUBLIC_BASE_URL`` + pat
 an unsigned, forged or replayed-to-another-URL request gets 403 and changes nothing.
 
 Callbacks can arrive out of order and more than once: a status never moves a row
-backwards (``delivered`` then a late ``sent`` stays ``delivered``), and a
+backwards (``delivered`` then a late ``sent`` stays ``delivered``); ``delivered``
+and ``read`` are final, so a later ``failed``/``undelivered`` changes nothing and
+starts no fallback (the borrower has the message). A
 delivery failure (``failed``/``undelivered``, e.g. 63016 outside the WhatsApp
 session window) makes the row a permanent failure and starts the fallback
 exactly once.
@@ -33,6 +35,8 @@ logger = logging.getLogger("radgestmat.notifications")
 # Twilio's MessageStatus values in the order a message goes through them.
 PROGRESS = {"accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3, "delivered": 4, "read": 5}
 DELIVERY_FAILURES = frozenset({"failed", "undelivered"})
+# Once Twilio saw the message reach the handset, no later report can take that back.
+DELIVERED = frozenset({"delivered", "read"})
 
 
 def is_signed_by_twilio(request: HttpRequest) -> bool:
@@ -45,6 +49,8 @@ def is_signed_by_twilio(request: HttpRequest) -> bool:
 
 def moves_forward(current: str, new: str) -> bool:
     if current in DELIVERY_FAILURES:
+        return False
+    if current in DELIVERED and new in DELIVERY_FAILURES:
         return False
     if new in DELIVERY_FAILURES:
         return True

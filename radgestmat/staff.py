@@ -11,6 +11,8 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from radgestmat.input import MAX_DB_INT, page_number
+
 PER_PAGE = 50
 
 
@@ -63,11 +65,10 @@ class Page:
 
 
 def paginate(request: HttpRequest, queryset, per_page: int = PER_PAGE) -> Page:
-    try:
-        number = max(1, int(request.GET.get("page", "1")))
-    except ValueError:
-        number = 1
+    number = page_number(request.GET.get("page"))
     offset = (number - 1) * per_page
+    if offset + per_page + 1 > MAX_DB_INT:
+        return Page([], number, False)  # beyond any table, and beyond what OFFSET accepts
     rows = list(queryset[offset : offset + per_page + 1])
     return Page(rows[:per_page], number, len(rows) > per_page)
 

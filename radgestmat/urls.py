@@ -4,9 +4,11 @@ from django.urls import include, path
 
 from notifications.webhooks import twilio_status_callback
 from radgestmat.health import healthz
+from radgestmat.input import use_bounded_changelists
 from radgestmat.login import ThrottledAdminAuthenticationForm, ThrottledAuthenticationForm
 
 admin.site.login_form = ThrottledAdminAuthenticationForm
+use_bounded_changelists(admin.site)
 
 urlpatterns = [
     path("login/", auth_views.LoginView.as_view(authentication_form=ThrottledAuthenticationForm), name="login"),

@@ -89,6 +89,24 @@ def test_return_before_start_is_refused():
     assert snapshot() == before
 
 
+@pytest.mark.parametrize("ahead", [timedelta(hours=48), services.RETURN_CLOCK_TOLERANCE + timedelta(seconds=1)])
+def test_a_return_dated_in_the_future_is_refused(ahead):
+    loan = services.lend(materiel=MaterielFactory(), client=ClientFactory(), due=NOW + timedelta(hours=3), now=NOW)
+    before = snapshot()
+    with pytest.raises(ValidationError) as exc:
+        services.record_return(loan, now=NOW, returned_at=NOW + ahead)
+    assert exc.value.message_dict["date_retour_effective"] == ["The return cannot be in the future."]
+    assert snapshot() == before
+
+
+def test_a_return_within_the_clock_tolerance_is_accepted():
+    """A desk clock a little ahead of the server's is not an error."""
+    loan = services.lend(materiel=MaterielFactory(), client=ClientFactory(), due=NOW + timedelta(hours=3), now=NOW)
+    services.record_return(loan, now=NOW, returned_at=NOW + services.RETURN_CLOCK_TOLERANCE)
+    loan.refresh_from_db()
+    assert loan.date_retour_effective == NOW + services.RETURN_CLOCK_TOLERANCE
+
+
 def test_extend_moves_the_due_date_and_reclassifies():
     loan = services.lend(materiel=MaterielFactory(), client=ClientFactory(), due=NOW + timedelta(hours=3), now=NOW)
     services.extend(loan, new_due=NOW + timedelta(days=3), now=NOW)

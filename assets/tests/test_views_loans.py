@@ -167,6 +167,18 @@ def test_return_before_the_start_is_refused_on_the_field(staff_client):
     assert loan.is_open
 
 
+def test_a_return_dated_in_the_future_is_refused_on_the_field(staff_client):
+    loan = AttributionFactory(date_debut=NOW - timedelta(hours=1))
+    response = staff_client.post(
+        reverse("loan_return", args=[loan.pk]), {"date_retour_effective": local(NOW + timedelta(hours=48))}
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors["date_retour_effective"] == ["The return cannot be in the future."]
+    assert "The return cannot be in the future." in response.content.decode()
+    loan.refresh_from_db()
+    assert loan.is_open
+
+
 def test_extend_moves_the_due_date_and_reclassifies(staff_client):
     loan = AttributionFactory(date_debut=NOW, date_retour_prevue=NOW + timedelta(hours=3))
     new_due = NOW + timedelta(days=2)

@@ -15,6 +15,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
 
+from assets.validators import one_line
 from notifications.recipients import audience_address
 from notifications.messages import Message
 from notifications.models import Audience, CodeErreur, NotificationLog
@@ -161,8 +162,8 @@ class EmailChannel(Channel):
 
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
         name = log.attribution.client.name if log.audience == Audience.CLIENT else ""
-        # formataddr encodes the display name; collapsing whitespace first keeps CR/LF out of the header.
-        recipient = formataddr((" ".join(name.split()), to)) if name else to
+        # formataddr encodes the display name; one line first keeps CR/LF out of the header.
+        recipient = formataddr((one_line(name), to)) if one_line(name) else to
         sender_name, sender_address = parseaddr(settings.DEFAULT_FROM_EMAIL)
         local_id = message_id_local_part(log)
         message_id = f"<{local_id}@{sender_address.rpartition('@')[2] or 'localhost'}>"

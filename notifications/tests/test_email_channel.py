@@ -162,7 +162,11 @@ def test_an_invalid_stored_address_fails_permanently(smtp_sink):
 
 
 def test_a_header_injection_attempt_in_a_name_stays_in_the_display_name(smtp_sink):
-    log = make_log("CREATION", "EMAIL", name="Eve\r\nBcc: victim@example.org", email="eve@example.org")
+    from assets.models import Client
+
+    log = make_log("CREATION", "EMAIL", name="Eve", email="eve@example.org")
+    # A row saved before names refused control characters (save() now refuses this one).
+    Client.objects.filter(pk=log.attribution.client_id).update(name="Eve\r\nBcc: victim@example.org")
 
     assert send(log) == Statut.ENVOYEE
 

@@ -271,3 +271,19 @@ def test_the_pages_speak_french(experimenter, settings):
     assert "Pas assez de données pour conclure" in page.content.decode()
     page = experimenter.get(reverse("experiment_list"), HTTP_ACCEPT_LANGUAGE="fr")
     assert "Expériences sur les messages" in page.content.decode()
+
+
+def test_a_variant_that_reads_other_templates_is_refused_like_an_override(experimenter, settings):
+    settings.LANGUAGE_CODE = "en"
+    response = experimenter.post(
+        reverse("experiment_new"),
+        {
+            "name": "Sneaky", "type_notification": "CREATION", "canal": "SMS", "language": "fr",
+            "variants-TOTAL_FORMS": "2", "variants-INITIAL_FORMS": "0",
+            "variants-0-share": "50", "variants-0-subject": "", "variants-0-body": "Bonjour {{ client_name }}.",
+            "variants-1-share": "50", "variants-1-subject": "", "variants-1-body": '{% include "base.html" %}',
+        },
+    )
+
+    assert response.status_code == 200 and not Experiment.objects.exists()
+    assert "include" in response.context["formset"].forms[1].errors["body"][0]

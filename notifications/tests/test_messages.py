@@ -119,3 +119,37 @@ def test_an_unknown_language_falls_back_to_the_default_one(settings):
     log = sample_log("CREATION", "SMS", "de", now=NOW)
 
     assert render(log, now=NOW).language == "fr"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "{% include '/etc/passwd' %}",
+        "{% include 'notifications/email/fr/_facts.txt' %}",
+        "Bonjour {% extends 'notifications/email/layout.html' %}",
+        "{% load static %}{% static 'x' %}",
+        "{% load i18n %}{{ client_name }}",
+        "{%ssi '/etc/passwd' %}",
+        "{% debug %}",
+        "{% if is_late %}{% include \"../../../../etc/passwd\" %}{% endif %}",
+    ],
+)
+@pytest.mark.parametrize("field", ["body", "subject"])
+def test_an_override_that_includes_or_loads_is_refused_by_the_admin_form(admin_client, text, field, monkeypatch):
+    """GIVEN an override text with a tag that reads a file or loads code, WHEN the admin saves it,
+    THEN the form says includes are not allowed (no 500) and no file was opened."""
+    import builtins
+
+    opened = []
+    real_open = builtins.open
+    monkeypatch.setattr(builtins, "open", lambda file, *a, **k: opened.append(str(file)) or real_open(file, *a, **k))
+    data = {"type_notification": "RETARD", "canal": "EMAIL", "language": "fr", "subject": "Retard", "body": "Bonjour"}
+    data[field] = text
+
+    response = admin_client.post("/admin/notifications/messageoverride/add/", data)
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors[field]
+    assert "Includes are not allowed in a message" in error
+    assert not MessageOverride.objects.exists()
+    assert not [path for path in opened if "passwd" in path or path.endswith((".txt", "layout.html"))]

@@ -195,3 +195,23 @@ def test_a_delivery_failure_records_the_cause_of_twilios_error_code(client, sent
 
     sent_whatsapp.refresh_from_db()
     assert (sent_whatsapp.statut, sent_whatsapp.erreur_code) == (Statut.ECHEC_PERMANENT, cause)
+
+
+@pytest.mark.parametrize("final", ["delivered", "read"])
+@pytest.mark.parametrize("late_failure", ["undelivered", "failed"])
+def test_delivered_and_read_are_final_a_later_failure_changes_nothing(
+    client, sent_whatsapp, final, late_failure, django_capture_on_commit_callbacks
+):
+    """GIVEN Twilio reported the message delivered (or read), WHEN a signed failure report arrives later,
+    THEN the row stays sent and delivered, and no fallback is planned or enqueued."""
+    post(client, params(sent_whatsapp, final))
+
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post(client, params(sent_whatsapp, late_failure, ErrorCode="63016"))
+
+    assert response.status_code == 204
+    sent_whatsapp.refresh_from_db()
+    assert (sent_whatsapp.statut, sent_whatsapp.delivery_status, sent_whatsapp.erreur_code, sent_whatsapp.erreur_message) == (
+        Statut.ENVOYEE, final, "", "")
+    assert not NotificationLog.objects.filter(fallback_of=sent_whatsapp).exists()
+    assert callbacks == []

