@@ -1,5 +1,10 @@
 """Project-wide test rules.
 
+Real workers come from Celery's own pytest fixtures (`celery.contrib.pytest`, loaded in pytest.ini):
+`celery_worker` starts a worker thread on our app. pytest-celery's plugin (`-p no:celery`) is off:
+its fixtures of the same names start Docker containers, and this project has no Docker engine
+(its `celery_worker` would shadow Celery's, pytest-celery #442).
+
 In CI (CI=true) a skipped test is a failure: a test that needs Redis, PostgreSQL
 or Chromium must fail when its service is missing, never pass silently. The one
 exception is a `postgres`-marked test during the SQLite run, since CI runs the
@@ -13,7 +18,6 @@ import os
 import pytest
 
 
-
 @pytest.fixture(autouse=True)
 def eager_celery():
     """Tasks run in-process by default; tests about workers, acks and retries start a real worker instead."""
@@ -22,6 +26,23 @@ def eager_celery():
     app.conf.task_always_eager = True
     yield app
     app.conf.task_always_eager = False
+
+
+@pytest.fixture
+def celery_app(eager_celery):
+    """`celery_worker` (celery.contrib.pytest) runs our own app, its tasks published to Redis for real."""
+    eager_celery.conf.task_always_eager = False
+    return eager_celery
+
+
+@pytest.fixture
+def celery_worker_pool():
+    return "solo"
+
+
+@pytest.fixture
+def celery_worker_parameters():
+    return {"queues": ("default", "notifications"), "perform_ping_check": False, "shutdown_timeout": 10}
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -210,3 +210,43 @@ def send_time_learning(request, settings):
     settings.SEND_TIME_LEARNING = request.param
     settings.SEND_TIME_MIN_REMINDERS = 10**6
     return request.param
+
+
+QUEUES = ("default", "notifications")
+
+
+def purge_broker() -> None:
+    from radgestmat.celery import app
+
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client
+        client.ping()  # fails (never skips) when Redis is missing
+        client.delete(*QUEUES, "unacked", "unacked_index")
+
+
+@pytest.fixture
+def worker_connections_closed():
+    from django.db import connection
+
+    yield
+    if connection.vendor == "postgresql":
+        # The worker thread keeps its connection (CONN_MAX_AGE) and has ended: close it for
+        # PostgreSQL, or the test database cannot be dropped at the end of the session.
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+
+
+@pytest.fixture
+def empty_broker():
+    purge_broker()
+    yield
+    purge_broker()
+
+
+@pytest.fixture
+def live_worker(worker_connections_closed, empty_broker, celery_worker):
+    """A real worker thread on Redis: Celery's `celery_worker` fixture on our app (the root conftest.py)."""
+    return celery_worker

@@ -9,11 +9,11 @@ from notifications.models import Statut
 from notifications.scheduler_status import get_scheduler_status
 
 from .conftest import make_log
-from .test_send_worker import live_worker, wait_for  # noqa: F401  (fixture)
+from .test_send_worker import wait_for
 
 
 @pytest.mark.django_db(transaction=True)
-def test_the_relay_task_on_a_real_worker_sends_what_is_due(live_worker, smtp_sink):  # noqa: F811
+def test_the_relay_task_on_a_real_worker_sends_what_is_due(live_worker, smtp_sink):
     log = make_log("CREATION", "EMAIL", email="camille@example.org")
 
     tasks.dispatch_due_notifications.delay()  # as beat does every minute

@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-from celery.contrib.testing.worker import start_worker
 from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
@@ -23,17 +22,9 @@ from notifications.models import NotificationLog, Statut
 from radgestmat.celery import app
 from tasks import send_notification
 
-from .conftest import consent_to_whatsapp, make_log
+from .conftest import QUEUES, consent_to_whatsapp, make_log, purge_broker
 
-QUEUES = ("default", "notifications")
 BASE_DIR = Path(django_settings.BASE_DIR)
-
-
-def purge_broker() -> None:
-    with app.connection_for_write() as conn:
-        client = conn.default_channel.client
-        client.ping()  # fails (never skips) when Redis is missing
-        client.delete(*QUEUES, "unacked", "unacked_index")
 
 
 def wait_for(predicate, *, timeout: float = 30.0, what: str = "condition"):
@@ -50,25 +41,6 @@ def broker_idle() -> bool:
     with app.connection_for_write() as conn:
         client = conn.default_channel.client
         return all(client.llen(queue) == 0 for queue in QUEUES) and client.hlen("unacked") == 0
-
-
-@pytest.fixture
-def live_worker(eager_celery):
-    eager_celery.conf.task_always_eager = False
-    purge_broker()
-    with start_worker(
-        app, pool="solo", concurrency=1, queues=list(QUEUES), perform_ping_check=False, shutdown_timeout=10
-    ) as worker:
-        yield worker
-    purge_broker()
-    if connection.vendor == "postgresql":
-        # The worker thread keeps its connection (CONN_MAX_AGE) and has ended: close it for
-        # PostgreSQL, or the test database cannot be dropped at the end of the session.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
 
 
 @pytest.mark.django_db(transaction=True)
