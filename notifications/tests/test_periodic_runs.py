@@ -16,22 +16,15 @@ from celery.contrib.testing.worker import start_worker
 from celery.utils.imports import symbol_by_name
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from notifications.models import NotificationLog, Statut
-from .conftest import make_log
 from radgestmat.celery import app
 
-QUEUES = ("default", "notifications")
+from .conftest import QUEUES, make_log, purge_broker
 
-
-def purge_broker() -> None:
-    with app.connection_for_write() as conn:
-        client = conn.default_channel.client
-        client.ping()  # fails (never skips) when Redis is missing
-        client.delete(*QUEUES, "unacked", "unacked_index")
+pytestmark = pytest.mark.usefixtures("worker_connections_closed")
 
 
 def wait_for(predicate, *, timeout: float = 30.0, what: str = "condition"):
@@ -60,17 +53,6 @@ def run_worker():
     return start_worker(
         app, pool="solo", concurrency=1, queues=list(QUEUES), perform_ping_check=False, shutdown_timeout=10
     )
-
-
-@pytest.fixture(autouse=True)
-def close_worker_connections():
-    yield
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
 
 
 @pytest.mark.django_db(transaction=True)
