@@ -64,7 +64,7 @@ def lend(
                     notes=notes,
                 )
         except IntegrityError:
-            raise ValidationError({"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}})
+            raise ValidationError({"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}) from None
         Materiel.objects.filter(pk=materiel.pk).update(state=Materiel.State.LENT)
         transaction.on_commit(lambda: attribution_created.send(sender=Attribution, attribution=attribution, now=now))
     return attribution

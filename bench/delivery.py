@@ -201,7 +201,7 @@ def plan_notifications(n: int, *, serial: str) -> list[int]:
     due = now + timedelta(days=5)
     loans = Attribution.objects.bulk_create(
         Attribution(client=client, materiel=materiel, date_debut=now, date_retour_prevue=due, duree="LONG")
-        for client, materiel in zip(clients, materiels)
+        for client, materiel in zip(clients, materiels, strict=False)
     )
     joined = Attribution.objects.filter(pk__in=[loan.pk for loan in loans]).select_related(*outbox.PLANNING_RELATED)
     planned = [outbox.Planned(loan, TypeNotification.CREATION, now) for loan in joined]

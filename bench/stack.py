@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -60,7 +60,7 @@ def wait_until(predicate, *, what: str, timeout: float = 30.0, interval: float =
             result = predicate()
             if result:
                 return result
-        except Exception as exc:  # not there yet
+        except Exception as exc:  # noqa: BLE001  not there yet
             last_error = exc
         time.sleep(interval)
     raise StackError(f"{what} did not happen within {timeout:.0f} s (last error: {last_error!r})")
@@ -125,10 +125,8 @@ class PostgresServer:
 
     def destroy(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
-            try:
+            with suppress(StackError):
                 self.stop("immediate")
-            except StackError:
-                pass
 
 
 class RedisServer:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import bench_database_url, environment, print_environment, write_json  # noqa: E402
+from bench.report import bench_database_url, environment, print_environment, write_json
 
 os.environ.update(
     DJANGO_SETTINGS_MODULE="radgestmat.settings",

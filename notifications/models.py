@@ -355,14 +355,18 @@ class MessageOverride(models.Model):
     def __str__(self) -> str:
         return f"{self.get_type_notification_display()} / {self.get_canal_display()} / {self.language}"
 
+    def save(self, *args, **kwargs):
+        self.clean()
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
         from django.template import TemplateSyntaxError
         from django.utils import timezone
 
-        from .messages import ForbiddenTag, MissingVariable, check_override_source, render, sample_log
-
         from assets.validators import refuse_control_characters
+
+        from .messages import ForbiddenTag, MissingVariable, check_override_source, render, sample_log
 
         if self.canal == Canal.EMAIL and not self.subject.strip():
             raise ValidationError({"subject": _("An email needs a subject.")})
@@ -371,13 +375,10 @@ class MessageOverride(models.Model):
             try:
                 check_override_source(getattr(self, name))
             except ForbiddenTag as error:
-                raise ValidationError({name: str(error)})
+                raise ValidationError({name: str(error)}) from error
         log = sample_log(self.type_notification, self.canal, self.language, now=timezone.now())
         try:
             render(log, now=timezone.now(), language=self.language, override=self)
         except (TemplateSyntaxError, MissingVariable) as error:
-            raise ValidationError({"body": str(error)})
+            raise ValidationError({"body": str(error)}) from error
 
-    def save(self, *args, **kwargs):
-        self.clean()
-        super().save(*args, **kwargs)

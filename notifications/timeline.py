@@ -22,7 +22,7 @@ The rules (README "Scheduling and the timing promise"):
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -67,7 +67,7 @@ def local_tz() -> ZoneInfo:
 
 
 def utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def at_local(day: date, wall: time) -> datetime:
@@ -109,7 +109,7 @@ def parse_quiet_hours(spec: str) -> tuple[time, time] | None:
     try:
         begin, end = (time.fromisoformat(part.strip()) for part in spec.split("-"))
     except ValueError:
-        raise ImproperlyConfigured(f"Quiet hours {spec!r} are not of the form HH:MM-HH:MM (e.g. 21:00-08:00).")
+        raise ImproperlyConfigured(f"Quiet hours {spec!r} are not of the form HH:MM-HH:MM (e.g. 21:00-08:00).") from None
     if begin == end:
         raise ImproperlyConfigured(f"Quiet hours {spec!r} start and end at the same time.")
     return begin, end

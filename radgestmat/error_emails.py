@@ -67,7 +67,7 @@ class ThrottledAdminEmailHandler(AdminEmailHandler):
             from django.core.cache import cache
 
             return cache.add(f"error-email:{fingerprint}", 1, interval)
-        except Exception:
+        except Exception:  # noqa: BLE001
             # The cache (Redis) may be what is failing: then count in this process, never flood.
             with self._local_lock:
                 now = time.monotonic()

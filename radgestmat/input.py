@@ -98,7 +98,7 @@ def check_date_hierarchy(field: str, query) -> None:
         parse_int(query.get(f"{field}__day", "1"), maximum=31),
     )
     try:
-        if None in parts or not FIRST_DAY <= date(*parts):
+        if None in parts or not date(*parts) >= FIRST_DAY:
             raise ValueError(year)
     except ValueError as error:
         raise IncorrectLookupParameters(error) from error

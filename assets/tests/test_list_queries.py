@@ -11,8 +11,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assets.tests.factories import AttributionFactory, ClientFactory, MaterielFactory
-from notifications.models import Canal, NotificationLog, NotificationPreferences, Statut, TypeNotification
 from notifications.api import forget_scheduler_status
+from notifications.models import Canal, NotificationLog, NotificationPreferences, Statut, TypeNotification
 
 
 def add_rows(n: int, client=None) -> None:

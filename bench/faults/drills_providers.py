@@ -236,16 +236,16 @@ def legacy_import(lab: Lab, count: int) -> dict[int, str]:
     with connection.cursor() as cursor:
         cursor.executemany(
             "UPDATE assets_client SET phone = %s WHERE id = %s",
-            [(phone, client.pk) for client, phone in zip(created, raw_phones) if phone is not None],
+            [(phone, client.pk) for client, phone in zip(created, raw_phones, strict=False) if phone is not None],
         )
-    return {client.pk: kind for client, kind in zip(created, kinds)}
+    return {client.pk: kind for client, kind in zip(created, kinds, strict=False)}
 
 
 def header_problems(lab: Lab, rows: list[dict], clients: dict[int, dict], kinds: dict[int, str]) -> tuple[list[str], int]:
     """Check every received email: one envelope recipient, the borrower's; the usual headers and no other;
     the name only as the To header's display name; no raw HTML from a name. Returns (problems, hostile checked)."""
     client_of = {row["id"]: row["attribution__client_id"] for row in rows}
-    usual = Counter(frozenset(k.lower() for k in message.keys()) for _rcpt, message in lab.stack.smtp.messages)
+    usual = Counter(frozenset(k.lower() for k in message) for _rcpt, message in lab.stack.smtp.messages)
     expected_headers = usual.most_common(1)[0][0] if usual else frozenset()
     problems: list[str] = []
     hostile = 0
@@ -254,7 +254,7 @@ def header_problems(lab: Lab, rows: list[dict], clients: dict[int, dict], kinds:
         client = clients[client_of[log_id]]
         kind = kinds[client_of[log_id]]
         hostile += kind in HOSTILE_NAMES
-        headers = frozenset(k.lower() for k in message.keys())
+        headers = frozenset(k.lower() for k in message)
         to = message["To"].addresses
         if rcpt != [client["email"]]:
             problems.append(f"row {log_id} ({kind}): envelope recipients {rcpt}")

@@ -11,9 +11,8 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from unittest import mock
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 import time_machine
@@ -284,7 +283,7 @@ class SchedulerBeat(Beat):
     def run_until(self, end: datetime) -> None:
         stop = end.timestamp()
         while self.wake_at <= stop:
-            self.move_to(datetime.fromtimestamp(self.wake_at, tz=dt_timezone.utc))
+            self.move_to(datetime.fromtimestamp(self.wake_at, tz=UTC))
             if self.scheduler.should_sync():
                 self.scheduler._do_sync()
             self.scheduler.ran_something = False

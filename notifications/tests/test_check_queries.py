@@ -38,7 +38,7 @@ def make_loans(count: int, *, start, due) -> None:
     )
     loans = [
         Attribution(materiel=m, client=c, created_by=lender, date_debut=start, date_retour_prevue=due)
-        for m, c in zip(materiels, clients)
+        for m, c in zip(materiels, clients, strict=False)
     ]
     # bulk_create does not call save(): set what save() would.
     for loan in loans:

@@ -21,8 +21,9 @@ from django.utils import timezone
 from django_celery_results.models import TaskResult
 
 from notifications.models import NotificationLog, Statut
-from .conftest import make_log
 from radgestmat.celery import app
+
+from .conftest import make_log
 
 QUEUES = ("default", "notifications")
 
