@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import IntegrityError, models, transaction
@@ -14,6 +15,9 @@ from assets.models import Attribution, Client, PhoneNumberField
 from assets.validators import validate_single_line, validate_text
 
 from .channels import REGISTRY as CHANNEL_REGISTRY
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class TypeNotification(models.TextChoices):
@@ -37,7 +41,7 @@ REMINDER_TYPES = frozenset(
 
 
 # Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
-Canal = models.TextChoices("Canal", [(spec.canal, (spec.canal, spec.label)) for spec in CHANNEL_REGISTRY])
+Canal = models.TextChoices("Canal", [(spec.canal, (spec.canal, spec.label)) for spec in CHANNEL_REGISTRY])  # type: ignore[call-overload]  # django-stubs: functional API with (value, label) members
 
 
 class Audience(models.TextChoices):
@@ -299,11 +303,11 @@ class WhatsAppConfig(models.Model):
             raise ValidationError({"content_templates": problems})
 
 
-def content_sid_problems(mapping) -> list[str]:
+def content_sid_problems(mapping) -> list[StrOrPromise]:
     """What is wrong with a {type: Content Template SID} map (empty when nothing is)."""
     if not isinstance(mapping, dict):
         return [_("Give an object mapping notification types to template SIDs.")]
-    problems = []
+    problems: list[StrOrPromise] = []
     for kind, sid in mapping.items():
         if kind not in TypeNotification.values:
             problems.append(

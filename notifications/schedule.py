@@ -20,6 +20,7 @@ from __future__ import annotations
 import functools
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta
+from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab as celery_crontab
@@ -125,6 +126,16 @@ def job_named(name: str) -> Job:
     return next(job for job in beat_schedule() if job.name == name)
 
 
+class ExpandedCrontab(Protocol):
+    """The sets a `crontab` expands its fields into (celery-types does not declare them)."""
+
+    minute: set[int]
+    hour: set[int]
+    day_of_week: set[int]
+    day_of_month: set[int]
+    month_of_year: set[int]
+
+
 def next_cron_time(schedule: celery_crontab, after: datetime, tz=None) -> datetime:
     """The first minute strictly after ``after`` that ``schedule`` matches on the wall clock of ``tz``.
 
@@ -132,19 +143,20 @@ def next_cron_time(schedule: celery_crontab, after: datetime, tz=None) -> dateti
     neither skips nor repeats a run that the wall clock has once.
     """
     tz = tz or local_tz()
+    fields = cast(ExpandedCrontab, schedule)
     moment = after.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     limit = moment + timedelta(days=366)
     while moment < limit:
         local = moment.astimezone(tz)
         if (
-            local.month not in schedule.month_of_year
-            or local.day not in schedule.day_of_month
-            or local.isoweekday() % 7 not in schedule.day_of_week
+            local.month not in fields.month_of_year
+            or local.day not in fields.day_of_month
+            or local.isoweekday() % 7 not in fields.day_of_week
         ):
             moment = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=tz).astimezone(UTC)
-        elif local.hour not in schedule.hour:
+        elif local.hour not in fields.hour:
             moment += timedelta(minutes=60 - local.minute)
-        elif local.minute not in schedule.minute:
+        elif local.minute not in fields.minute:
             moment += timedelta(minutes=1)
         else:
             return moment

@@ -172,7 +172,7 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
         # Our own mailbox on this connection: `app.control` would retry forever if the broker just went away.
         mailbox = Mailbox(app.conf.control_exchange, type="fanout", accept=["json"])
         try:
-            replies = mailbox(conn)._broadcast("ping", reply=True, timeout=timeout) or []
+            replies = mailbox(conn)._broadcast("ping", reply=True, timeout=timeout) or []  # type: ignore[attr-defined]  # kombu-stubs omit Node._broadcast
             names = sorted(name for reply in replies for name in reply)
             workers = {"ok": bool(names), "workers": names, "error": "" if names else _("no worker answered the ping")}
         except Exception as exc:  # noqa: BLE001

@@ -38,7 +38,7 @@ TWO_HOURS = timedelta(hours=2)
 BEFORE_QUIET = timedelta(minutes=5)
 IMMEDIATE_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
 # Which reminders belong to which duration class.
-REMINDERS_OF_CLASS = {
+REMINDERS_OF_CLASS: dict[str, tuple[TypeNotification, ...]] = {
     Duree.COURT: (TypeNotification.RAPPEL_2H,),
     Duree.MOYEN: (TypeNotification.RAPPEL_2H,),
     Duree.LONG: (TypeNotification.RAPPEL_J_MOINS_2, TypeNotification.RAPPEL_J_MOINS_1, TypeNotification.RAPPEL_FINAL),

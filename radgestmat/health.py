@@ -38,7 +38,7 @@ def check_broker(now: datetime) -> dict[str, dict[str, Any]]:
     """Redis, the workers answering a ping within HEALTH_WORKER_TIMEOUT, and beat, from one broker connection."""
 
     workers, queues, beats = broker_status(settings.HEALTH_WORKER_TIMEOUT)
-    redis = {"ok": True} if queues["ok"] else {"ok": False, "error": "unreachable"}
+    redis: dict[str, Any] = {"ok": True} if queues["ok"] else {"ok": False, "error": "unreachable"}
     last = beat_last_tick(now)
     age = (now - last).total_seconds() if last else None
     return {

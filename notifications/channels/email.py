@@ -83,7 +83,7 @@ CREDENTIALS_REPLIES = {530, 534, 535}
 BAD_RECIPIENT_REPLIES = {550, 551, 553}
 
 
-def _cause_of_reply(code: int, *, sender: bool = False) -> str:
+def _cause_of_reply(code: int, *, sender: bool = False) -> CodeErreur:
     if code in CREDENTIALS_REPLIES:
         return CodeErreur.CREDENTIALS
     if 400 <= code < 500:
