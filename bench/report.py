@@ -52,7 +52,7 @@ def environment() -> dict:
             cursor.execute("SHOW server_version")
             database = "PostgreSQL " + cursor.fetchone()[0].split()[0]
         else:
-            database = f"{connection.vendor} {connection.Database.sqlite_version}"
+            database = f"{connection.vendor} {connection.Database.sqlite_version}"  # type: ignore[attr-defined]  # django-stubs: a backend's Database module
     try:
         import redis
 
@@ -66,7 +66,7 @@ def environment() -> dict:
         "python": platform.python_version(),
         "django": django.get_version(),
         "celery": celery.__version__,
-        "kombu": kombu.__version__,
+        "kombu": kombu.__version__,  # type: ignore[attr-defined]  # kombu-stubs omit __version__
         "database": database,
         "redis": redis_version,
     }
