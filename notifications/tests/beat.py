@@ -16,6 +16,7 @@ from unittest import mock
 from zoneinfo import ZoneInfo
 
 import time_machine
+from celery import Task
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTasks
 from django_celery_beat.schedulers import SCHEDULE_SYNC_MAX_INTERVAL, DatabaseScheduler
@@ -25,14 +26,14 @@ import tasks
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def paris(*args) -> datetime:
-    return datetime(*args, tzinfo=PARIS)
+def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
 
 
-def checks_due_at(moment: datetime) -> list[Callable]:
+def checks_due_at(moment: datetime) -> list[Task]:
     """The periodic tasks beat starts at ``moment`` (a whole minute), by the spec's default cadences."""
     local = moment.astimezone(PARIS)
-    due = [tasks.dispatch_due_notifications]
+    due: list[Task] = [tasks.dispatch_due_notifications]
     if local.minute % 30 == 0:
         due.append(tasks.check_court_terme_reminders)
     if local.minute == 0 and local.hour % 12 == 0:

@@ -52,6 +52,7 @@ class SmtpSink:
 
     def restart(self) -> None:
         """Stop and start again on the same port: open client connections are cut."""
+        assert self.controller is not None, "restart() before start()"
         self.controller.stop()
         self.start()
 

@@ -219,11 +219,11 @@ def test_a_simulated_week_keeps_the_timing_promise(settings, twilio_accepting_ev
 def live_the_week(beat, loans: list[Loan]) -> None:
     """The desk actions of ``loans`` at their times (lend, extend, return), beat running in between."""
     lender = StaffFactory(email="lender@example.org")
-    events = []
+    events: list[tuple[datetime, int, str, datetime | None]] = []
     for number, loan in enumerate(loans):
         events.append((loan.start, number, "lend", None))
-        for when, new_due in loan.extensions:
-            events.append((when, number, "extend", new_due))
+        for when, extended_due in loan.extensions:
+            events.append((when, number, "extend", extended_due))
         if loan.returned:
             events.append((loan.returned, number, "return", None))
     records = {}

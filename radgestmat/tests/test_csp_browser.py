@@ -12,6 +12,7 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
+from assets.models import Attribution, Client
 from assets.tests.factories import AttributionFactory, ClientFactory, StaffFactory
 from notifications.models import Canal, MessageOverride, NotificationLog, Statut, TypeNotification
 from radgestmat.tests.test_browser import browser, log_in, page  # noqa: F401  (the fixtures)
@@ -27,8 +28,8 @@ document.addEventListener("securitypolicyviolation", function (e) {
 
 
 def staff_pages() -> list[str]:
-    client = ClientFactory(name="Alice Martin", email="alice@example.org")
-    loan = AttributionFactory(client=client)
+    client: Client = ClientFactory(name="Alice Martin", email="alice@example.org")  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
+    loan: Attribution = AttributionFactory(client=client)  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
     AttributionFactory(
         date_debut=timezone.now() - timedelta(days=3), date_retour_prevue=timezone.now() - timedelta(days=1)
     )  # overdue, for the dashboard's red side

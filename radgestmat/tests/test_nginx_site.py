@@ -25,7 +25,8 @@ class Upstream(http.server.ThreadingHTTPServer):
     """Answers 200 to everything and remembers the paths it was asked for."""
 
     def __init__(self, name: str):
-        self.name, self.paths = name, []
+        self.name = name
+        self.paths: list[str] = []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
