@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
 export DJANGO_SETTINGS_MODULE ?= radgestmat.settings
 
-.PHONY: run test install migrate messages bench bench-large faults clean
+.PHONY: run test lint format install migrate messages bench bench-large faults clean
 
 install: $(STAMP)
 
@@ -32,6 +32,18 @@ run: install
 test: install
 	@mkdir -p var test-results
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Lint: ruff (rules and formatting), the import contracts, mypy with the Django plugin. CI runs it before the tests.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	DEBUG=1 $(BIN)/mypy
+
+## Apply ruff's fixes and formatting.
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 messages: install
 	DEBUG=1 $(BIN)/python manage.py makemessages -l en -l fr --ignore=.venv --ignore=bench && DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv

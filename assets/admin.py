@@ -42,7 +42,7 @@ class NotificationLogInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
-    fields = [
+    readonly_fields = (
         "type_notification",
         "canal",
         "audience",
@@ -52,8 +52,8 @@ class NotificationLogInline(admin.TabularInline):
         "date_envoi",
         "nb_tentatives",
         "erreur_message",
-    ]
-    readonly_fields = fields
+    )
+    fields = readonly_fields
     ordering = ["date_scheduled", "id"]
 
     def has_add_permission(self, request, obj=None) -> bool:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import phonenumbers
 from django.conf import settings
@@ -25,7 +25,7 @@ def normalize_phone(raw: str) -> str:
     try:
         number = phonenumbers.parse(raw, settings.PHONE_DEFAULT_REGION)
     except phonenumbers.NumberParseException:
-        raise ValidationError(_("“%(value)s” is not a phone number."), code="invalid_phone", params={"value": raw})
+        raise ValidationError(_("“%(value)s” is not a phone number."), code="invalid_phone", params={"value": raw}) from None
     if not phonenumbers.is_valid_number(number):
         raise ValidationError(
             _("“%(value)s” is not a valid phone number (use the international form, e.g. +33 6 12 34 56 78)."),
@@ -117,7 +117,7 @@ def elapsed(start: datetime, end: datetime) -> timedelta:
     Python subtracts two datetimes that share a tzinfo on the wall clock, which
     is an hour off across a DST change; converting to UTC first gives real time.
     """
-    return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
+    return end.astimezone(UTC) - start.astimezone(UTC)
 
 
 def classify_duree(date_debut: datetime, date_retour_prevue: datetime) -> str:

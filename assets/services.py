@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
@@ -44,7 +44,7 @@ def lend(
     due: datetime,
     now: datetime,
     start: datetime | None = None,
-    by: AbstractBaseUser | None = None,
+    by: User | AnonymousUser | None = None,
     notes: str = "",
 ) -> Attribution:
     """Record that ``materiel`` leaves with ``client`` from ``start`` (default ``now``) until ``due``."""
@@ -58,13 +58,13 @@ def lend(
                 attribution = Attribution.objects.create(
                     materiel=materiel,
                     client=client,
-                    created_by=by if by is not None and by.is_authenticated else None,
+                    created_by=by if isinstance(by, User) else None,  # an AnonymousUser is nobody
                     date_debut=start,
                     date_retour_prevue=due,
                     notes=notes,
                 )
         except IntegrityError:
-            raise ValidationError({"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}})
+            raise ValidationError({"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}) from None
         Materiel.objects.filter(pk=materiel.pk).update(state=Materiel.State.LENT)
         transaction.on_commit(lambda: attribution_created.send(sender=Attribution, attribution=attribution, now=now))
     return attribution
@@ -89,7 +89,7 @@ def validate_return(attribution: Attribution, *, when: datetime, now: datetime) 
 
 
 def record_return(
-    attribution: Attribution, *, now: datetime, returned_at: datetime | None = None, by: AbstractBaseUser | None = None
+    attribution: Attribution, *, now: datetime, returned_at: datetime | None = None, by: User | AnonymousUser | None = None
 ) -> Attribution:
     """Record that the loan's material came back at ``returned_at`` (default ``now``)."""
     returned_at = returned_at or now
@@ -117,7 +117,7 @@ def validate_extend(attribution: Attribution, *, new_due: datetime) -> None:
 
 
 def extend(
-    attribution: Attribution, *, new_due: datetime, now: datetime, by: AbstractBaseUser | None = None
+    attribution: Attribution, *, new_due: datetime, now: datetime, by: User | AnonymousUser | None = None
 ) -> Attribution:
     """Move the loan's due date (later or earlier); its duration class follows."""
     with transaction.atomic():

@@ -181,9 +181,9 @@ def lend_preview(request: HttpRequest) -> JsonResponse:
 @require_GET
 def client_lookup(request: HttpRequest) -> JsonResponse:
     q = request.GET.get("q", "").strip()
-    clients = []
+    clients: list[Client] = []
     if len(q) >= 2:
-        clients = Client.objects.filter(client_search(q)).order_by("name")[:15]
+        clients = list(Client.objects.filter(client_search(q)).order_by("name")[:15])
     return JsonResponse({"clients": [client_label(c) for c in clients]})
 
 

@@ -74,7 +74,7 @@ def tasks_run(name: str) -> dict[str, int]:
     from radgestmat.celery import app
 
     replies = app.control.inspect(destination=[f"{name}@{platform.node()}"], timeout=2).stats() or {}
-    return next(iter(replies.values()), {}).get("total", {})
+    return next((stats.get("total", {}) for stats in replies.values()), {})
 
 
 def rss_kib(pid: int) -> int:
@@ -94,7 +94,7 @@ def _proc_kib(path: str, label: str) -> int:
 
 
 def children_of(pid: int) -> list[int]:
-    found = []
+    found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
         text = (task / "children").read_text().split()
         found.extend(int(child) for child in text)
@@ -201,7 +201,7 @@ def plan_notifications(n: int, *, serial: str) -> list[int]:
     due = now + timedelta(days=5)
     loans = Attribution.objects.bulk_create(
         Attribution(client=client, materiel=materiel, date_debut=now, date_retour_prevue=due, duree="LONG")
-        for client, materiel in zip(clients, materiels)
+        for client, materiel in zip(clients, materiels, strict=False)
     )
     joined = Attribution.objects.filter(pk__in=[loan.pk for loan in loans]).select_related(*outbox.PLANNING_RELATED)
     planned = [outbox.Planned(loan, TypeNotification.CREATION, now) for loan in joined]
@@ -302,9 +302,13 @@ def lend_latencies(stack: Stack, count: int) -> list[float]:
         client = Client.objects.create(name=f"Latence {index}", email=f"latency{index}@example.org")
         materiel = Materiel.objects.create(code=f"LAT-{index:06d}", name="Caméra")
         committed: list[float] = []
+
+        def stamp(committed: list[float] = committed) -> None:
+            committed.append(time.time())
+
         # Our hook is registered first, so it runs first when lend's transaction commits.
         with transaction.atomic():
-            transaction.on_commit(lambda committed=committed: committed.append(time.time()))
+            transaction.on_commit(stamp)
             now = timezone.now()
             loan = services.lend(materiel=materiel, client=client, due=now + timedelta(days=5), now=now)
         row_id = NotificationLog.objects.get(

@@ -52,12 +52,12 @@ def environment() -> dict:
             cursor.execute("SHOW server_version")
             database = "PostgreSQL " + cursor.fetchone()[0].split()[0]
         else:
-            database = f"{connection.vendor} {connection.Database.sqlite_version}"
+            database = f"{connection.vendor} {connection.Database.sqlite_version}"  # type: ignore[attr-defined]  # django-stubs: a backend's Database module
     try:
         import redis
 
         redis_version = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1).info("server")["redis_version"]
-    except Exception as exc:  # a bench that does not use Redis still runs
+    except Exception as exc:  # noqa: BLE001  a bench that does not use Redis still runs
         redis_version = f"unreachable ({type(exc).__name__})"
     return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -66,7 +66,7 @@ def environment() -> dict:
         "python": platform.python_version(),
         "django": django.get_version(),
         "celery": celery.__version__,
-        "kombu": kombu.__version__,
+        "kombu": kombu.__version__,  # type: ignore[attr-defined]  # kombu-stubs omit __version__
         "database": database,
         "redis": redis_version,
     }

@@ -29,11 +29,15 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
+
+if TYPE_CHECKING:
+    from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parent.parent
 TWILIO_SID = "AC" + "0" * 32
@@ -60,7 +64,7 @@ def wait_until(predicate, *, what: str, timeout: float = 30.0, interval: float =
             result = predicate()
             if result:
                 return result
-        except Exception as exc:  # not there yet
+        except Exception as exc:  # noqa: BLE001  not there yet
             last_error = exc
         time.sleep(interval)
     raise StackError(f"{what} did not happen within {timeout:.0f} s (last error: {last_error!r})")
@@ -125,19 +129,18 @@ class PostgresServer:
 
     def destroy(self) -> None:
         if (self.datadir / "postmaster.pid").exists():
-            try:
+            with suppress(StackError):
                 self.stop("immediate")
-            except StackError:
-                pass
 
 
 class RedisServer:
     """A throwaway redis-server on a free port of 127.0.0.1; a restart comes back on the same port, empty."""
 
     def __init__(self, workdir: Path):
-        self.binary = shutil.which("redis-server")
-        if not self.binary:
+        binary = shutil.which("redis-server")
+        if not binary:
             raise StackError("redis-server not found: apt-get install redis-server")
+        self.binary = binary
         self.workdir = Path(workdir)
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -188,7 +191,7 @@ class SmtpSink:
         self.message_ids: dict[int, set[str]] = {}  # log id -> the Message-IDs received for it
         self.count = 0
         self.sessions = 0  # EHLO greetings: one per SMTP connection a client opened
-        self.controller = None
+        self.controller: Controller | None = None
         self.reject_domains = {domain.lower() for domain in reject_domains}
         self.refused: Counter[str] = Counter()  # recipient address -> RCPT refusals
         self.keep_messages = keep_messages

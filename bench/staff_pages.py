@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.report import bench_database_url, environment, print_environment, write_json  # noqa: E402
+from bench.report import bench_database_url, environment, print_environment, write_json
 
 os.environ.update(
     DJANGO_SETTINGS_MODULE="radgestmat.settings",
@@ -139,6 +139,7 @@ def main(n_loans: int, n_logs: int) -> None:
     http = HttpClient()
     http.force_login(get_user_model().objects.get(username="bench"))
     loan = Attribution.objects.open().order_by("-id").first()
+    assert loan is not None  # fill() just made open loans
     today = timezone.localdate()
     values = {"client": loan.client_id, "loan": loan.pk, "today": today, "month_ago": today - timedelta(days=30)}
     env = environment()

@@ -17,7 +17,7 @@ from gunicorn.glogging import Logger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from radgestmat.logging import MaskPersonalData  # noqa: E402
+from radgestmat.logging import MaskPersonalData
 
 # The default format, with the path (%(U)s) instead of the request line (%(r)s) and no referer (%(f)s).
 access_log_format = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'

@@ -3,11 +3,11 @@ from __future__ import annotations
 from functools import wraps
 
 from django.contrib import admin
-from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
-from django_celery_beat.models import PeriodicTask
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
+from django_celery_beat.models import PeriodicTask
 
 from .messages import render, sample_log
 from .models import MessageOverride, NotificationLog, NotificationPreferences, WhatsAppConfig

@@ -102,7 +102,7 @@ def override_engine() -> Engine:
 @cache
 def engine(autoescape: bool) -> Engine:
     return Engine(
-        dirs=[settings.BASE_DIR / "templates"],
+        dirs=[str(settings.BASE_DIR / "templates")],
         autoescape=autoescape,
         string_if_invalid=_SENTINEL,
         libraries={"i18n": "django.templatetags.i18n"},

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -15,6 +16,9 @@ from assets.models import Attribution, Client, PhoneNumberField
 from assets.validators import validate_single_line, validate_text
 
 from .channels import REGISTRY as CHANNEL_REGISTRY
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class TypeNotification(models.TextChoices):
@@ -38,7 +42,7 @@ REMINDER_TYPES = frozenset(
 
 
 # Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
-Canal = models.TextChoices("Canal", [(spec.canal, (spec.canal, spec.label)) for spec in CHANNEL_REGISTRY])
+Canal = models.TextChoices("Canal", [(spec.canal, (spec.canal, spec.label)) for spec in CHANNEL_REGISTRY])  # type: ignore[call-overload]  # django-stubs: functional API with (value, label) members
 
 
 class Audience(models.TextChoices):
@@ -309,11 +313,11 @@ class WhatsAppConfig(models.Model):
             raise ValidationError({"content_templates": problems})
 
 
-def content_sid_problems(mapping) -> list[str]:
+def content_sid_problems(mapping) -> list[StrOrPromise]:
     """What is wrong with a {type: Content Template SID} map (empty when nothing is)."""
     if not isinstance(mapping, dict):
         return [_("Give an object mapping notification types to template SIDs.")]
-    problems = []
+    problems: list[StrOrPromise] = []
     for kind, sid in mapping.items():
         if kind not in TypeNotification.values:
             problems.append(
@@ -365,14 +369,18 @@ class MessageOverride(models.Model):
     def __str__(self) -> str:
         return f"{self.get_type_notification_display()} / {self.get_canal_display()} / {self.language}"
 
+    def save(self, *args, **kwargs):
+        self.clean()
+        super().save(*args, **kwargs)
+
     def clean(self) -> None:
         from django.core.exceptions import ValidationError
         from django.template import TemplateSyntaxError
         from django.utils import timezone
 
-        from .messages import ForbiddenTag, MissingVariable, check_override_source, render, sample_log
-
         from assets.validators import refuse_control_characters
+
+        from .messages import ForbiddenTag, MissingVariable, check_override_source, render, sample_log
 
         if self.canal == Canal.EMAIL and not self.subject.strip():
             raise ValidationError({"subject": _("An email needs a subject.")})
@@ -381,17 +389,12 @@ class MessageOverride(models.Model):
             try:
                 check_override_source(getattr(self, name))
             except ForbiddenTag as error:
-                raise ValidationError({name: str(error)})
+                raise ValidationError({name: str(error)}) from error
         log = sample_log(self.type_notification, self.canal, self.language, now=timezone.now())
         try:
             render(log, now=timezone.now(), language=self.language, override=self)
         except (TemplateSyntaxError, MissingVariable) as error:
-            raise ValidationError({"body": str(error)})
-
-    def save(self, *args, **kwargs):
-        self.clean()
-        super().save(*args, **kwargs)
-
+            raise ValidationError({"body": str(error)}) from error
 
 
 # --- Message experiments and the learned send time (docs/experiments.md) -----------------

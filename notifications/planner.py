@@ -33,12 +33,12 @@ from .outbox import Planned
 
 # How long before the due time the earliest reminder of a class can go out
 # (its ideal time, moved at most a day earlier by quiet hours).
-REMINDER_LEAD = {
+REMINDER_LEAD: dict[str, timedelta] = {
     Duree.COURT: timedelta(hours=2) + timedelta(days=1),
     Duree.MOYEN: timedelta(hours=2) + timedelta(days=1),
     Duree.LONG: timedelta(days=4),
 }
-CHECK_OF_CLASS = {
+CHECK_OF_CLASS: dict[str, str] = {
     Duree.COURT: "check_court_terme_reminders",
     Duree.MOYEN: "check_moyen_terme_reminders",
     Duree.LONG: "check_long_terme_reminders",
@@ -56,7 +56,7 @@ def reminders_of(attribution: Attribution) -> list[Planned]:
 
 def overdue_alerts_of(attribution: Attribution, levels: list[tuple[int, datetime]]) -> list[Planned]:
     """The RETARD rows of the given levels: the borrower always, the lender and manager from level 2."""
-    items = []
+    items: list[Planned] = []
     for level, ideal in levels:
         audiences = [Audience.CLIENT] + ([Audience.STAFF, Audience.MANAGER] if level >= 2 else [])
         items.extend(Planned(attribution, TypeNotification.RETARD, ideal, level, audience) for audience in audiences)
@@ -117,13 +117,15 @@ def quiet_slack(canal: str) -> timedelta:
 
 def missing(type_notification: str, canal: str, audience: str = Audience.CLIENT, level: int = 0) -> Q:
     """The loan has no row for this notification on this channel (whatever its status)."""
-    return ~Exists(
-        NotificationLog.objects.filter(
-            attribution=OuterRef("pk"),
-            type_notification=type_notification,
-            canal=canal,
-            audience=audience,
-            niveau_escalade=level,
+    return Q(
+        ~Exists(
+            NotificationLog.objects.filter(
+                attribution=OuterRef("pk"),
+                type_notification=type_notification,
+                canal=canal,
+                audience=audience,
+                niveau_escalade=level,
+            )
         )
     )
 

@@ -11,7 +11,7 @@ import functools
 import operator
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Field, Q
 
 from assets.models import Attribution, Client
 
@@ -20,7 +20,7 @@ from .channels import ChannelSpec
 from .models import Audience, Canal, NotificationPreferences, TypeNotification
 
 # Which preference flag switches off which reminder. Overdue alerts cannot be switched off.
-REMINDER_FLAGS = {
+REMINDER_FLAGS: dict[str, str] = {
     TypeNotification.RAPPEL_2H: "rappel_2h_avant",
     TypeNotification.RAPPEL_J_MOINS_2: "rappel_j_moins_2",
     TypeNotification.RAPPEL_J_MOINS_1: "rappel_j_moins_1",
@@ -97,13 +97,18 @@ def client_channel_conditions(type_notification: str) -> dict[str, Q]:
     prefs = "client__notification_preferences"
     no_prefs = Q(**{f"{prefs}__isnull": True})
 
+    def on_by_default(flag: str) -> bool:
+        field = NotificationPreferences._meta.get_field(flag)
+        assert isinstance(field, Field)  # a preference flag is a BooleanField, never a relation
+        return bool(field.default)
+
     def switched_on(flag: str) -> Q:
         # A client without preferences has the model's defaults (WhatsApp off, everything else on).
-        by_default = no_prefs if NotificationPreferences._meta.get_field(flag).default else NEVER
+        by_default = no_prefs if on_by_default(flag) else NEVER
         return by_default | Q(**{f"{prefs}__{flag}": True})
 
     def switched_off(flag: str) -> Q:
-        by_default = NEVER if NotificationPreferences._meta.get_field(flag).default else no_prefs
+        by_default = NEVER if on_by_default(flag) else no_prefs
         return by_default | Q(**{f"{prefs}__{flag}": False})
 
     reachable = {

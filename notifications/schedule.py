@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
+from typing import Protocol, cast
 from zoneinfo import ZoneInfo
 
 from celery.schedules import crontab as celery_crontab
@@ -48,7 +49,7 @@ class Job:
 
     @property
     def timezone(self) -> str:
-        return settings.TIME_ZONE if self.at_local_hour else UTC
+        return settings.TIME_ZONE if self.at_local_hour else UTC_ZONE
 
     @property
     def task(self) -> str:
@@ -65,7 +66,7 @@ class Job:
         }
 
 
-UTC = "UTC"
+UTC_ZONE = "UTC"  # the zone name django-celery-beat stores
 
 
 def beat_schedule() -> list[Job]:
@@ -125,6 +126,16 @@ def job_named(name: str) -> Job:
     return next(job for job in beat_schedule() if job.name == name)
 
 
+class ExpandedCrontab(Protocol):
+    """The sets a `crontab` expands its fields into (celery-types does not declare them)."""
+
+    minute: set[int]
+    hour: set[int]
+    day_of_week: set[int]
+    day_of_month: set[int]
+    month_of_year: set[int]
+
+
 def next_cron_time(schedule: celery_crontab, after: datetime, tz=None) -> datetime:
     """The first minute strictly after ``after`` that ``schedule`` matches on the wall clock of ``tz``.
 
@@ -132,19 +143,20 @@ def next_cron_time(schedule: celery_crontab, after: datetime, tz=None) -> dateti
     neither skips nor repeats a run that the wall clock has once.
     """
     tz = tz or local_tz()
-    moment = after.astimezone(timezone.utc).replace(second=0, microsecond=0) + timedelta(minutes=1)
+    fields = cast(ExpandedCrontab, schedule)
+    moment = after.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     limit = moment + timedelta(days=366)
     while moment < limit:
         local = moment.astimezone(tz)
         if (
-            local.month not in schedule.month_of_year
-            or local.day not in schedule.day_of_month
-            or local.isoweekday() % 7 not in schedule.day_of_week
+            local.month not in fields.month_of_year
+            or local.day not in fields.day_of_month
+            or local.isoweekday() % 7 not in fields.day_of_week
         ):
-            moment = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=tz).astimezone(timezone.utc)
-        elif local.hour not in schedule.hour:
+            moment = datetime.combine(local.date() + timedelta(days=1), time(0, 0), tzinfo=tz).astimezone(UTC)
+        elif local.hour not in fields.hour:
             moment += timedelta(minutes=60 - local.minute)
-        elif local.minute not in schedule.minute:
+        elif local.minute not in fields.minute:
             moment += timedelta(minutes=1)
         else:
             return moment
@@ -194,7 +206,7 @@ def moves_to_utc(job: Job, entry) -> bool:
     admin restricted to some local hours or days keeps its local crontab, since UTC cannot hold a local hour.
     """
     cron = entry.crontab
-    if job.at_local_hour or cron is None or str(cron.timezone) == UTC:
+    if job.at_local_hour or cron is None or str(cron.timezone) == UTC_ZONE:
         return False
     return (cron.hour, cron.day_of_week, cron.day_of_month, cron.month_of_year) == ("*", "*", "*", "*")
 
@@ -222,7 +234,7 @@ def register_schedule() -> tuple[list[str], list[str], list[str]]:
                     day_of_week=local.day_of_week,
                     day_of_month=local.day_of_month,
                     month_of_year=local.month_of_year,
-                    timezone=UTC,
+                    timezone=UTC_ZONE,
                 )
                 entry.save(update_fields=["crontab"])
                 moved.append(job.name)

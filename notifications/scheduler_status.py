@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from datetime import datetime, timedelta
@@ -12,9 +13,8 @@ from typing import Any
 from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Count, Q
-from django.utils.translation import get_language
+from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
 
 from radgestmat import clock
 
@@ -144,7 +144,7 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
             conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.2, timeout=2)
             client = conn.default_channel.client
             lengths = {queue: client.llen(queue) for queue in NOTIFICATION_QUEUES}
-        except Exception as exc:  # broker down: report it, never crash a status page
+        except Exception as exc:  # noqa: BLE001  broker down: report it, never crash a status page
             error = _("broker unreachable (%(error)s)") % {"error": type(exc).__name__}
             return {**down, "workers": [], "error": error}, {**down, "lengths": {}, "error": error}, {
                 **down,
@@ -163,7 +163,7 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
                 if len(instances) == 1
                 else _("%(count)d beat processes alive; exactly one must run") % {"count": len(instances)},
             }
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             beats = {
                 "ok": False,
                 "instances": [],
@@ -172,10 +172,10 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
         # Our own mailbox on this connection: `app.control` would retry forever if the broker just went away.
         mailbox = Mailbox(app.conf.control_exchange, type="fanout", accept=["json"])
         try:
-            replies = mailbox(conn)._broadcast("ping", reply=True, timeout=timeout) or []
+            replies = mailbox(conn)._broadcast("ping", reply=True, timeout=timeout) or []  # type: ignore[attr-defined]  # kombu-stubs omit Node._broadcast
             names = sorted(name for reply in replies for name in reply)
             workers = {"ok": bool(names), "workers": names, "error": "" if names else _("no worker answered the ping")}
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             workers = {"ok": False, "workers": [], "error": _("ping failed (%(error)s)") % {"error": type(exc).__name__}}
     return workers, queues, beats
 
@@ -293,12 +293,10 @@ def scheduler_status(*, fresh: bool = False) -> dict:
     if not fresh:
         try:
             status = cache.get(scheduler_status_cache_key())
-        except Exception:  # the cache is Redis: down means "compute it", not a 500
+        except Exception:  # noqa: BLE001  the cache is Redis: down means "compute it", not a 500
             status = None
     if status is None:
         status = get_scheduler_status(ping_timeout=SCHEDULER_PING_TIMEOUT)
-        try:
+        with contextlib.suppress(Exception):
             cache.set(scheduler_status_cache_key(), status, SCHEDULER_STATUS_CACHE_SECONDS)
-        except Exception:
-            pass
     return status

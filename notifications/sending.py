@@ -19,6 +19,7 @@ exception carries (CAP_REACHED for a capped row); sending clears both.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import time
@@ -93,9 +94,12 @@ def irrelevance(log: NotificationLog, *, now: datetime) -> str:
     prefs = recipients.preferences_of(attribution.client)
     if kind in REMINDER_TYPES and not recipients.wants(prefs, kind):
         return "The borrower switched this reminder off."
-    if kind != TypeNotification.RETARD and log.fallback_of_id is None:
-        if not getattr(prefs, spec_of(log.canal).preference_flag):
-            return f"The borrower switched {log.canal} off."
+    if (
+        kind != TypeNotification.RETARD
+        and log.fallback_of_id is None
+        and not getattr(prefs, spec_of(log.canal).preference_flag)
+    ):
+        return f"The borrower switched {log.canal} off."
     return ""
 
 
@@ -190,10 +194,8 @@ def send_now(log: NotificationLog, *, now: datetime) -> bool:
     and the relay retries it; this returns False then. For the spec's entry points
     (`assets.email_service`, `assets.whatsapp_service`) and the test scripts.
     """
-    try:
+    with contextlib.suppress(RetryLater):
         send_notification(log.pk, now=now)
-    except RetryLater:
-        pass
     log.refresh_from_db()
     return log.statut == Statut.ENVOYEE
 
@@ -251,7 +253,7 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
         )
         _emit(log, Statut.ECHEC_PERMANENT, started, detail=str(error))
         return Statut.ECHEC_PERMANENT
-    except Exception as error:  # noqa: BLE001  (anything else is treated as transient: retried, then given up)
+    except Exception as error:
         if not isinstance(error, ChannelError):
             logger.exception("notification %s: unexpected error", log.pk)
         reason = str(error) if isinstance(error, TransientError) else f"Unexpected error: {error!r}"

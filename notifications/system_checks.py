@@ -123,7 +123,7 @@ def check_single_beat(app_configs=None, **kwargs):
 
     try:
         beats = live_beat_instances()
-    except Exception:
+    except Exception:  # noqa: BLE001
         return []  # Redis down is /healthz's business; `check` must work without it.
     if len(beats) > 1:
         return [
@@ -145,7 +145,7 @@ def check_redis_eviction_policy(app_configs=None, **kwargs):
         with broker_connection() as conn:
             conn.ensure_connection(max_retries=0, timeout=1)
             policy = conn.default_channel.client.config_get("maxmemory-policy").get("maxmemory-policy")
-    except Exception:
+    except Exception:  # noqa: BLE001
         return []  # Redis down, or CONFIG forbidden by a managed Redis: nothing to say here
     if policy and policy != "noeviction":
         return [

@@ -22,7 +22,7 @@ The rules (README "Scheduling and the timing promise"):
 from __future__ import annotations
 
 import functools
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -38,7 +38,7 @@ TWO_HOURS = timedelta(hours=2)
 BEFORE_QUIET = timedelta(minutes=5)
 IMMEDIATE_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
 # Which reminders belong to which duration class.
-REMINDERS_OF_CLASS = {
+REMINDERS_OF_CLASS: dict[str, tuple[TypeNotification, ...]] = {
     Duree.COURT: (TypeNotification.RAPPEL_2H,),
     Duree.MOYEN: (TypeNotification.RAPPEL_2H,),
     Duree.LONG: (TypeNotification.RAPPEL_J_MOINS_2, TypeNotification.RAPPEL_J_MOINS_1, TypeNotification.RAPPEL_FINAL),
@@ -67,7 +67,7 @@ def local_tz() -> ZoneInfo:
 
 
 def utc(moment: datetime) -> datetime:
-    return moment.astimezone(timezone.utc)
+    return moment.astimezone(UTC)
 
 
 def at_local(day: date, wall: time) -> datetime:
@@ -109,7 +109,7 @@ def parse_quiet_hours(spec: str) -> tuple[time, time] | None:
     try:
         begin, end = (time.fromisoformat(part.strip()) for part in spec.split("-"))
     except ValueError:
-        raise ImproperlyConfigured(f"Quiet hours {spec!r} are not of the form HH:MM-HH:MM (e.g. 21:00-08:00).")
+        raise ImproperlyConfigured(f"Quiet hours {spec!r} are not of the form HH:MM-HH:MM (e.g. 21:00-08:00).") from None
     if begin == end:
         raise ImproperlyConfigured(f"Quiet hours {spec!r} start and end at the same time.")
     return begin, end

@@ -12,15 +12,14 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q
+from django.db.models import Count, Q, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from radgestmat.csv_export import csv_response
@@ -83,7 +82,7 @@ class LogFilterForm(forms.Form):
         return queryset
 
 
-def filtered_log(request: HttpRequest) -> tuple[LogFilterForm, object]:
+def filtered_log(request: HttpRequest) -> tuple[LogFilterForm, QuerySet[NotificationLog]]:
     form = LogFilterForm(request.GET or None)
     rows = NotificationLog.objects.select_related("attribution__materiel", "attribution__client").order_by(
         "-date_scheduled", "-id"
@@ -193,7 +192,7 @@ def local_iso(value) -> str:
 
 
 @staff_required
-def export_csv(request: HttpRequest) -> StreamingHttpResponse:
+def export_csv(request: HttpRequest) -> StreamingHttpResponse | HttpResponseBadRequest:
     """The filtered log as CSV, streamed so a million rows never sit in memory.
 
     The filter is checked before the first byte goes out: once streaming, an error can only cut the file.
@@ -201,7 +200,7 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     form, rows = filtered_log(request)
     if form.is_bound and not form.is_valid():
         return HttpResponseBadRequest(
-            "\n".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()),
+            "\n".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()),
             content_type="text/plain; charset=utf-8",
         )
     header = [

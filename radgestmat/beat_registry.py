@@ -70,7 +70,7 @@ def _forget(instance: str) -> None:
         with broker_connection() as conn:
             conn.ensure_connection(max_retries=0, timeout=2)
             _redis_client(conn).zrem(KEY, instance)
-    except Exception:
+    except Exception:  # noqa: BLE001
         pass  # the entry goes stale by itself
 
 

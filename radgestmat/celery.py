@@ -7,7 +7,11 @@ import os
 from celery import Celery, bootsteps
 from celery.signals import task_postrun, task_prerun
 from celery.utils.serialization import jsonify, strtobool
-from celery.worker.control import _wanted_config_key, inspect_command, ok
+from celery.worker.control import (  # type: ignore[attr-defined]  # celery-types omit these two helpers
+    _wanted_config_key,
+    inspect_command,
+    ok,
+)
 from kombu.utils.encoding import safe_repr
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "radgestmat.settings")
@@ -68,7 +72,7 @@ class BoundedEventPublish(bootsteps.StartStopStep):
     Started again with every new broker connection (the event dispatcher is remade then).
     """
 
-    requires = {"celery.worker.consumer.events:Events"}
+    requires = ("celery.worker.consumer.events:Events",)
 
     def start(self, consumer):
         from django.conf import settings

@@ -13,8 +13,7 @@ Python's clock and cannot move PostgreSQL's.
 
 from __future__ import annotations
 
-from datetime import datetime
-from datetime import timezone as dt_timezone
+from datetime import UTC, datetime
 
 from django.conf import settings
 from django.db import connection
@@ -40,5 +39,5 @@ def now() -> datetime:
         cursor.execute(query)
         value = cursor.fetchone()[0]
     if isinstance(value, str):  # SQLite answers text, in UTC
-        value = datetime.fromisoformat(value).replace(tzinfo=dt_timezone.utc)
+        value = datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value

@@ -25,11 +25,12 @@ class ContentSecurityPolicyMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request.csp_nonce = secrets.token_urlsafe(16)
+        nonce = secrets.token_urlsafe(16)
+        request.csp_nonce = nonce  # type: ignore[attr-defined]  # our own attribute, read by the templates
         response = self.get_response(request)
         if settings.DEBUG and response.status_code >= 400:
             return response
         policy = settings.CONTENT_SECURITY_POLICY
         if policy and "Content-Security-Policy" not in response.headers:
-            response.headers["Content-Security-Policy"] = policy.replace("{nonce}", request.csp_nonce)
+            response.headers["Content-Security-Policy"] = policy.replace("{nonce}", nonce)
         return response

@@ -17,13 +17,16 @@ import re
 import threading
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.utils.log import AdminEmailHandler
 from django.views.debug import SafeExceptionReporterFilter as DjangoSafeExceptionReporterFilter
 
 from radgestmat.logging import URL_CREDENTIALS_RE, mask_personal_data, mask_url_credentials
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 logger = logging.getLogger("radgestmat.security")
 
@@ -54,10 +57,10 @@ class ThrottledAdminEmailHandler(AdminEmailHandler):
             return
         super().emit(record)
 
-    def send_mail(self, subject: str, message: str, *args: Any, **kwargs: Any) -> None:
+    def send_mail(self, subject: StrOrPromise, message: StrOrPromise, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("html_message"):
             kwargs["html_message"] = mask_personal_data(kwargs["html_message"])
-        super().send_mail(mask_personal_data(subject), mask_personal_data(message), *args, **kwargs)
+        super().send_mail(mask_personal_data(str(subject)), mask_personal_data(str(message)), *args, **kwargs)
 
     def first_in_interval(self, fingerprint: str) -> bool:
         interval = settings.ERROR_EMAIL_INTERVAL_MINUTES * 60
@@ -67,7 +70,7 @@ class ThrottledAdminEmailHandler(AdminEmailHandler):
             from django.core.cache import cache
 
             return cache.add(f"error-email:{fingerprint}", 1, interval)
-        except Exception:
+        except Exception:  # noqa: BLE001
             # The cache (Redis) may be what is failing: then count in this process, never flood.
             with self._local_lock:
                 now = time.monotonic()

@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET
 from notifications.models import NotificationLog, Statut, late_cutoff
 from notifications.scheduler_status import beat_last_tick, beat_stopped, broker_status
 
+
 def check_database() -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
@@ -37,7 +38,7 @@ def check_broker(now: datetime) -> dict[str, dict[str, Any]]:
     """Redis, the workers answering a ping within HEALTH_WORKER_TIMEOUT, and beat, from one broker connection."""
 
     workers, queues, beats = broker_status(settings.HEALTH_WORKER_TIMEOUT)
-    redis = {"ok": True} if queues["ok"] else {"ok": False, "error": "unreachable"}
+    redis: dict[str, Any] = {"ok": True} if queues["ok"] else {"ok": False, "error": "unreachable"}
     last = beat_last_tick(now)
     age = (now - last).total_seconds() if last else None
     return {
@@ -73,14 +74,14 @@ def collect(now: datetime) -> dict[str, Any]:
     checks: dict[str, Any] = {}
     try:
         checks["database"] = check_database()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001
         checks["database"] = _failed(exc)
     if checks["database"]["ok"]:
         checks.update(check_broker(now))
         try:
             checks["backlog"] = check_backlog(now)
             checks["failures_last_hour"] = {"ok": True, "count": failures_last_hour(now)}
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001
             checks["backlog"] = _failed(exc)
     ok = all(check["ok"] for check in checks.values())
     return {"status": "ok" if ok else "fail", "checks": checks}

@@ -92,13 +92,11 @@ def check_date_hierarchy(field: str, query) -> None:
     year = query.get(f"{field}__year")
     if year is None:
         return
-    parts = (
-        parse_int(year, maximum=LAST_DAY.year),
-        parse_int(query.get(f"{field}__month", "1"), maximum=12),
-        parse_int(query.get(f"{field}__day", "1"), maximum=31),
-    )
+    year_number = parse_int(year, maximum=LAST_DAY.year)
+    month = parse_int(query.get(f"{field}__month", "1"), maximum=12)
+    day = parse_int(query.get(f"{field}__day", "1"), maximum=31)
     try:
-        if None in parts or not FIRST_DAY <= date(*parts):
+        if year_number is None or month is None or day is None or not date(year_number, month, day) >= FIRST_DAY:
             raise ValueError(year)
     except ValueError as error:
         raise IncorrectLookupParameters(error) from error

@@ -16,7 +16,7 @@ import logging
 import os
 import re
 import socket
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from radgestmat.masking import mask_email, mask_phone
@@ -71,7 +71,7 @@ class MaskPersonalData(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string must not lose the line
+        except Exception:  # noqa: BLE001  a broken format string must not lose the line
             message = str(record.msg)
         record.msg = one_line(mask_personal_data(message))
         record.args = None
@@ -90,7 +90,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds"),
+            "ts": datetime.fromtimestamp(record.created, tz=UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),

@@ -20,7 +20,8 @@ from django.conf import settings
 
 def get_scheduler_status() -> dict[str, Any]:
     """Jobs (schedule, frequency, last and next run), workers, queues, beats and rows, JSON-ready."""
-    from notifications.scheduler_status import get_scheduler_status as status, jsonable
+    from notifications.scheduler_status import get_scheduler_status as status
+    from notifications.scheduler_status import jsonable
 
     return jsonable(status())
 
@@ -41,7 +42,7 @@ def start_scheduler(*, wait_seconds: float = 60) -> dict[str, Any]:
         return {"started": False, "running": True, "pid": pid, "message": f"already running (pid {pid}, {pidfile})"}
     try:
         beats = live_beat_instances()
-    except Exception as exc:  # Redis down: beat could not work either; say so instead of starting it
+    except Exception as exc:  # noqa: BLE001  Redis down: beat could not work either; say so instead of starting it
         return {"started": False, "running": False, "message": f"the broker does not answer ({type(exc).__name__})"}
     if beats:
         return {"started": False, "running": True, "beats": beats, "message": f"already running ({', '.join(beats)})"}

@@ -76,7 +76,7 @@ def offer_relay(app: Celery | None = None) -> None:
 
 
 class AlertWatchdog(bootsteps.StartStopStep):
-    requires = {"celery.worker.components:Timer"}
+    requires = ("celery.worker.components:Timer",)
 
     def __init__(self, worker, **kwargs):
         super().__init__(worker, **kwargs)

@@ -28,7 +28,7 @@ def main() -> None:
 
     def target() -> dict[str, str]:
         to = (sys.argv[1] if len(sys.argv) > 1 else "") or os.environ.get("TEST_EMAIL", "")
-        to = to or (settings.ADMIN_EMAILS[0] if getattr(settings, "ADMIN_EMAILS", None) else "")
+        to = to or (settings.ADMINS[0][1] if settings.ADMINS else "")  # ADMINS is built from ADMIN_EMAILS
         if not to:
             fail("no address to send to: give one (scripts/test_notifications.py you@example.org) or set TEST_EMAIL")
         return {"email": to}

@@ -26,7 +26,7 @@ class PeriodicRun(Task):
         if number is not None and entry:
             try:
                 latest = latest_run(entry)
-            except Exception:  # without Redis there is no newer run to defer to
+            except Exception:  # noqa: BLE001  without Redis there is no newer run to defer to
                 latest = None
             if latest is not None and number < latest:
                 logger.info("%s: run %s skipped, run %s of %s was published since", self.name, number, latest, entry)

@@ -5,9 +5,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
-from radgestmat import clock
-
 from notifications.exceptions import RetryLater
+from radgestmat import clock
 
 
 class NotificationTask(Task):

@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from assets.tests.factories import AttributionFactory
-from notifications.models import Canal, NotificationLog, Statut, TypeNotification
 from notifications.api import forget_scheduler_status
+from notifications.models import Canal, NotificationLog, Statut, TypeNotification
 
 PARIS = ZoneInfo("Europe/Paris")
 NOW = datetime(2026, 10, 25, 14, 0, tzinfo=PARIS)  # the autumn DST change was at 03:00 this morning

@@ -10,16 +10,17 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from assets.models import Attribution
 from assets.tests.factories import AttributionFactory, ClientFactory, MaterielFactory
-from notifications.models import Canal, NotificationLog, NotificationPreferences, Statut, TypeNotification
 from notifications.api import forget_scheduler_status
+from notifications.models import Canal, NotificationLog, NotificationPreferences, Statut, TypeNotification
 
 
 def add_rows(n: int, client=None) -> None:
     now = timezone.now()
     for i in range(n):
         overdue = i % 2 == 0
-        loan = AttributionFactory(
+        loan: Attribution = AttributionFactory(  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
             client=client or ClientFactory(),
             date_debut=now - timedelta(hours=5),
             date_retour_prevue=now - timedelta(hours=1) if overdue else now + timedelta(hours=1 + i),

@@ -43,7 +43,10 @@ class StaffBrowser:
     def _csrf(self, path: str) -> str:
         page = self.session.get(self.base_url + path, timeout=HTTP_TIMEOUT)
         page.raise_for_status()
-        return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text).group(1)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        if token is None:
+            raise RuntimeError(f"{path}: no CSRF token in the page")
+        return token.group(1)
 
     def login(self) -> tuple[int, float, bool]:
         """(status, seconds, logged in) of posting the login form."""

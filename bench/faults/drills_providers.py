@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
+from typing import Any
 
 from bench.faults.lab import Lab, drill
 from bench.stack import wait_until
@@ -236,16 +238,16 @@ def legacy_import(lab: Lab, count: int) -> dict[int, str]:
     with connection.cursor() as cursor:
         cursor.executemany(
             "UPDATE assets_client SET phone = %s WHERE id = %s",
-            [(phone, client.pk) for client, phone in zip(created, raw_phones) if phone is not None],
+            [(phone, client.pk) for client, phone in zip(created, raw_phones, strict=False) if phone is not None],
         )
-    return {client.pk: kind for client, kind in zip(created, kinds)}
+    return {client.pk: kind for client, kind in zip(created, kinds, strict=False)}
 
 
-def header_problems(lab: Lab, rows: list[dict], clients: dict[int, dict], kinds: dict[int, str]) -> tuple[list[str], int]:
+def header_problems(lab: Lab, rows: list[dict], clients: Mapping[int, Mapping[str, Any]], kinds: dict[int, str]) -> tuple[list[str], int]:
     """Check every received email: one envelope recipient, the borrower's; the usual headers and no other;
     the name only as the To header's display name; no raw HTML from a name. Returns (problems, hostile checked)."""
     client_of = {row["id"]: row["attribution__client_id"] for row in rows}
-    usual = Counter(frozenset(k.lower() for k in message.keys()) for _rcpt, message in lab.stack.smtp.messages)
+    usual = Counter(frozenset(k.lower() for k in message) for _rcpt, message in lab.stack.smtp.messages)
     expected_headers = usual.most_common(1)[0][0] if usual else frozenset()
     problems: list[str] = []
     hostile = 0
@@ -254,7 +256,7 @@ def header_problems(lab: Lab, rows: list[dict], clients: dict[int, dict], kinds:
         client = clients[client_of[log_id]]
         kind = kinds[client_of[log_id]]
         hostile += kind in HOSTILE_NAMES
-        headers = frozenset(k.lower() for k in message.keys())
+        headers = frozenset(k.lower() for k in message)
         to = message["To"].addresses
         if rcpt != [client["email"]]:
             problems.append(f"row {log_id} ({kind}): envelope recipients {rcpt}")
@@ -262,7 +264,9 @@ def header_problems(lab: Lab, rows: list[dict], clients: dict[int, dict], kinds:
             problems.append(f"row {log_id} ({kind}): headers {sorted(headers ^ expected_headers)} added or missing")
         if len(to) != 1 or to[0].addr_spec != client["email"] or to[0].display_name != " ".join(client["name"].split()):
             problems.append(f"row {log_id} ({kind}): To header {message['To']!r}")
-        if "<script>" in message.get_body(preferencelist=("html",)).get_content():
+        html = message.get_body(preferencelist=("html",))
+        assert html is not None, f"row {log_id}: no HTML part"  # every notification email has one
+        if "<script>" in html.get_content():
             problems.append(f"row {log_id} ({kind}): a raw <script> in the HTML part")
     return problems, hostile
 
@@ -287,7 +291,7 @@ def bad_input_bulk(lab: Lab) -> dict:
     rows = rows_of(root_ids)
     emails, texts = stack.smtp.snapshot(), stack.twilio.snapshot()
     problems = worker_trouble(lab)
-    tally = Counter()
+    tally: Counter[str] = Counter()
     for row in rows:
         client = clients[row["attribution__client_id"]]
         kind = kinds[client["id"]]

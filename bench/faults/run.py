@@ -32,9 +32,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent.parent))
 
-from bench import report  # noqa: E402
-from bench.faults.lab import DRILL_SETTINGS, DRILLS, SETTLE_TIMEOUT, Lab, prepare_database, reset  # noqa: E402
-from bench.stack import ROOT, StackError, throwaway_stack  # noqa: E402
+from bench import report
+from bench.faults.lab import DRILL_SETTINGS, DRILLS, SETTLE_TIMEOUT, Lab, prepare_database, reset
+from bench.stack import ROOT, StackError, throwaway_stack
 
 # Each bench/faults/drills_*.py module registers its drills with @drill.
 for module in sorted(Path(__file__).parent.glob("drills_*.py")):
@@ -108,7 +108,7 @@ def main() -> int:
                 print(f"== {each.name}: {each.title}", flush=True)
                 try:
                     result = {"drill": each.name, "title": each.title, **each.run(lab)}
-                except Exception as exc:
+                except Exception as exc:  # noqa: BLE001
                     traceback.print_exc()
                     result = {"drill": each.name, "title": each.title, "error": f"{type(exc).__name__}: {exc}"}
                 results.append(result)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -22,11 +23,14 @@ from django.utils.translation import gettext_lazy as _
 
 from .base import AmbiguousError, Channel, ChannelError, PermanentError, TransientError
 
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
+
 
 @dataclass(frozen=True)
 class ChannelSpec:
     canal: str  # the stored value: migration-visible, never renamed
-    label: str
+    label: StrOrPromise  # lazy: translated where it is shown
     path: str  # the `Channel` class that sends
     preference_flag: str  # the `NotificationPreferences` field that switches it on for a borrower
     address: str  # "email" or "phone": what it sends to

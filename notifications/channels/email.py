@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -16,9 +17,9 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.core.validators import validate_email
 
 from assets.validators import one_line
-from notifications.recipients import audience_address
 from notifications.messages import Message
 from notifications.models import Audience, CodeErreur, NotificationLog
+from notifications.recipients import audience_address
 
 from .base import AmbiguousError, Channel, PermanentError, TransientError
 from .smtp_backend import EndOfDataUnanswered
@@ -71,10 +72,8 @@ def drop_connection() -> None:
     connection = getattr(_local, "connection", None)
     _local.connection = None
     if connection is not None:
-        try:
+        with contextlib.suppress(Exception):  # a broken connection may fail to close; we drop it either way
             connection.close()
-        except Exception:  # noqa: BLE001  (a broken connection may fail to close; we drop it either way)
-            pass
 
 
 # SMTP answers that mean the server refused our login (530 authentication required,
@@ -84,7 +83,7 @@ CREDENTIALS_REPLIES = {530, 534, 535}
 BAD_RECIPIENT_REPLIES = {550, 551, 553}
 
 
-def _cause_of_reply(code: int, *, sender: bool = False) -> str:
+def _cause_of_reply(code: int, *, sender: bool = False) -> CodeErreur:
     if code in CREDENTIALS_REPLIES:
         return CodeErreur.CREDENTIALS
     if 400 <= code < 500:
@@ -157,7 +156,7 @@ class EmailChannel(Channel):
         try:
             validate_email(address)
         except ValidationError:
-            raise PermanentError(f"Invalid email address “{address[:100]}”.", code=CodeErreur.INVALID_RECIPIENT)
+            raise PermanentError(f"Invalid email address “{address[:100]}”.", code=CodeErreur.INVALID_RECIPIENT) from None
         return address
 
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
@@ -183,7 +182,7 @@ class EmailChannel(Channel):
             if smtp is not None and log.pk is not None:
                 smtp.before_end_of_data = lambda: mark_maybe_accepted(log)
             sent = connection.send_messages([email])
-        except Exception as error:  # noqa: BLE001  (classified below; the connection may be unusable now)
+        except Exception as error:
             drop_connection()
             raise classify(error) from error
         if not sent:

@@ -159,7 +159,7 @@ class TwilioChannel(Channel):
         try:
             number = normalize_phone(address)
         except ValidationError as error:
-            raise PermanentError(" ".join(error.messages), code=CodeErreur.INVALID_RECIPIENT)
+            raise PermanentError(" ".join(error.messages), code=CodeErreur.INVALID_RECIPIENT) from error
         if not number:
             raise PermanentError("No phone number given.", code=CodeErreur.INVALID_RECIPIENT)
         return number
@@ -181,7 +181,7 @@ class TwilioChannel(Channel):
             params["body"] = message.body
         try:
             created = twilio_client().messages.create(**params)
-        except Exception as error:  # noqa: BLE001  (classified in one place)
+        except Exception as error:
             raise classify(error) from error
         if getattr(created, "error_code", None):
             raise PermanentError(

@@ -11,12 +11,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from unittest import mock
-from datetime import datetime, timedelta
-from datetime import timezone as dt_timezone
 from zoneinfo import ZoneInfo
 
 import time_machine
+from celery import Task
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTasks
 from django_celery_beat.schedulers import SCHEDULE_SYNC_MAX_INTERVAL, DatabaseScheduler
@@ -26,14 +26,14 @@ import tasks
 PARIS = ZoneInfo("Europe/Paris")
 
 
-def paris(*args) -> datetime:
-    return datetime(*args, tzinfo=PARIS)
+def paris(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=PARIS)
 
 
-def checks_due_at(moment: datetime) -> list[Callable]:
+def checks_due_at(moment: datetime) -> list[Task]:
     """The periodic tasks beat starts at ``moment`` (a whole minute), by the spec's default cadences."""
     local = moment.astimezone(PARIS)
-    due = [tasks.dispatch_due_notifications]
+    due: list[Task] = [tasks.dispatch_due_notifications]
     if local.minute % 30 == 0:
         due.append(tasks.check_court_terme_reminders)
     if local.minute == 0 and local.hour % 12 == 0:
@@ -284,7 +284,7 @@ class SchedulerBeat(Beat):
     def run_until(self, end: datetime) -> None:
         stop = end.timestamp()
         while self.wake_at <= stop:
-            self.move_to(datetime.fromtimestamp(self.wake_at, tz=dt_timezone.utc))
+            self.move_to(datetime.fromtimestamp(self.wake_at, tz=UTC))
             if self.scheduler.should_sync():
                 self.scheduler._do_sync()
             self.scheduler.ran_something = False

@@ -52,6 +52,7 @@ class SmtpSink:
 
     def restart(self) -> None:
         """Stop and start again on the same port: open client connections are cut."""
+        assert self.controller is not None, "restart() before start()"
         self.controller.stop()
         self.start()
 
@@ -219,7 +220,7 @@ def purge_broker() -> None:
     from radgestmat.celery import app
 
     with app.connection_for_write() as conn:
-        client = conn.default_channel.client
+        client = conn.default_channel.client  # type: ignore[attr-defined]  # kombu-stubs: StdChannel; Redis's channel has its client
         client.ping()  # fails (never skips) when Redis is missing
         client.delete(*QUEUES, "unacked", "unacked_index")
 

@@ -58,7 +58,7 @@ def fail_permanently(n: int, reason: str = "Mail server answered 550 5.1.1 <cami
 
 
 def subjects() -> list[str]:
-    return [message.subject for message in mail.outbox]
+    return [str(message.subject) for message in mail.outbox]
 
 
 def test_failures_over_the_threshold_alert_once_then_once_more_when_over(beat_alive):

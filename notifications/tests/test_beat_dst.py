@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import random
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
 from django_celery_beat.models import PeriodicTask
@@ -43,7 +43,7 @@ def dst_summary(runs: dict[str, list[datetime]], start: datetime, end: datetime,
     parts = []
     for name in ["dispatch_due_notifications", *CADENCES]:
         moments = [start, *runs[name], end] if name == "dispatch_due_notifications" else runs[name]
-        longest = max(later - earlier for earlier, later in zip(moments, moments[1:]))
+        longest = max(later - earlier for earlier, later in zip(moments, moments[1:], strict=False))
         parts.append(f"{name} max gap {longest.total_seconds():.2f} s")
     for name in LOCAL_RUNS:
         parts.append(f"{name} at " + ", ".join(f"{moment:%H:%M:%S%z}" for moment in local_runs_on(night, runs[name])))
@@ -51,7 +51,7 @@ def dst_summary(runs: dict[str, list[datetime]], start: datetime, end: datetime,
 
 
 def real_time(start: datetime, end: datetime) -> timedelta:
-    return end.astimezone(timezone.utc) - start.astimezone(timezone.utc)
+    return end.astimezone(UTC) - start.astimezone(UTC)
 
 
 def local_runs_on(day: date, moments: list[datetime]) -> list[datetime]:
@@ -70,15 +70,15 @@ def test_beat_never_pauses_and_runs_the_local_jobs_once_at_a_dst_change(night):
     finally:
         beat.stop()
     runs = beat.runs
-    print(f"\nDST {night}: " + dst_summary(runs, start, end, night))
+    print(f"\nDST {night}: " + dst_summary(runs, start, end, night))  # noqa: T201  (the table docs/timing.md quotes, shown with -s)
 
     relay = [start, *runs["dispatch_due_notifications"], end]
-    gaps = [(later - earlier, earlier) for earlier, later in zip(relay, relay[1:])]
+    gaps = [(later - earlier, earlier) for earlier, later in zip(relay, relay[1:], strict=False)]
     longest, since = max(gaps)
     assert longest <= RELAY_MAX_GAP, f"the relay paused {longest} from {since.astimezone(PARIS)}"
     for name, cadence in CADENCES.items():
         moments = runs[name]
-        gaps = [(later - earlier, earlier) for earlier, later in zip(moments, moments[1:])]
+        gaps = [(later - earlier, earlier) for earlier, later in zip(moments, moments[1:], strict=False)]
         longest, since = max(gaps)
         assert longest <= cadence + timedelta(seconds=1), f"{name} paused {longest} from {since.astimezone(PARIS)}"
         assert len(moments) >= real_time(start, end) / cadence - 1, name
@@ -105,12 +105,12 @@ def week_around(night: date) -> tuple[datetime, datetime]:
     start = datetime.combine(night - timedelta(days=1), time(22, 0), tzinfo=PARIS)
     # The end in UTC: the oracle subtracts its 2-minute window from it, and on a Paris datetime just after
     # the autumn change that wall-clock subtraction would land an hour early.
-    return start, start.astimezone(timezone.utc) + timedelta(hours=WEEK_HOURS)
+    return start, start.astimezone(UTC) + timedelta(hours=WEEK_HOURS)
 
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("night", DST_NIGHTS, ids=str)
-def test_a_week_under_the_real_beat_keeps_the_timing_promise(night, settings, twilio_accepting_everything, mailoutbox):
+def test_a_week_under_the_real_beat_keeps_the_timing_promise(night, settings, twilio_accepting_everything, mailoutbox):  # noqa: F811  (pytest fixture)
     """GIVEN the entries `setup_schedule` registers and a few hundred random loans (short, medium, long; some
     extended, some returned early or late) over the week of a DST change,
     WHEN celery beat's own loop (DatabaseScheduler) decides when each periodic task runs, in-process,
@@ -153,7 +153,7 @@ def test_a_week_under_the_real_beat_keeps_the_timing_promise(night, settings, tw
         repr(loan) for loan in loans if any(f"({loan.pk}, " in problem for problem in problems)
     )
     relay = [week_start, *beat.runs["dispatch_due_notifications"], week_end]
-    longest, since = max((later - earlier, earlier) for earlier, later in zip(relay, relay[1:]))
+    longest, since = max((later - earlier, earlier) for earlier, later in zip(relay, relay[1:], strict=False))
     assert longest <= RELAY_MAX_GAP, f"the relay paused {longest} from {since.astimezone(PARIS)}"
     assert len(beat.runs["check_notification_alerts"]) >= real_time(week_start, week_end) / timedelta(minutes=5) - 1
     assert stale_readings == []
@@ -173,7 +173,7 @@ def test_a_week_under_the_real_beat_keeps_the_timing_promise(night, settings, tw
 def test_skipping_idle_passes_changes_no_decision_of_beat():
     """The helper skips beat's passes that can do nothing; across the autumn change (the hour beat's naive
     clock runs backwards), running every pass instead sends the same tasks at the same instants."""
-    start = datetime(2026, 10, 25, 0, 30, tzinfo=timezone.utc)  # 02:30 CEST
+    start = datetime(2026, 10, 25, 0, 30, tzinfo=UTC)  # 02:30 CEST
     end = start + timedelta(hours=1)  # 02:30 CET
     runs = []
     for skip in (False, True):
@@ -192,6 +192,6 @@ def test_skipping_idle_passes_changes_no_decision_of_beat():
         skipping[name] = [moment for moment in skipping[name] if moment < end - timedelta(seconds=1)]
         # The same runs; the instants may differ by a few of the 10 ms each pass costs (fewer passes, fewer costs).
         assert len(moments) == len(skipping[name]), name
-        assert all(abs(a - b) < timedelta(seconds=0.1) for a, b in zip(moments, skipping[name])), name
+        assert all(abs(a - b) < timedelta(seconds=0.1) for a, b in zip(moments, skipping[name], strict=False)), name
     assert len(every_pass["dispatch_due_notifications"]) >= 59
     assert none_skipped == 0 and skipped > 0

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import signal
 from contextlib import contextmanager
+from datetime import timedelta
 
 import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from assets.models import Attribution
+from assets.models import Attribution, Client, Materiel
 from assets.tests.factories import ClientFactory, MaterielFactory
 from notifications.models import NotificationLog, Statut, TypeNotification
 from radgestmat.celery import app
@@ -23,12 +24,12 @@ def broker_at(url: str):
     """Tasks are really published, to ``url``."""
     previous, eager = app.conf.broker_url, app.conf.task_always_eager
     app.conf.task_always_eager = False
-    app.conf.broker_url = url
+    app.conf.broker_url = url  # type: ignore[misc]  # celery-types: conf settings are writable at run time
     forget_broker_connections()
     try:
         yield
     finally:
-        app.conf.broker_url, app.conf.task_always_eager = previous, eager
+        app.conf.broker_url, app.conf.task_always_eager = previous, eager  # type: ignore[misc]  # as above
         forget_broker_connections()
 
 
@@ -36,7 +37,7 @@ def forget_broker_connections() -> None:
     """Drop the app's producer pool, bound to the previous address."""
     app.close()
     # close() forgets the producer pool only when the app had opened a connection pool itself.
-    app.amqp._producer_pool = None
+    app.amqp._producer_pool = None  # type: ignore[attr-defined]  # celery-types omit the private pool
 
 
 @pytest.fixture
@@ -58,9 +59,9 @@ def broker_frozen(eager_celery, tmp_path):
 
 
 def lend_through_the_form(staff_client, code: str):
-    materiel = MaterielFactory(code=code)
-    client = ClientFactory(name="Alice Martin", email="alice@example.org", phone="+33612345678")
-    due = timezone.localtime() + timezone.timedelta(days=5)
+    materiel: Materiel = MaterielFactory(code=code)  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
+    client: Client = ClientFactory(name="Alice Martin", email="alice@example.org", phone="+33612345678")  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
+    due = timezone.localtime() + timedelta(days=5)
     response = staff_client.post(
         reverse("loan_lend"),
         {

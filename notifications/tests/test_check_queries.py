@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -28,7 +29,7 @@ NOW = paris(2026, 3, 10, 9, 0)
 
 def make_loans(count: int, *, start, due) -> None:
     """``count`` open loans written in bulk (no signals: nothing is planned yet)."""
-    lender = StaffFactory()
+    lender: User = StaffFactory()  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
     offset = Materiel.objects.count()
     materiels = Materiel.objects.bulk_create(
         [Materiel(code=f"Q-{offset + i:05d}", name="Caméra", state=Materiel.State.LENT) for i in range(count)]
@@ -38,7 +39,7 @@ def make_loans(count: int, *, start, due) -> None:
     )
     loans = [
         Attribution(materiel=m, client=c, created_by=lender, date_debut=start, date_retour_prevue=due)
-        for m, c in zip(materiels, clients)
+        for m, c in zip(materiels, clients, strict=False)
     ]
     # bulk_create does not call save(): set what save() would.
     for loan in loans:

@@ -91,8 +91,7 @@ def test_setting_the_return_date_and_saving_notifies_once(mailoutbox, django_cap
 
 def test_nothing_is_sent_when_the_transaction_rolls_back(mailoutbox, django_capture_on_commit_callbacks):
     now = timezone.now()
-    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
-        with transaction.atomic():
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
             Attribution.objects.create(
                 materiel=MaterielFactory(), client=ClientFactory(), date_debut=now, date_retour_prevue=now + timedelta(hours=3)
             )

@@ -60,6 +60,6 @@ def test_bad_input_exits_non_zero_with_one_line():
 
     assert result.returncode == 1
     assert result.stderr.strip().splitlines() == [
-        "CommandError: WHATSAPP to 12 failed (permanent): “12” is not a valid phone number "
-        "(use the international form, e.g. +33 6 12 34 56 78)."
+        ("CommandError: WHATSAPP to 12 failed (permanent): “12” is not a valid phone number "
+        "(use the international form, e.g. +33 6 12 34 56 78).")
     ]

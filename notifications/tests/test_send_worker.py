@@ -39,7 +39,7 @@ def wait_for(predicate, *, timeout: float = 30.0, what: str = "condition"):
 
 def broker_idle() -> bool:
     with app.connection_for_write() as conn:
-        client = conn.default_channel.client
+        client = conn.default_channel.client  # type: ignore[attr-defined]  # kombu-stubs: StdChannel; Redis's channel has its client
         return all(client.llen(queue) == 0 for queue in QUEUES) and client.hlen("unacked") == 0
 
 

@@ -18,7 +18,7 @@ import os
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, timezone
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 from werkzeug import Response
@@ -43,7 +43,7 @@ TICK = timedelta(minutes=1)
 # --- The oracle -------------------------------------------------------------------------
 
 def real_hours(start: datetime, end: datetime) -> float:
-    return (end.astimezone(timezone.utc) - start.astimezone(timezone.utc)).total_seconds() / 3600
+    return (end.astimezone(UTC) - start.astimezone(UTC)).total_seconds() / 3600
 
 
 def loan_class(start: datetime, due: datetime) -> str:
@@ -75,7 +75,7 @@ def previous_2100(moment: datetime) -> datetime:
 def ideal_reminders(start: datetime, due: datetime) -> list[tuple[str, datetime]]:
     kind = loan_class(start, due)
     if kind in ("COURT", "MOYEN"):
-        candidates = [("RAPPEL_2H", due.astimezone(timezone.utc) - timedelta(hours=2))]
+        candidates = [("RAPPEL_2H", due.astimezone(UTC) - timedelta(hours=2))]
     else:
         due_day = due.astimezone(PARIS).date()
         final = local_at(due_day, 8) if due.astimezone(PARIS).time() > time(8, 0) else local_at(due_day, 0)
@@ -141,7 +141,7 @@ def expectations(loan: Loan, week_end: datetime = WEEK_END) -> list[Expected]:
                 if when is not None and when >= since:
                     add(kind, canal, "CLIENT", 0, when, until=until, must_precede=due)
         for level in (1, 2, 3):
-            ideal = due.astimezone(timezone.utc) + timedelta(minutes=15) + (level - 1) * timedelta(hours=24)
+            ideal = due.astimezone(UTC) + timedelta(minutes=15) + (level - 1) * timedelta(hours=24)
             if ideal < since:
                 continue
             for canal in client_channels:
@@ -219,11 +219,11 @@ def test_a_simulated_week_keeps_the_timing_promise(settings, twilio_accepting_ev
 def live_the_week(beat, loans: list[Loan]) -> None:
     """The desk actions of ``loans`` at their times (lend, extend, return), beat running in between."""
     lender = StaffFactory(email="lender@example.org")
-    events = []
+    events: list[tuple[datetime, int, str, datetime | None]] = []
     for number, loan in enumerate(loans):
         events.append((loan.start, number, "lend", None))
-        for when, new_due in loan.extensions:
-            events.append((when, number, "extend", new_due))
+        for when, extended_due in loan.extensions:
+            events.append((when, number, "extend", extended_due))
         if loan.returned:
             events.append((loan.returned, number, "return", None))
     records = {}

@@ -48,6 +48,19 @@ def test_test_notifications_sends_one_email(smtp_sink):
     assert [envelope.rcpt_tos for envelope in smtp_sink.envelopes] == [["camille@example.org"]]
 
 
+def test_test_notifications_without_an_address_sends_to_the_first_admin(smtp_sink):
+    result = run_script(
+        "test_notifications.py",
+        TEST_EMAIL="",
+        ADMIN_EMAILS="ops@example.org,boss@example.org",
+        EMAIL_HOST=smtp_sink.host,
+        EMAIL_PORT=str(smtp_sink.port),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Sent EMAIL to ops@example.org" in result.stdout
+    assert [envelope.rcpt_tos for envelope in smtp_sink.envelopes] == [["ops@example.org"]]
+
+
 def test_test_notifications_fails_in_one_line_when_the_server_is_down():
     result = run_script("test_notifications.py", "camille@example.org", EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(free_port()))
     assert result.returncode != 0

@@ -9,7 +9,7 @@ from django.db import connection
 from django.utils import timezone
 
 from notifications.exceptions import RetryLater
-from notifications.models import NotificationLog, NotificationPreferences, Statut, WhatsAppConfig
+from notifications.models import NotificationLog, Statut, WhatsAppConfig
 from notifications.sending import send_notification
 
 from .conftest import consent_to_whatsapp, make_log

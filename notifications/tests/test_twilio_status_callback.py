@@ -11,8 +11,8 @@ from django.urls import reverse
 from twilio.request_validator import RequestValidator
 
 from assets.tests.factories import AttributionFactory
-from notifications.models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 from notifications.channels.twilio_api import status_callback_url
+from notifications.models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 
 pytestmark = pytest.mark.django_db
 

@@ -57,7 +57,7 @@ def wait_until(predicate, *, what: str, timeout: float = 20.0):
             result = predicate()
             if result:
                 return result
-        except Exception as exc:  # not up yet
+        except Exception as exc:  # noqa: BLE001  not up yet
             last_error = exc
         time.sleep(0.1)
     raise AssertionError(f"{what} did not come up within {timeout} s (last error: {last_error!r})")

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
-from django.contrib.auth.models import Group, Permission
+from django.contrib.auth.models import Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.forms.models import model_to_dict
 from django.urls import reverse
@@ -89,7 +89,7 @@ MAKERS: dict[str, Callable] = {
 ACTIONS = [
     pytest.param(model, name, func, id=f"{model._meta.label}.{name}")
     for model, model_admin in admin.site._registry.items()
-    for func, name, _description in model_admin._get_base_actions()
+    for func, name, _description in model_admin._get_base_actions()  # type: ignore[attr-defined]  # django-stubs omit this private ModelAdmin method
 ]
 
 
@@ -103,7 +103,7 @@ def test_the_action_declares_its_permission(model, name, func):
 
 
 def staff_with(model, *codenames: str):
-    user = StaffFactory(username=f"admin-{'-'.join(codenames)}")
+    user: User = StaffFactory(username=f"admin-{'-'.join(codenames)}")  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
     content_type = ContentType.objects.get_for_model(model)
     user.user_permissions.set(
         Permission.objects.filter(content_type=content_type, codename__in=[f"{c}_{model._meta.model_name}" for c in codenames])

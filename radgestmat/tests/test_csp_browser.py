@@ -12,7 +12,8 @@ from django.core.management import call_command
 from django.urls import reverse
 from django.utils import timezone
 
-from assets.tests.factories import AttributionFactory, ClientFactory, MaterielFactory, StaffFactory
+from assets.models import Attribution, Client
+from assets.tests.factories import AttributionFactory, ClientFactory, StaffFactory
 from notifications.models import Canal, MessageOverride, NotificationLog, Statut, TypeNotification
 from radgestmat.tests.test_browser import browser, log_in, page  # noqa: F401  (the fixtures)
 
@@ -27,8 +28,8 @@ document.addEventListener("securitypolicyviolation", function (e) {
 
 
 def staff_pages() -> list[str]:
-    client = ClientFactory(name="Alice Martin", email="alice@example.org")
-    loan = AttributionFactory(client=client)
+    client: Client = ClientFactory(name="Alice Martin", email="alice@example.org")  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
+    loan: Attribution = AttributionFactory(client=client)  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
     AttributionFactory(
         date_debut=timezone.now() - timedelta(days=3), date_retour_prevue=timezone.now() - timedelta(days=1)
     )  # overdue, for the dashboard's red side
@@ -58,12 +59,12 @@ def staff_pages() -> list[str]:
     ]
     for model, model_admin in admin.site._registry.items():
         info = (model._meta.app_label, model._meta.model_name)
-        pages.append(reverse("admin:%s_%s_changelist" % info))
+        pages.append(reverse("admin:{}_{}_changelist".format(*info)))
         if model_admin.has_add_permission(_superuser_request()):
-            pages.append(reverse("admin:%s_%s_add" % info))
+            pages.append(reverse("admin:{}_{}_add".format(*info)))
         first = model._default_manager.order_by("pk").first()
         if first is not None:
-            pages.append(reverse("admin:%s_%s_change" % info, args=[first.pk]))
+            pages.append(reverse("admin:{}_{}_change".format(*info), args=[first.pk]))
     return pages
 
 

@@ -55,7 +55,7 @@ def flower(tmp_path):
             wait_until(lambda: proc.poll() is None and get(f"{base}/healthcheck") == 200, what="flower", timeout=60)
         except AssertionError:
             stop(proc)
-            raise AssertionError((tmp_path / "flower.log").read_text()[-3000:])
+            raise AssertionError((tmp_path / "flower.log").read_text()[-3000:]) from None
         yield base
         stop(proc)
 
@@ -98,8 +98,8 @@ def test_the_shipped_env_cannot_start_an_open_flower():
 
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
-        "flower: refusing to start without FLOWER_BASIC_AUTH (user:password): behind the nginx site (/flower/) "
-        "it would be open to anyone; set it, or FLOWER_LOCAL_ONLY=1 for a Flower on 127.0.0.1 that no proxy forwards to."
+        ("flower: refusing to start without FLOWER_BASIC_AUTH (user:password): behind the nginx site (/flower/) "
+        "it would be open to anyone; set it, or FLOWER_LOCAL_ONLY=1 for a Flower on 127.0.0.1 that no proxy forwards to.")
     ]
 
 
@@ -161,7 +161,7 @@ def test_no_flower_page_shows_the_redis_password(tmp_path):
             WORKER_CONCURRENCY="1",
             PATH=f"{ROOT / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
         )
-        worker_line = next(l for l in (ROOT / "Procfile").read_text().splitlines() if l.startswith("worker:"))
+        worker_line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("worker:"))
         port = free_port()
         logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("worker", "flower")}
         worker = subprocess.Popen(
@@ -182,13 +182,13 @@ def test_no_flower_page_shows_the_redis_password(tmp_path):
             try:
                 name = wait_until(worker_known, what="the worker, seen by flower", timeout=90)
             except AssertionError:
-                raise AssertionError({n: (tmp_path / f"{n}.log").read_text()[-2000:] for n in logs})
+                raise AssertionError({n: (tmp_path / f"{n}.log").read_text()[-2000:] for n in logs}) from None
             pages = {
                 path: body(base + path)
                 for path in (
                     "/", "/workers", f"/worker/{name}", "/tasks", "/broker",
-                    "/tasks/datatable?draw=1&start=0&length=10&search%5Bvalue%5D=&order%5B0%5D%5Bcolumn%5D=0"
-                    "&columns%5B0%5D%5Bdata%5D=name&order%5B0%5D%5Bdir%5D=asc",
+                    ("/tasks/datatable?draw=1&start=0&length=10&search%5Bvalue%5D=&order%5B0%5D%5Bcolumn%5D=0"
+                    "&columns%5B0%5D%5Bdata%5D=name&order%5B0%5D%5Bdir%5D=asc"),
                     "/api/workers", "/api/workers?refresh=1", f"/api/workers?workername={name}&refresh=1",
                     "/api/tasks", "/api/task/types", "/api/queues/length", "/metrics", "/healthcheck",
                 )

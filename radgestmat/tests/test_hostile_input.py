@@ -113,10 +113,10 @@ def admin_cases(label: str, value: str, superuser) -> list[tuple[str, str, dict,
     if model_admin.date_hierarchy:
         params |= {f"{model_admin.date_hierarchy}__{part}" for part in ("year", "month", "day")}
     for spec in changelist.filter_specs:
-        params |= set(spec.expected_parameters())
+        params |= {param for param in spec.expected_parameters() if param is not None}
     url = reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_changelist")
     # A parameter the admin cannot use sends it back to the list with ?e=1 ("invalid lookup"): its 400.
-    cases = [("GET", url, {param: value}, {200, 302, 400}) for param in sorted(params)]
+    cases: list[tuple[str, str, dict, set[int]]] = [("GET", url, {param: value}, {200, 302, 400}) for param in sorted(params)]
     for field in model_admin.autocomplete_fields:
         # The admin's autocomplete view answers 403/404 for a model or field it does not serve.
         query = {"app_label": model._meta.app_label, "model_name": model._meta.model_name, "field_name": field, "term": "a"}
@@ -182,7 +182,8 @@ def parameters_read(module, attr: str = "GET") -> dict[str, set[str]]:
     direct: dict[str, set[str]] = {}
     calls: dict[str, set[str]] = {}
     for name, function in functions.items():
-        reads, called = set(), set()
+        reads: set[str] = set()
+        called: set[str] = set()
         for node in ast.walk(function):
             if (
                 isinstance(node, ast.Call)
@@ -191,9 +192,11 @@ def parameters_read(module, attr: str = "GET") -> dict[str, set[str]]:
                 and _is_request_data(node.func.value, attr)
                 and node.args
                 and isinstance(node.args[0], ast.Constant)
+                and isinstance(node.args[0].value, str)
             ):
                 reads.add(node.args[0].value)
             if isinstance(node, ast.Subscript) and _is_request_data(node.value, attr):
+                assert isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str), ast.unparse(node)
                 reads.add(node.slice.value)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 called.add(node.func.id)
@@ -201,7 +204,7 @@ def parameters_read(module, attr: str = "GET") -> dict[str, set[str]]:
                 if isinstance(first, ast.BoolOp):
                     first = first.values[0]
                 form = getattr(module, node.func.id, None)
-                if first is not None and _is_request_data(first, attr) and hasattr(form, "base_fields"):
+                if first is not None and _is_request_data(first, attr) and form is not None and hasattr(form, "base_fields"):
                     reads |= set(form.base_fields)
                 if node.func.id == "paginate" and attr == "GET":
                     reads.add("page")

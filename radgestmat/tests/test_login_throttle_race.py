@@ -39,7 +39,7 @@ def test_parallel_wrong_logins_get_at_most_the_limit_of_password_checks(django_u
             checks.append(credentials["username"])
 
     start = threading.Barrier(PARALLEL)
-    outcomes: list[str] = []
+    outcomes: list[str | None] = []  # ValidationError.code may be None
 
     def wrong_login() -> None:
         request = RequestFactory().post("/login/", REMOTE_ADDR=ADDRESS)

@@ -25,7 +25,8 @@ class Upstream(http.server.ThreadingHTTPServer):
     """Answers 200 to everything and remembers the paths it was asked for."""
 
     def __init__(self, name: str):
-        self.name, self.paths = name, []
+        self.name = name
+        self.paths: list[str] = []
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -80,7 +81,7 @@ def nginx(tmp_path):
         wait_until(lambda: proc.poll() is None and fetch(f"{base}/") == 200, what="nginx", timeout=20)
     except AssertionError:
         proc.kill()
-        raise AssertionError(proc.stderr.read().decode() + (tmp_path / "error.log").read_text())
+        raise AssertionError(proc.stderr.read().decode() + (tmp_path / "error.log").read_text()) from None
     yield base, flower
     proc.terminate()
     proc.wait(10)
@@ -106,7 +107,7 @@ def test_flower_metrics_and_healthcheck_are_not_public(nginx):
 
     statuses = {path: fetch(base + path) for path in hidden}
 
-    assert statuses == {path: 404 for path in hidden}
+    assert statuses == dict.fromkeys(hidden, 404)
     assert flower.paths == []
     assert fetch(f"{base}/flower/") == 200 and fetch(f"{base}/flower/api/workers") == 200  # the rest still reaches Flower
     assert flower.paths == ["/flower/", "/flower/api/workers"]

@@ -8,7 +8,6 @@ from pathlib import Path
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError
-
 from django.utils import timezone
 
 from notifications.schedule import register_schedule
@@ -19,9 +18,9 @@ def read_pid(pidfile: Path) -> int:
     try:
         return int(pidfile.read_text().strip())
     except FileNotFoundError:
-        raise CommandError(f"no scheduler is running here ({pidfile} does not exist)")
+        raise CommandError(f"no scheduler is running here ({pidfile} does not exist)") from None
     except ValueError:
-        raise CommandError(f"{pidfile} does not hold a process id; remove it if no scheduler is running")
+        raise CommandError(f"{pidfile} does not hold a process id; remove it if no scheduler is running") from None
 
 
 def process_exists(pid: int) -> bool:
@@ -62,7 +61,7 @@ class Command(BaseCommand):
             register_schedule()
             jobs = jobs_status(timezone.now())
         except DatabaseError as exc:
-            raise CommandError(f"cannot read the schedule (did `manage.py migrate` run?): {exc}")
+            raise CommandError(f"cannot read the schedule (did `manage.py migrate` run?): {exc}") from exc
         registered = [job for job in jobs if job["registered"] and job["enabled"]]
         # The spec's wording (its "Command Reference"); the schedule itself is the beat entries'.
         self.stdout.write("✓ Scheduler started successfully")
@@ -93,7 +92,7 @@ class Command(BaseCommand):
             os.kill(pid, signal.SIGTERM)
         except ProcessLookupError:
             pidfile.unlink(missing_ok=True)
-            raise CommandError(f"the scheduler (pid {pid}) was not running; removed the stale {pidfile}")
+            raise CommandError(f"the scheduler (pid {pid}) was not running; removed the stale {pidfile}") from None
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
             # Beat removes its pidfile as it exits.

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         try:
             status = get_scheduler_status()
         except DatabaseError as exc:
-            raise CommandError(f"cannot read the schedule from the database: {exc}")
+            raise CommandError(f"cannot read the schedule from the database: {exc}") from exc
         if options["json"]:
             self.stdout.write(json.dumps(jsonable(status), indent=2))
             return

@@ -50,5 +50,5 @@ class Command(BaseCommand):
             provider_id = channel.send(log, message, to)
         except ChannelError as error:
             kind = "permanent" if error.permanent else "transient"
-            raise CommandError(f"{canal} to {raw} failed ({kind}): {error}")
+            raise CommandError(f"{canal} to {raw} failed ({kind}): {error}") from error
         self.stdout.write(self.style.SUCCESS(f"Sent {canal} to {to}: provider id {provider_id}"))

@@ -13,7 +13,7 @@ class Command(BaseCommand):
         try:
             created, moved, kept = register_schedule()
         except DatabaseError as exc:
-            raise CommandError(f"could not register the schedule (did `manage.py migrate` run?): {exc}")
+            raise CommandError(f"could not register the schedule (did `manage.py migrate` run?): {exc}") from exc
         for name in created:
             self.stdout.write(f"created {name}")
         for name in moved:
