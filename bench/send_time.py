@@ -89,7 +89,7 @@ class World:
     def record(self, borrower: Borrower, sent: list[datetime], on_time: bool, reads: list[bool]) -> None:
         self.loans += 1
         self.on_time += on_time
-        for moment, read in zip(sent, reads):
+        for moment, read in zip(sent, reads, strict=False):
             band = send_time.band_of(moment)
             counts = Counts(1, int(on_time), int(read))
             self.overall[band] = self.overall[band] + counts
@@ -98,7 +98,7 @@ class World:
 
 def loans_of_week(rng: random.Random, monday: datetime) -> list[tuple[str, datetime, datetime]]:
     """Maybe a long loan (due Friday to Sunday 17:00), maybe a short one (3 h, due 10:00 to 19:00)."""
-    plans = []
+    plans: list[tuple[str, datetime, datetime]] = []
     if rng.random() < 0.6:
         start = monday + timedelta(hours=rng.randint(9, 17))
         due = datetime.combine((monday + timedelta(days=rng.randint(4, 6))).date(), time(17, 0), tzinfo=PARIS)
@@ -154,7 +154,7 @@ def simulate(borrowers: int, weeks: int, seed: int, frequency: int = 1) -> list[
                 for world, sent in ((rule, rule_times), (learner, chosen), (oracle, ideal_times)):
                     mean_effect = sum(effect(hour_of(m), borrower.best) for m in sent) / len(sent)
                     on_time = draw < borrower.base + LIFT * mean_effect
-                    reads = [r < 0.4 + 0.4 * effect(hour_of(m), borrower.best) for r, m in zip(read_draws, sent)]
+                    reads = [r < 0.4 + 0.4 * effect(hour_of(m), borrower.best) for r, m in zip(read_draws, sent, strict=False)]
                     world.record(borrower, sent, on_time, reads)
         loans = rule.loans - before[0]
         rows.append(

@@ -29,7 +29,7 @@ class ExperimentForm(forms.ModelForm):
         fields = ["name", "type_notification", "canal", "language"]
 
     def clean(self) -> dict:
-        data = super().clean()
+        data = super().clean() or {}
         key = {name: data.get(name) for name in ("type_notification", "canal", "language")}
         if all(key.values()) and Experiment.objects.filter(status=Experiment.Status.RUNNING, **key).exists():
             raise ValidationError(_("An experiment is already running for this message: stop it first."))
@@ -73,7 +73,7 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
             with transaction.atomic():
                 experiment.save()
                 filled = [f for f in formset.forms if f.has_changed()]
-                for label, variant_form in zip(LABELS, filled):
+                for label, variant_form in zip(LABELS, filled, strict=False):
                     variant = variant_form.save(commit=False)
                     variant.experiment, variant.label = experiment, label
                     variant.save()
@@ -85,7 +85,7 @@ def experiment_new(request: HttpRequest) -> HttpResponse:
     return render(
         request,
         "notifications/experiments/form.html",
-        {"form": form, "formset": formset, "variant_forms": list(zip(LABELS, formset.forms))},
+        {"form": form, "formset": formset, "variant_forms": list(zip(LABELS, formset.forms, strict=False))},
     )
 
 

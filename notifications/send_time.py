@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core import checks
@@ -240,7 +240,7 @@ def choose(
         not_before=not_before,
     )
     rule_score = found.score(band_of(rule_at))
-    facts = {"scope": found.scope, "evidence": found.evidence, "rule_on_time": rule_score[0]}
+    facts: dict[str, Any] = {"scope": found.scope, "evidence": found.evidence, "rule_on_time": rule_score[0]}
     others = [moment for moment in options if band_of(moment) != band_of(rule_at)]
     if not others:
         return Choice(rule_at, rule_at, Source.RULE, Why.NO_ROOM, expected_on_time=rule_score[0], **facts)

@@ -24,8 +24,8 @@ def past_loans(
 ) -> list[Attribution]:
     """``count`` long loans reminded at ``sent_at``, due a day later; ``on_time`` of them back by the due time,
     ``open_late`` still out (late), the rest back late; the first ``read`` reminders reported read."""
-    client = client or ClientFactory()
-    materiel = materiel or MaterielFactory()
+    client = client or ClientFactory()  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
+    materiel = materiel or MaterielFactory()  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
     due = sent_at + timedelta(days=1)
     start = sent_at - timedelta(days=2)
     loans = []
@@ -49,7 +49,7 @@ def past_loans(
     if open_late:
         # One open loan per material: each still-open loan gets its own.
         for loan in loans[count - open_late :]:
-            loan.materiel = MaterielFactory()
+            loan.materiel = MaterielFactory()  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
     loans = Attribution.objects.bulk_create(loans)
     NotificationLog.objects.bulk_create(
         NotificationLog(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -11,7 +11,7 @@ from django.contrib.auth.models import Permission
 from django.urls import reverse
 from django.utils import timezone
 
-from assets.tests.factories import AttributionFactory, ClientFactory, StaffFactory
+from assets.tests.factories import StaffFactory
 from notifications import experiments, stats
 from notifications.models import Experiment, MessageOverride, NotificationLog, Statut, Variant
 from notifications.sending import send_notification
@@ -27,7 +27,7 @@ def start_experiment(type_notification="CREATION", canal="EMAIL", language="fr",
     experiment = Experiment.objects.create(
         name="Friendlier", type_notification=type_notification, canal=canal, language=language, started_at=timezone.now()
     )
-    for label, share in zip("ABCDEF", shares):
+    for label, share in zip("ABCDEF", shares, strict=False):
         Variant.objects.create(
             experiment=experiment,
             label=label,
@@ -71,7 +71,7 @@ def test_the_variant_text_is_sent_and_recorded_and_every_row_of_a_loan_gets_the_
     for log in logs:
         assert send_notification(log.pk, now=timezone.now()) == Statut.ENVOYEE
 
-    for log, email in zip(logs, mailoutbox):
+    for log, email in zip(logs, mailoutbox, strict=False):
         log.refresh_from_db()
         expected = experiments.assign(list(variants.values()), experiment.pk, log.attribution_id)
         assert log.variant == expected

@@ -50,8 +50,8 @@ def lend(django_capture_on_commit_callbacks, mailoutbox):
     def lend(*, due: datetime, client=None, start: datetime | None = None) -> Attribution:
         with django_capture_on_commit_callbacks(execute=True):
             return services.lend(
-                materiel=MaterielFactory(), client=client or ClientFactory(phone=""), due=due, start=start, now=NOW,
-                by=StaffFactory(),
+                materiel=MaterielFactory(), client=client or ClientFactory(phone=""), due=due, start=start, now=NOW,  # type: ignore[arg-type]  # factory-boy: calling a factory returns the model instance
+                by=StaffFactory(),  # type: ignore[arg-type]  # factory-boy: calling a factory returns the model instance
             )
 
     return lend

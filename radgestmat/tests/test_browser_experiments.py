@@ -9,7 +9,7 @@ import re
 from datetime import datetime, time, timedelta
 
 import pytest
-from django.contrib.auth.models import Permission
+from django.contrib.auth.models import Permission, User
 from django.utils import timezone
 
 from assets import services
@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def experimenter() -> None:
-    user = StaffFactory(username="desk")
+    user: User = StaffFactory(username="desk")  # type: ignore[assignment]  # factory-boy: calling a factory returns the model instance
     user.user_permissions.add(Permission.objects.get(codename="run_experiment"))
 
 
