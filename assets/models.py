@@ -25,7 +25,9 @@ def normalize_phone(raw: str) -> str:
     try:
         number = phonenumbers.parse(raw, settings.PHONE_DEFAULT_REGION)
     except phonenumbers.NumberParseException:
-        raise ValidationError(_("“%(value)s” is not a phone number."), code="invalid_phone", params={"value": raw}) from None
+        raise ValidationError(
+            _("“%(value)s” is not a phone number."), code="invalid_phone", params={"value": raw}
+        ) from None
     if not phonenumbers.is_valid_number(number):
         raise ValidationError(
             _("“%(value)s” is not a valid phone number (use the international form, e.g. +33 6 12 34 56 78)."),
@@ -58,7 +60,11 @@ class Materiel(models.Model):
         OUT_OF_SERVICE = "out_of_service", _("Out of service")
 
     code = models.CharField(
-        _("code"), max_length=64, unique=True, help_text=_("Inventory code or barcode."), validators=[validate_single_line]
+        _("code"),
+        max_length=64,
+        unique=True,
+        help_text=_("Inventory code or barcode."),
+        validators=[validate_single_line],
     )
     name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
     category = models.CharField(_("category"), max_length=100, blank=True, validators=[validate_single_line])

@@ -25,7 +25,9 @@ def validate_lend(*, materiel: Materiel, client: Client, start: datetime, due: d
             _("%(code)s is out of service and cannot be lent.") % {"code": materiel.code}
         )
     elif Attribution.objects.open().filter(materiel=materiel).exists():
-        errors.setdefault("materiel", []).append(_("%(code)s is already out on another loan.") % {"code": materiel.code})
+        errors.setdefault("materiel", []).append(
+            _("%(code)s is already out on another loan.") % {"code": materiel.code}
+        )
     if not client.has_contact:
         errors.setdefault("client", []).append(
             _("%(name)s has no email address or phone number, so they could not be notified. Add one first.")
@@ -64,7 +66,9 @@ def lend(
                     notes=notes,
                 )
         except IntegrityError:
-            raise ValidationError({"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}) from None
+            raise ValidationError(
+                {"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}
+            ) from None
         Materiel.objects.filter(pk=materiel.pk).update(state=Materiel.State.LENT)
         transaction.on_commit(lambda: attribution_created.send(sender=Attribution, attribution=attribution, now=now))
     return attribution
@@ -79,9 +83,7 @@ def validate_return(attribution: Attribution, *, when: datetime, now: datetime) 
     if not attribution.is_open:
         raise ValidationError(_("This loan was already returned."), code="already_returned")
     if when > now + RETURN_CLOCK_TOLERANCE:
-        raise ValidationError(
-            {"date_retour_effective": _("The return cannot be in the future.")}, code="in_the_future"
-        )
+        raise ValidationError({"date_retour_effective": _("The return cannot be in the future.")}, code="in_the_future")
     if when < attribution.date_debut:
         raise ValidationError(
             {"date_retour_effective": _("The return cannot be before the start of the loan.")}, code="before_start"
@@ -89,7 +91,11 @@ def validate_return(attribution: Attribution, *, when: datetime, now: datetime) 
 
 
 def record_return(
-    attribution: Attribution, *, now: datetime, returned_at: datetime | None = None, by: User | AnonymousUser | None = None
+    attribution: Attribution,
+    *,
+    now: datetime,
+    returned_at: datetime | None = None,
+    by: User | AnonymousUser | None = None,
 ) -> Attribution:
     """Record that the loan's material came back at ``returned_at`` (default ``now``)."""
     returned_at = returned_at or now
@@ -99,9 +105,7 @@ def record_return(
         locked.date_retour_effective = returned_at
         with sent_by_caller():
             locked.save(update_fields=["date_retour_effective"])
-        Materiel.objects.filter(pk=locked.materiel_id, state=Materiel.State.LENT).update(
-            state=Materiel.State.AVAILABLE
-        )
+        Materiel.objects.filter(pk=locked.materiel_id, state=Materiel.State.LENT).update(state=Materiel.State.AVAILABLE)
         transaction.on_commit(lambda: attribution_returned.send(sender=Attribution, attribution=locked, now=now))
     attribution.refresh_from_db()
     return locked

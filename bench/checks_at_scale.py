@@ -164,40 +164,48 @@ def make_loans(count: int, now, *, lender_id: int) -> None:
     clients = max(1, count // 4)
     sql = [
         (
-            (f"INSERT INTO {Materiel._meta.db_table} (code, name, category, state, notes) "
-            "SELECT 'BX-' || lpad(g::text, 8, '0'), 'Caméra ' || g, 'Vidéo', 'lent', '' FROM generate_series(1, %s) g"),
+            (
+                f"INSERT INTO {Materiel._meta.db_table} (code, name, category, state, notes) "
+                "SELECT 'BX-' || lpad(g::text, 8, '0'), 'Caméra ' || g, 'Vidéo', 'lent', '' FROM generate_series(1, %s) g"
+            ),
             [count],
         ),
         (
-            (f"INSERT INTO {Client._meta.db_table} (name, email, phone, organisation, language) "
-            "SELECT 'Borrower ' || g, CASE WHEN g %% 20 = 0 THEN '' ELSE 'b' || g || '@example.org' END, "
-            "CASE WHEN g %% 5 < 2 THEN '+3361' || lpad((g %% 10000000)::text, 7, '0') ELSE '' END, '', "
-            "CASE WHEN g %% 7 = 0 THEN 'en' ELSE 'fr' END FROM generate_series(1, %s) g"),
+            (
+                f"INSERT INTO {Client._meta.db_table} (name, email, phone, organisation, language) "
+                "SELECT 'Borrower ' || g, CASE WHEN g %% 20 = 0 THEN '' ELSE 'b' || g || '@example.org' END, "
+                "CASE WHEN g %% 5 < 2 THEN '+3361' || lpad((g %% 10000000)::text, 7, '0') ELSE '' END, '', "
+                "CASE WHEN g %% 7 = 0 THEN 'en' ELSE 'fr' END FROM generate_series(1, %s) g"
+            ),
             [clients],
         ),
         (
-            (f"INSERT INTO {NotificationPreferences._meta.db_table} (client_id, notifications_email, notifications_whatsapp, "
-            "sms_enabled, phone_number, rappel_2h_avant, rappel_j_moins_2, rappel_j_moins_1, rappel_final, updated_at) "
-            "SELECT c.id, c.id %% 10 <> 3, c.id %% 10 <> 5, false, "
-            "CASE WHEN c.id %% 8 = 0 THEN '+3362' || lpad((c.id %% 10000000)::text, 7, '0') ELSE '' END, "
-            "c.id %% 16 <> 4, c.id %% 12 <> 8, true, true, %s "
-            f"FROM {Client._meta.db_table} c WHERE c.id %% 4 = 0"),
+            (
+                f"INSERT INTO {NotificationPreferences._meta.db_table} (client_id, notifications_email, notifications_whatsapp, "
+                "sms_enabled, phone_number, rappel_2h_avant, rappel_j_moins_2, rappel_j_moins_1, rappel_final, updated_at) "
+                "SELECT c.id, c.id %% 10 <> 3, c.id %% 10 <> 5, false, "
+                "CASE WHEN c.id %% 8 = 0 THEN '+3362' || lpad((c.id %% 10000000)::text, 7, '0') ELSE '' END, "
+                "c.id %% 16 <> 4, c.id %% 12 <> 8, true, true, %s "
+                f"FROM {Client._meta.db_table} c WHERE c.id %% 4 = 0"
+            ),
             [now],
         ),
         (
             # due = now + offset minutes; start = due - duration; duree from the planned duration.
-            (f"INSERT INTO {Attribution._meta.db_table} (materiel_id, client_id, created_by_id, date_debut, "
-            "date_retour_prevue, date_retour_effective, statut, duree, notes, created_at) "
-            "SELECT m.id, 1 + (m.id %% %s), %s, x.due - x.length, x.due, NULL, 'EN_COURS', "
-            "CASE WHEN x.length < interval '4 hours' THEN 'COURT' WHEN x.length <= interval '24 hours' THEN 'MOYEN' "
-            "ELSE 'LONG' END, '', x.due - x.length "
-            f"FROM {Materiel._meta.db_table} m CROSS JOIN LATERAL (SELECT "
-            "  CASE WHEN random() < 0.01 THEN %s - (interval '1 day' + random() * interval '2 days') "
-            "       ELSE %s + (random() * interval '15 days') - interval '1 day' END AS due, "
-            "  CASE WHEN r < 0.3 THEN interval '30 minutes' + random() * interval '204 minutes' "
-            "       WHEN r < 0.6 THEN interval '246 minutes' + random() * interval '1188 minutes' "
-            "       ELSE interval '25 hours' + random() * interval '215 hours' END AS length "
-            "  FROM (SELECT random() AS r, m.id AS mid) s) x"),
+            (
+                f"INSERT INTO {Attribution._meta.db_table} (materiel_id, client_id, created_by_id, date_debut, "
+                "date_retour_prevue, date_retour_effective, statut, duree, notes, created_at) "
+                "SELECT m.id, 1 + (m.id %% %s), %s, x.due - x.length, x.due, NULL, 'EN_COURS', "
+                "CASE WHEN x.length < interval '4 hours' THEN 'COURT' WHEN x.length <= interval '24 hours' THEN 'MOYEN' "
+                "ELSE 'LONG' END, '', x.due - x.length "
+                f"FROM {Materiel._meta.db_table} m CROSS JOIN LATERAL (SELECT "
+                "  CASE WHEN random() < 0.01 THEN %s - (interval '1 day' + random() * interval '2 days') "
+                "       ELSE %s + (random() * interval '15 days') - interval '1 day' END AS due, "
+                "  CASE WHEN r < 0.3 THEN interval '30 minutes' + random() * interval '204 minutes' "
+                "       WHEN r < 0.6 THEN interval '246 minutes' + random() * interval '1188 minutes' "
+                "       ELSE interval '25 hours' + random() * interval '215 hours' END AS length "
+                "  FROM (SELECT random() AS r, m.id AS mid) s) x"
+            ),
             [clients, lender_id, now, now],
         ),
     ]
@@ -373,7 +381,12 @@ def run_cleanup(rows_old: int, now) -> dict:
         "longest_statement_s": run.longest,
         "longest_statement": run.longest_sql,
         "rows_per_s": removed["notifications"] / run.wall if run.wall else 0.0,
-        "scheduler_status": {"log_rows": total, "wall_s": status.wall, "db_s": status.db_seconds, "queries": status.queries},
+        "scheduler_status": {
+            "log_rows": total,
+            "wall_s": status.wall,
+            "db_s": status.db_seconds,
+            "queries": status.queries,
+        },
     }
     print(
         f"{rows_old:>10}  {'cleanup (old rows)':<28} {run.wall:>8.3f}s {run.db_seconds:>7.3f}s {run.queries:>4} "

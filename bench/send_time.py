@@ -113,7 +113,10 @@ def loans_of_week(rng: random.Random, monday: datetime) -> list[tuple[str, datet
 def best_allowed(type_notification: str, rule_at: datetime, loan: Attribution, borrower: Borrower) -> datetime:
     """What an oracle knowing the borrower's hour would pick among the learner's allowed times."""
     options = send_time.candidates(
-        type_notification, rule_at, date_debut=loan.date_debut, date_retour_prevue=loan.date_retour_prevue,
+        type_notification,
+        rule_at,
+        date_debut=loan.date_debut,
+        date_retour_prevue=loan.date_retour_prevue,
         not_before=loan.date_debut,
     ) + [rule_at]
     return max(options, key=lambda moment: effect(hour_of(moment), borrower.best))
@@ -135,7 +138,9 @@ def simulate(borrowers: int, weeks: int, seed: int, frequency: int = 1) -> list[
                 plans.extend(loans_of_week(rng, monday))
             for duree, start, due in plans:
                 loan_id += 1
-                loan = Attribution(pk=loan_id, client_id=borrower.id, date_debut=start, date_retour_prevue=due, duree=duree)
+                loan = Attribution(
+                    pk=loan_id, client_id=borrower.id, date_debut=start, date_retour_prevue=due, duree=duree
+                )
                 rule_times = [ideal for _, ideal in timeline.reminder_times(start, due, duree)]
                 chosen, ideal_times = [], []
                 for type_notification, ideal in timeline.reminder_times(start, due, duree):
@@ -154,7 +159,10 @@ def simulate(borrowers: int, weeks: int, seed: int, frequency: int = 1) -> list[
                 for world, sent in ((rule, rule_times), (learner, chosen), (oracle, ideal_times)):
                     mean_effect = sum(effect(hour_of(m), borrower.best) for m in sent) / len(sent)
                     on_time = draw < borrower.base + LIFT * mean_effect
-                    reads = [r < 0.4 + 0.4 * effect(hour_of(m), borrower.best) for r, m in zip(read_draws, sent, strict=False)]
+                    reads = [
+                        r < 0.4 + 0.4 * effect(hour_of(m), borrower.best)
+                        for r, m in zip(read_draws, sent, strict=False)
+                    ]
                     world.record(borrower, sent, on_time, reads)
         loans = rule.loans - before[0]
         rows.append(
@@ -203,7 +211,9 @@ def main(argv: list[str]) -> int:
     rule = sum(r["on_time_rule"] * r["loans"] for r in last) / sum(r["loans"] for r in last)
     learned = sum(r["on_time_learned"] * r["loans"] for r in last) / sum(r["loans"] for r in last)
     best = sum(r["on_time_oracle"] * r["loans"] for r in last) / sum(r["loans"] for r in last)
-    print(f"second half: on time {percent(rule)} by the rule, {percent(learned)} learned, {percent(best)} at the true best hours")
+    print(
+        f"second half: on time {percent(rule)} by the rule, {percent(learned)} learned, {percent(best)} at the true best hours"
+    )
     out = ROOT / "bench" / "results" / "send_time.json"
     summary = {"borrowers": args.borrowers, "frequency": args.frequency, "weeks": args.weeks, "seed": args.seed}
     out.write_text(json.dumps({**summary, "rows": rows}, indent=2))

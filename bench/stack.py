@@ -97,7 +97,9 @@ class PostgresServer:
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/radgestmat"
 
     def _run(self, *args: str) -> None:
-        result = subprocess.run(_as_postgres_user([str(self.bindir / args[0]), *args[1:]]), capture_output=True, text=True)
+        result = subprocess.run(
+            _as_postgres_user([str(self.bindir / args[0]), *args[1:]]), capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise StackError(f"PostgreSQL {args[0]} failed: {(result.stderr or result.stdout).strip()[-300:]}")
 
@@ -116,7 +118,9 @@ class PostgresServer:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        self._run("pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.datadir / "server.log"), "-w", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.datadir / "server.log"), "-w", "start"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """``fast`` disconnects clients cleanly; ``immediate`` is a crash (recovery on the next start)."""
@@ -148,8 +152,19 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -351,13 +366,22 @@ class FakeTwilio:
                         if fault.creates_every and fault.answered % fault.creates_every == 0:
                             fake.count += 1
                             fake.by_to[to] += 1
-                    return self.answer(fault.status, {"code": fault.code, "message": fault.message, "status": fault.status})
+                    return self.answer(
+                        fault.status, {"code": fault.code, "message": fault.message, "status": fault.status}
+                    )
                 if not valid_number(to.removeprefix("whatsapp:")):
                     with fake.lock:
                         fake.refused += 1
                         fake.refused_by_code[21211] += 1
-                    return self.answer(400, {"code": 21211, "message": f"The 'To' number {to} is not a valid phone number.",
-                                             "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400})
+                    return self.answer(
+                        400,
+                        {
+                            "code": 21211,
+                            "message": f"The 'To' number {to} is not a valid phone number.",
+                            "more_info": "https://www.twilio.com/docs/errors/21211",
+                            "status": 400,
+                        },
+                    )
                 with fake.lock:
                     fake.count += 1
                     fake.by_to[to] += 1
@@ -484,16 +508,42 @@ class Stack:
     ) -> Proc:
         return self._spawn(
             name,
-            [sys.executable, "-m", "celery", "-A", "radgestmat", "worker", f"--pool={pool}",
-             f"--concurrency={concurrency}", "-Q", queues, "-n", f"{name}@%h", "-l", "INFO", *extra_args],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "radgestmat",
+                "worker",
+                f"--pool={pool}",
+                f"--concurrency={concurrency}",
+                "-Q",
+                queues,
+                "-n",
+                f"{name}@%h",
+                "-l",
+                "INFO",
+                *extra_args,
+            ],
         )
 
     def beat(self, name: str = "beat") -> Proc:
         return self._spawn(
             name,
-            [sys.executable, "-m", "celery", "-A", "radgestmat", "beat", "-l", "INFO",
-             "--scheduler", "radgestmat.beat_scheduler:DatabaseScheduler",
-             "--pidfile", str(self.workdir / f"{name}-{len(self.processes)}.pid")],
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "radgestmat",
+                "beat",
+                "-l",
+                "INFO",
+                "--scheduler",
+                "radgestmat.beat_scheduler:DatabaseScheduler",
+                "--pidfile",
+                str(self.workdir / f"{name}-{len(self.processes)}.pid"),
+            ],
         )
 
     def web(self, name: str = "web", *, workers: int = 2) -> Proc:
@@ -501,10 +551,19 @@ class Stack:
 
         Plain HTTP on 127.0.0.1 with no TLS proxy in front: no HTTPS redirect, cookies not marked secure.
         """
-        plain_http = {"BEHIND_TLS_PROXY": "0", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0",
-                      "CSRF_COOKIE_SECURE": "0"}
-        result = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], cwd=ROOT,
-                                env={**self.env(), **plain_http}, capture_output=True, text=True)
+        plain_http = {
+            "BEHIND_TLS_PROXY": "0",
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+        }
+        result = subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput"],
+            cwd=ROOT,
+            env={**self.env(), **plain_http},
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise StackError(f"collectstatic failed: {(result.stderr or result.stdout).strip()[-300:]}")
         port = free_port()
@@ -513,8 +572,18 @@ class Stack:
         try:
             proc = self._spawn(
                 name,
-                [sys.executable, "-m", "gunicorn", "radgestmat.wsgi", "--bind", f"127.0.0.1:{port}",
-                 "--workers", str(workers), "--access-logfile", "-"],
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "radgestmat.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(workers),
+                    "--access-logfile",
+                    "-",
+                ],
             )
         finally:
             self.settings = saved
@@ -619,16 +688,22 @@ def unsettled(root_ids) -> int:
 
     from notifications.models import FINAL_STATUTS, NotificationLog
 
-    return NotificationLog.objects.filter(Q(pk__in=root_ids) | Q(fallback_of__in=root_ids)).exclude(
-        statut__in=FINAL_STATUTS
-    ).count()
+    return (
+        NotificationLog.objects.filter(Q(pk__in=root_ids) | Q(fallback_of__in=root_ids))
+        .exclude(statut__in=FINAL_STATUTS)
+        .count()
+    )
 
 
 def wait_settled(root_ids, *, timeout: float, interval: float = 0.5) -> float:
     """Seconds until every notification is in a final state; StackError when that takes longer than ``timeout``."""
     started = time.monotonic()
-    wait_until(lambda: unsettled(root_ids) == 0, what="every notification to reach a final state", timeout=timeout,
-               interval=interval)
+    wait_until(
+        lambda: unsettled(root_ids) == 0,
+        what="every notification to reach a final state",
+        timeout=timeout,
+        interval=interval,
+    )
     return time.monotonic() - started
 
 
@@ -658,7 +733,9 @@ def tally(root_ids, stack: Stack) -> Tally:
         )
     )
     fallbacks = list(
-        NotificationLog.objects.filter(fallback_of__in=root_ids).values("id", "fallback_of", "canal", phone=F("attribution__client__phone"))
+        NotificationLog.objects.filter(fallback_of__in=root_ids).values(
+            "id", "fallback_of", "canal", phone=F("attribution__client__phone")
+        )
     )
     chain: dict[int, list[dict]] = {row["id"]: [row] for row in rows}
     for row in fallbacks:

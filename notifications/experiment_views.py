@@ -116,7 +116,8 @@ def experiment_stop(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         if winner is not None:
             messages.success(
-                request, _("Experiment stopped: variant %(label)s is now the message for everyone.") % {"label": winner.label}
+                request,
+                _("Experiment stopped: variant %(label)s is now the message for everyone.") % {"label": winner.label},
             )
         else:
             messages.success(request, _("Experiment stopped: the message is back to its usual text."))

@@ -123,11 +123,17 @@ def compare(result: VariantResult, control: VariantResult) -> Comparison:
         "high": f"{100 * high:+.1f}",
     }
     if low > 0:
-        verdict = _("%(variant)s brings more loans back on time than %(control)s: %(diff)s points (95 %% interval %(low)s to %(high)s).")
+        verdict = _(
+            "%(variant)s brings more loans back on time than %(control)s: %(diff)s points (95 %% interval %(low)s to %(high)s)."
+        )
     elif high < 0:
-        verdict = _("%(variant)s brings fewer loans back on time than %(control)s: %(diff)s points (95 %% interval %(low)s to %(high)s).")
+        verdict = _(
+            "%(variant)s brings fewer loans back on time than %(control)s: %(diff)s points (95 %% interval %(low)s to %(high)s)."
+        )
     else:
-        verdict = _("No clear difference between %(variant)s and %(control)s: %(diff)s points, but the 95 %% interval (%(low)s to %(high)s) includes 0.")
+        verdict = _(
+            "No clear difference between %(variant)s and %(control)s: %(diff)s points, but the 95 %% interval (%(low)s to %(high)s) includes 0."
+        )
     return Comparison(result, control, difference, low, high, verdict % points)
 
 
@@ -160,7 +166,9 @@ def report(experiment: Experiment, *, now: datetime) -> Report:
                 "control": control.variant.label
             }
         else:
-            conclusion = _("No variant is clearly better yet: keep the experiment running, or stop it without a winner.")
+            conclusion = _(
+                "No variant is clearly better yet: keep the experiment running, or stop it without a winner."
+            )
     return Report(experiment, results, comparisons, enough, conclusion, min_loans, best)
 
 

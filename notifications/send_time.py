@@ -95,7 +95,9 @@ def history_for(client_ids: Iterable[int], *, now: datetime) -> History:
         "on_time": Count("id", filter=Q(attribution__date_retour_effective__lte=F("attribution__date_retour_prevue"))),
         "read": Count("id", filter=Q(delivery_status="read")),
     }
-    overall = {row["band"]: Counts(row["n"], row["on_time"], row["read"]) for row in base.values("band").annotate(**measures)}
+    overall = {
+        row["band"]: Counts(row["n"], row["on_time"], row["read"]) for row in base.values("band").annotate(**measures)
+    }
     by_borrower: dict[int, dict[int, Counts]] = defaultdict(dict)
     ids = set(client_ids)
     if ids:
@@ -147,7 +149,9 @@ def band_of(moment: datetime) -> int:
 def window() -> tuple[time, time]:
     hours = timeline.parse_quiet_hours(settings.SEND_TIME_WINDOW)
     if hours is None or hours[0] > hours[1]:
-        raise ImproperlyConfigured(f"SEND_TIME_WINDOW {settings.SEND_TIME_WINDOW!r} must be HH:MM-HH:MM within one day.")
+        raise ImproperlyConfigured(
+            f"SEND_TIME_WINDOW {settings.SEND_TIME_WINDOW!r} must be HH:MM-HH:MM within one day."
+        )
     return hours
 
 
@@ -178,7 +182,12 @@ def in_quiet_hours(moment: datetime) -> bool:
 
 
 def candidates(
-    type_notification: str, rule_at: datetime, *, date_debut: datetime, date_retour_prevue: datetime, not_before: datetime
+    type_notification: str,
+    rule_at: datetime,
+    *,
+    date_debut: datetime,
+    date_retour_prevue: datetime,
+    not_before: datetime,
 ) -> list[datetime]:
     """The times a learned reminder may take instead of ``rule_at`` (HH:30 of each allowed band), in time order.
 
@@ -246,7 +255,9 @@ def choose(
         return Choice(rule_at, rule_at, Source.RULE, Why.NO_ROOM, expected_on_time=rule_score[0], **facts)
     if _share(attribution.pk, type_notification, "explore") < settings.SEND_TIME_EXPLORATION:
         tried = others[int(_share(attribution.pk, type_notification, "which") * len(others))]
-        return Choice(rule_at, tried, Source.LEARNED, Why.EXPLORING, expected_on_time=found.on_time[band_of(tried)], **facts)
+        return Choice(
+            rule_at, tried, Source.LEARNED, Why.EXPLORING, expected_on_time=found.on_time[band_of(tried)], **facts
+        )
     best = max(others, key=lambda moment: (found.score(band_of(moment)), -abs(moment - rule_at)))
     best_score = found.score(band_of(best))
     if best_score <= rule_score:
@@ -254,7 +265,17 @@ def choose(
     return Choice(rule_at, best, Source.LEARNED, Why.LEARNED, expected_on_time=best_score[0], **facts)
 
 
-CHOICE_FIELDS = ["rule_at", "chosen_at", "source", "why", "scope", "evidence", "expected_on_time", "rule_on_time", "decided_at"]
+CHOICE_FIELDS = [
+    "rule_at",
+    "chosen_at",
+    "source",
+    "why",
+    "scope",
+    "evidence",
+    "expected_on_time",
+    "rule_on_time",
+    "decided_at",
+]
 
 
 def adjust(items: Sequence[Planned], *, now: datetime) -> list[Planned]:
@@ -292,7 +313,11 @@ def adjust(items: Sequence[Planned], *, now: datetime) -> list[Planned]:
         for item in undecided:
             attribution = item.attribution
             choice = choose(
-                item.type_notification, item.date_scheduled, attribution, history, not_before=max(now, attribution.date_debut)
+                item.type_notification,
+                item.date_scheduled,
+                attribution,
+                history,
+                not_before=max(now, attribution.date_debut),
             )
             chosen[(attribution.pk, item.type_notification)] = choice.chosen_at
             fresh.append(

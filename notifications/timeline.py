@@ -109,7 +109,9 @@ def parse_quiet_hours(spec: str) -> tuple[time, time] | None:
     try:
         begin, end = (time.fromisoformat(part.strip()) for part in spec.split("-"))
     except ValueError:
-        raise ImproperlyConfigured(f"Quiet hours {spec!r} are not of the form HH:MM-HH:MM (e.g. 21:00-08:00).") from None
+        raise ImproperlyConfigured(
+            f"Quiet hours {spec!r} are not of the form HH:MM-HH:MM (e.g. 21:00-08:00)."
+        ) from None
     if begin == end:
         raise ImproperlyConfigured(f"Quiet hours {spec!r} start and end at the same time.")
     return begin, end

@@ -7,88 +7,208 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assets', '0002_attribution_loans_by_start'),
-        ('notifications', '0011_alter_messageoverride_body_and_more'),
+        ("assets", "0002_attribution_loans_by_start"),
+        ("notifications", "0011_alter_messageoverride_body_and_more"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Experiment',
+            name="Experiment",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=120, verbose_name='name')),
-                ('type_notification', models.CharField(choices=[('CREATION', 'Loan confirmation'), ('RAPPEL_2H', 'Reminder 2 h before'), ('RAPPEL_J_MOINS_2', 'Reminder 2 days before'), ('RAPPEL_J_MOINS_1', 'Reminder 1 day before'), ('RAPPEL_FINAL', 'Reminder on the due day'), ('RETARD', 'Overdue alert'), ('RESTITUTION', 'Return receipt')], max_length=20, verbose_name='type')),
-                ('canal', models.CharField(choices=[('EMAIL', 'Email'), ('WHATSAPP', 'WhatsApp'), ('SMS', 'SMS')], max_length=10, verbose_name='channel')),
-                ('language', models.CharField(choices=[('fr', 'French'), ('en', 'English')], max_length=5, verbose_name='language')),
-                ('status', models.CharField(choices=[('RUNNING', 'Running'), ('STOPPED', 'Stopped')], default='RUNNING', max_length=10, verbose_name='status')),
-                ('started_at', models.DateTimeField(verbose_name='started at')),
-                ('stopped_at', models.DateTimeField(blank=True, null=True, verbose_name='stopped at')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=120, verbose_name="name")),
+                (
+                    "type_notification",
+                    models.CharField(
+                        choices=[
+                            ("CREATION", "Loan confirmation"),
+                            ("RAPPEL_2H", "Reminder 2 h before"),
+                            ("RAPPEL_J_MOINS_2", "Reminder 2 days before"),
+                            ("RAPPEL_J_MOINS_1", "Reminder 1 day before"),
+                            ("RAPPEL_FINAL", "Reminder on the due day"),
+                            ("RETARD", "Overdue alert"),
+                            ("RESTITUTION", "Return receipt"),
+                        ],
+                        max_length=20,
+                        verbose_name="type",
+                    ),
+                ),
+                (
+                    "canal",
+                    models.CharField(
+                        choices=[("EMAIL", "Email"), ("WHATSAPP", "WhatsApp"), ("SMS", "SMS")],
+                        max_length=10,
+                        verbose_name="channel",
+                    ),
+                ),
+                (
+                    "language",
+                    models.CharField(
+                        choices=[("fr", "French"), ("en", "English")], max_length=5, verbose_name="language"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("RUNNING", "Running"), ("STOPPED", "Stopped")],
+                        default="RUNNING",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                ("started_at", models.DateTimeField(verbose_name="started at")),
+                ("stopped_at", models.DateTimeField(blank=True, null=True, verbose_name="stopped at")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'message experiment',
-                'verbose_name_plural': 'message experiments',
-                'ordering': ['-started_at', '-id'],
-                'permissions': [('run_experiment', 'Can run message experiments')],
+                "verbose_name": "message experiment",
+                "verbose_name_plural": "message experiments",
+                "ordering": ["-started_at", "-id"],
+                "permissions": [("run_experiment", "Can run message experiments")],
             },
         ),
         migrations.CreateModel(
-            name='Variant',
+            name="Variant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=10, verbose_name='label')),
-                ('share', models.PositiveSmallIntegerField(default=50, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(100)], verbose_name='share')),
-                ('subject', models.CharField(blank=True, max_length=200, verbose_name='subject')),
-                ('body', models.TextField(verbose_name='text')),
-                ('experiment', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='variants', to='notifications.experiment')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("label", models.CharField(max_length=10, verbose_name="label")),
+                (
+                    "share",
+                    models.PositiveSmallIntegerField(
+                        default=50,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(100),
+                        ],
+                        verbose_name="share",
+                    ),
+                ),
+                ("subject", models.CharField(blank=True, max_length=200, verbose_name="subject")),
+                ("body", models.TextField(verbose_name="text")),
+                (
+                    "experiment",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="variants",
+                        to="notifications.experiment",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'variant',
-                'verbose_name_plural': 'variants',
-                'ordering': ['experiment', 'id'],
+                "verbose_name": "variant",
+                "verbose_name_plural": "variants",
+                "ordering": ["experiment", "id"],
             },
         ),
         migrations.AddField(
-            model_name='experiment',
-            name='winner',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='notifications.variant', verbose_name='winner'),
+            model_name="experiment",
+            name="winner",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="notifications.variant",
+                verbose_name="winner",
+            ),
         ),
         migrations.AddField(
-            model_name='notificationlog',
-            name='variant',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='notifications', to='notifications.variant', verbose_name='experiment variant'),
+            model_name="notificationlog",
+            name="variant",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="notifications",
+                to="notifications.variant",
+                verbose_name="experiment variant",
+            ),
         ),
         migrations.CreateModel(
-            name='SendTimeChoice',
+            name="SendTimeChoice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type_notification', models.CharField(max_length=20, verbose_name='type')),
-                ('rule_at', models.DateTimeField(verbose_name='time by the rule')),
-                ('chosen_at', models.DateTimeField(verbose_name='chosen time')),
-                ('source', models.CharField(choices=[('LEARNED', 'learned'), ('RULE', 'rule')], max_length=10, verbose_name='source')),
-                ('why', models.CharField(choices=[('LEARNED', 'better return rate at that hour'), ('EXPLORING', 'trying another hour'), ('THIN_DATA', 'not enough data'), ('NO_BETTER_HOUR', 'no hour does better'), ('NO_ROOM', 'no other hour within the bounds')], max_length=20, verbose_name='reason')),
-                ('scope', models.CharField(blank=True, choices=[('BORROWER', 'this borrower'), ('EVERYONE', 'all borrowers')], max_length=10, verbose_name='learned from')),
-                ('evidence', models.PositiveIntegerField(default=0, verbose_name='reminders in the history')),
-                ('expected_on_time', models.FloatField(blank=True, null=True, verbose_name='expected on-time rate')),
-                ('rule_on_time', models.FloatField(blank=True, null=True, verbose_name='expected on-time rate by the rule')),
-                ('decided_at', models.DateTimeField(verbose_name='decided at')),
-                ('attribution', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='send_time_choices', to='assets.attribution', verbose_name='loan')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("type_notification", models.CharField(max_length=20, verbose_name="type")),
+                ("rule_at", models.DateTimeField(verbose_name="time by the rule")),
+                ("chosen_at", models.DateTimeField(verbose_name="chosen time")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("LEARNED", "learned"), ("RULE", "rule")], max_length=10, verbose_name="source"
+                    ),
+                ),
+                (
+                    "why",
+                    models.CharField(
+                        choices=[
+                            ("LEARNED", "better return rate at that hour"),
+                            ("EXPLORING", "trying another hour"),
+                            ("THIN_DATA", "not enough data"),
+                            ("NO_BETTER_HOUR", "no hour does better"),
+                            ("NO_ROOM", "no other hour within the bounds"),
+                        ],
+                        max_length=20,
+                        verbose_name="reason",
+                    ),
+                ),
+                (
+                    "scope",
+                    models.CharField(
+                        blank=True,
+                        choices=[("BORROWER", "this borrower"), ("EVERYONE", "all borrowers")],
+                        max_length=10,
+                        verbose_name="learned from",
+                    ),
+                ),
+                ("evidence", models.PositiveIntegerField(default=0, verbose_name="reminders in the history")),
+                ("expected_on_time", models.FloatField(blank=True, null=True, verbose_name="expected on-time rate")),
+                (
+                    "rule_on_time",
+                    models.FloatField(blank=True, null=True, verbose_name="expected on-time rate by the rule"),
+                ),
+                ("decided_at", models.DateTimeField(verbose_name="decided at")),
+                (
+                    "attribution",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="send_time_choices",
+                        to="assets.attribution",
+                        verbose_name="loan",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'send time choice',
-                'verbose_name_plural': 'send time choices',
-                'constraints': [models.UniqueConstraint(fields=('attribution', 'type_notification'), name='one_send_time_per_reminder')],
+                "verbose_name": "send time choice",
+                "verbose_name_plural": "send time choices",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("attribution", "type_notification"), name="one_send_time_per_reminder"
+                    )
+                ],
             },
         ),
         migrations.AddConstraint(
-            model_name='variant',
-            constraint=models.UniqueConstraint(fields=('experiment', 'label'), name='one_label_per_experiment'),
+            model_name="variant",
+            constraint=models.UniqueConstraint(fields=("experiment", "label"), name="one_label_per_experiment"),
         ),
         migrations.AddConstraint(
-            model_name='experiment',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'RUNNING')), fields=('type_notification', 'canal', 'language'), name='one_running_experiment_per_message', violation_error_message='An experiment is already running for this message.'),
+            model_name="experiment",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "RUNNING")),
+                fields=("type_notification", "canal", "language"),
+                name="one_running_experiment_per_message",
+                violation_error_message="An experiment is already running for this message.",
+            ),
         ),
     ]

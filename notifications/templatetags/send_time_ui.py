@@ -41,25 +41,34 @@ def describe(choice: SendTimeChoice) -> str:
         "min": settings.SEND_TIME_MIN_REMINDERS,
     }
     if choice.why == Why.LEARNED:
-        return ngettext(
-            "learned: %(time)s, from %(n)d reminder of %(scope)s (%(rate)d %% expected on time, %(rule_rate)d %% at the rule's %(rule)s)",
-            "learned: %(time)s, from %(n)d reminders of %(scope)s (%(rate)d %% expected on time, %(rule_rate)d %% at the rule's %(rule)s)",
-            choice.evidence,
-        ) % values
+        return (
+            ngettext(
+                "learned: %(time)s, from %(n)d reminder of %(scope)s (%(rate)d %% expected on time, %(rule_rate)d %% at the rule's %(rule)s)",
+                "learned: %(time)s, from %(n)d reminders of %(scope)s (%(rate)d %% expected on time, %(rule_rate)d %% at the rule's %(rule)s)",
+                choice.evidence,
+            )
+            % values
+        )
     if choice.why == Why.EXPLORING:
         return _("exploring: %(time)s instead of the rule's %(rule)s, so that other hours can be learned too") % values
     if choice.why == Why.THIN_DATA:
-        return ngettext(
-            "rule: %(rule)s, not enough data (%(n)d reminder with a known outcome, %(min)d needed)",
-            "rule: %(rule)s, not enough data (%(n)d reminders with a known outcome, %(min)d needed)",
-            choice.evidence,
-        ) % values
+        return (
+            ngettext(
+                "rule: %(rule)s, not enough data (%(n)d reminder with a known outcome, %(min)d needed)",
+                "rule: %(rule)s, not enough data (%(n)d reminders with a known outcome, %(min)d needed)",
+                choice.evidence,
+            )
+            % values
+        )
     if choice.why == Why.NO_BETTER_HOUR:
-        return ngettext(
-            "rule: %(rule)s, no hour does better (from %(n)d reminder of %(scope)s)",
-            "rule: %(rule)s, no hour does better (from %(n)d reminders of %(scope)s)",
-            choice.evidence,
-        ) % values
+        return (
+            ngettext(
+                "rule: %(rule)s, no hour does better (from %(n)d reminder of %(scope)s)",
+                "rule: %(rule)s, no hour does better (from %(n)d reminders of %(scope)s)",
+                choice.evidence,
+            )
+            % values
+        )
     return _("rule: %(rule)s, no other hour within the bounds") % values
 
 

@@ -25,7 +25,11 @@ PARIS = ZoneInfo("Europe/Paris")
 
 def start_experiment(type_notification="CREATION", canal="EMAIL", language="fr", shares=(50, 50), **texts):
     experiment = Experiment.objects.create(
-        name="Friendlier", type_notification=type_notification, canal=canal, language=language, started_at=timezone.now()
+        name="Friendlier",
+        type_notification=type_notification,
+        canal=canal,
+        language=language,
+        started_at=timezone.now(),
     )
     for label, share in zip("ABCDEF", shares, strict=False):
         Variant.objects.create(
@@ -105,7 +109,9 @@ def test_the_report_on_a_known_data_set():
     sent_at = timezone.now() - timedelta(days=10)
     past_loans(70, sent_at=sent_at, on_time=56, variant=a, canal="WHATSAPP", read=35)
     past_loans(80, sent_at=sent_at, on_time=48, variant=b, canal="WHATSAPP", read=20, open_late=4)
-    past_loans(5, sent_at=timezone.now(), on_time=0, variant=b, canal="WHATSAPP", open_late=5)  # due tomorrow: no outcome yet
+    past_loans(
+        5, sent_at=timezone.now(), on_time=0, variant=b, canal="WHATSAPP", open_late=5
+    )  # due tomorrow: no outcome yet
 
     report = experiments.report(experiment, now=timezone.now())
 
@@ -115,7 +121,11 @@ def test_the_report_on_a_known_data_set():
     low, high = result_a.on_time_interval
     assert (round(low, 4), round(high, 4)) == (0.6918, 0.877)
     comparison = report.comparisons[0]
-    assert (round(comparison.difference, 4), round(comparison.low, 4), round(comparison.high, 4)) == (-0.2, -0.3339, -0.0524)
+    assert (round(comparison.difference, 4), round(comparison.low, 4), round(comparison.high, 4)) == (
+        -0.2,
+        -0.3339,
+        -0.0524,
+    )
     assert report.enough_data
     assert "B brings fewer loans back on time than A: -20.0 points" in comparison.verdict
     assert report.best == a
@@ -203,7 +213,9 @@ def test_staff_create_an_experiment_see_its_report_and_stop_it(experimenter, set
     assert [v.label for v in experiment.variants.order_by("id")] == ["A", "B"]
     page = experimenter.get(reverse("experiment_report", args=[experiment.pk]))
     assert b"Not enough data to conclude" in page.content
-    experimenter.post(reverse("experiment_stop", args=[experiment.pk]), {"winner": experiment.variants.get(label="B").pk})
+    experimenter.post(
+        reverse("experiment_stop", args=[experiment.pk]), {"winner": experiment.variants.get(label="B").pk}
+    )
     experiment.refresh_from_db()
     assert experiment.status == Experiment.Status.STOPPED and experiment.winner.label == "B"
     assert MessageOverride.objects.get(type_notification="RAPPEL_J_MOINS_1").body == "{{ client_name }}, à demain !"
@@ -244,10 +256,18 @@ def test_one_running_experiment_per_message(experimenter, settings):
     response = experimenter.post(
         reverse("experiment_new"),
         {
-            "name": "Again", "type_notification": "CREATION", "canal": "EMAIL", "language": "fr",
-            "variants-TOTAL_FORMS": "2", "variants-INITIAL_FORMS": "0",
-            "variants-0-share": "50", "variants-0-subject": "a", "variants-0-body": "a",
-            "variants-1-share": "50", "variants-1-subject": "b", "variants-1-body": "b",
+            "name": "Again",
+            "type_notification": "CREATION",
+            "canal": "EMAIL",
+            "language": "fr",
+            "variants-TOTAL_FORMS": "2",
+            "variants-INITIAL_FORMS": "0",
+            "variants-0-share": "50",
+            "variants-0-subject": "a",
+            "variants-0-body": "a",
+            "variants-1-share": "50",
+            "variants-1-subject": "b",
+            "variants-1-body": "b",
         },
     )
     assert response.status_code == 200
@@ -278,10 +298,18 @@ def test_a_variant_that_reads_other_templates_is_refused_like_an_override(experi
     response = experimenter.post(
         reverse("experiment_new"),
         {
-            "name": "Sneaky", "type_notification": "CREATION", "canal": "SMS", "language": "fr",
-            "variants-TOTAL_FORMS": "2", "variants-INITIAL_FORMS": "0",
-            "variants-0-share": "50", "variants-0-subject": "", "variants-0-body": "Bonjour {{ client_name }}.",
-            "variants-1-share": "50", "variants-1-subject": "", "variants-1-body": '{% include "base.html" %}',
+            "name": "Sneaky",
+            "type_notification": "CREATION",
+            "canal": "SMS",
+            "language": "fr",
+            "variants-TOTAL_FORMS": "2",
+            "variants-INITIAL_FORMS": "0",
+            "variants-0-share": "50",
+            "variants-0-subject": "",
+            "variants-0-body": "Bonjour {{ client_name }}.",
+            "variants-1-share": "50",
+            "variants-1-subject": "",
+            "variants-1-body": '{% include "base.html" %}',
         },
     )
 

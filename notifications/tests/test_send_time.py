@@ -50,7 +50,11 @@ def lend(django_capture_on_commit_callbacks, mailoutbox):
     def lend(*, due: datetime, client=None, start: datetime | None = None) -> Attribution:
         with django_capture_on_commit_callbacks(execute=True):
             return services.lend(
-                materiel=MaterielFactory(), client=client or ClientFactory(phone=""), due=due, start=start, now=NOW,  # type: ignore[arg-type]  # factory-boy: calling a factory returns the model instance
+                materiel=MaterielFactory(),  # type: ignore[arg-type]  # factory-boy: calling a factory returns the model instance
+                client=client or ClientFactory(phone=""),  # type: ignore[arg-type]  # factory-boy: calling a factory returns the model instance
+                due=due,
+                start=start,
+                now=NOW,
                 by=StaffFactory(),  # type: ignore[arg-type]  # factory-boy: calling a factory returns the model instance
             )
 
@@ -100,7 +104,10 @@ def test_a_long_loan_reminder_moves_to_the_hour_that_brings_loans_back_on_its_da
     assert choice.rule_at == datetime(2026, 3, 14, 8, 0, tzinfo=PARIS)
     client.force_login(staff_user)
     page = client.get(reverse("loan_detail", args=[loan.pk])).content.decode()
-    assert "learned: 12:30, from 80 reminders of all borrowers (85 % expected on time, 45 % at the rule&#x27;s 08:00)" in page
+    assert (
+        "learned: 12:30, from 80 reminders of all borrowers (85 % expected on time, 45 % at the rule&#x27;s 08:00)"
+        in page
+    )
 
 
 def test_a_borrower_with_enough_history_gets_their_own_hour(lend_long):
@@ -124,7 +131,9 @@ def test_a_pre_due_reminder_never_goes_after_the_due_time_nor_too_close_to_it(le
     history_at(10, 40, 40)  # the best band, but too close to a 10:45 due time
     history_at(9, 40, 30)
 
-    loan = lend(due=NOW.replace(hour=10, minute=45) + timedelta(days=1), start=NOW + timedelta(days=1) - timedelta(hours=3))
+    loan = lend(
+        due=NOW.replace(hour=10, minute=45) + timedelta(days=1), start=NOW + timedelta(days=1) - timedelta(hours=3)
+    )
 
     when = planned(loan, "RAPPEL_2H")
     assert when == datetime(2026, 3, 11, 9, 30, tzinfo=PARIS)
@@ -174,7 +183,10 @@ def test_the_learner_costs_the_same_queries_for_three_or_thirty_loans():
     for size in (3, 30):
         loans = [
             Attribution.objects.create(
-                materiel=MaterielFactory(), client=ClientFactory(), date_debut=NOW, date_retour_prevue=NOW + timedelta(days=5)
+                materiel=MaterielFactory(),
+                client=ClientFactory(),
+                date_debut=NOW,
+                date_retour_prevue=NOW + timedelta(days=5),
             )
             for _ in range(size)
         ]
@@ -188,7 +200,9 @@ def test_the_learner_costs_the_same_queries_for_three_or_thirty_loans():
 
 
 def random_history(rng: random.Random) -> History:
-    overall = {band: Counts(n, rng.randint(0, n), rng.randint(0, n)) for band in range(24) for n in [rng.randint(0, 30)]}
+    overall = {
+        band: Counts(n, rng.randint(0, n), rng.randint(0, n)) for band in range(24) for n in [rng.randint(0, 30)]
+    }
     mine = {band: Counts(n, rng.randint(0, n), 0) for band in range(24) for n in [rng.choice([0, 0, 1, 3])]}
     return History(overall, {1: mine})
 
@@ -205,9 +219,13 @@ def test_whatever_the_history_a_chosen_time_keeps_the_bounds(settings, explorati
     for index in range(3000):
         now = NOW + timedelta(minutes=rng.randint(0, 60 * 24 * 3))
         start = now + timedelta(minutes=rng.choice([0, 0, rng.randint(0, 600)]))
-        due = start + timedelta(minutes=rng.choice([rng.randint(130, 239), rng.randint(240, 1440), rng.randint(1500, 9000)]))
+        due = start + timedelta(
+            minutes=rng.choice([rng.randint(130, 239), rng.randint(240, 1440), rng.randint(1500, 9000)])
+        )
         loan = Attribution(pk=index + 1, client_id=1, date_debut=start, date_retour_prevue=due)
-        loan.duree = "LONG" if due - start > timedelta(hours=24) else "MOYEN" if due - start >= timedelta(hours=4) else "COURT"
+        loan.duree = (
+            "LONG" if due - start > timedelta(hours=24) else "MOYEN" if due - start >= timedelta(hours=4) else "COURT"
+        )
         history = random_history(rng)
         for type_notification, rule_at in timeline.reminder_times(start, due, loan.duree):
             choice = send_time.choose(type_notification, rule_at, loan, history, not_before=max(now, start))
@@ -234,5 +252,7 @@ def test_bad_learner_settings_are_start_up_errors_not_failed_lends(settings):
     settings.SEND_TIME_EXPLORATION = 2
 
     assert [error.id for error in send_time.check_send_time_settings()] == [
-        "notifications.E801", "notifications.E802", "notifications.E803"
+        "notifications.E801",
+        "notifications.E802",
+        "notifications.E803",
     ]

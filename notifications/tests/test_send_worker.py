@@ -175,7 +175,9 @@ def shared_database_url() -> str:
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
 
 
 def worker_env(sink) -> dict:
@@ -197,8 +199,25 @@ def worker_env(sink) -> dict:
 
 def start_worker_process(env: dict, name: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "radgestmat", "worker", "--pool=solo", "--concurrency=1",
-         "-Q", ",".join(QUEUES), "-n", f"{name}@%h", "-l", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "radgestmat",
+            "worker",
+            "--pool=solo",
+            "--concurrency=1",
+            "-Q",
+            ",".join(QUEUES),
+            "-n",
+            f"{name}@%h",
+            "-l",
+            "INFO",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+        ],
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,

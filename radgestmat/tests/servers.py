@@ -32,7 +32,10 @@ def redis_server(tmp_path, password: str | None = None) -> Iterator[tuple[subpro
         stderr=subprocess.DEVNULL,
     )
     try:
-        wait_until(lambda: redis.Redis(port=port, password=password, socket_connect_timeout=0.2).ping(), what=f"redis on {port}")
+        wait_until(
+            lambda: redis.Redis(port=port, password=password, socket_connect_timeout=0.2).ping(),
+            what=f"redis on {port}",
+        )
         yield proc, port
     finally:
         stop(proc)

@@ -93,8 +93,11 @@ def test_a_learned_send_time_and_its_reason_on_the_loan_page(page, live_server, 
         past_loans(40, sent_at=sent_at, on_time=on_time)
     due = timezone.make_aware(datetime.combine(today + timedelta(days=5), time(17, 0)))
     loan = services.lend(
-        materiel=MaterielFactory(code="CAM-0042"), client=ClientFactory(phone="", name="Alice Martin"), due=due,
-        now=timezone.now(), by=None,
+        materiel=MaterielFactory(code="CAM-0042"),
+        client=ClientFactory(phone="", name="Alice Martin"),
+        due=due,
+        now=timezone.now(),
+        by=None,
     )
 
     log_in(page, live_server)

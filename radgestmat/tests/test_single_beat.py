@@ -29,9 +29,23 @@ def test_a_second_beat_is_reported_by_manage_py_check(tmp_path):
 
         def beat(name: str) -> subprocess.Popen:
             return subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "radgestmat", "beat", "--loglevel", "INFO",
-                 "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler", "--pidfile="],
-                cwd=ROOT, env=env, stdout=(tmp_path / f"{name}.log").open("w"), stderr=subprocess.STDOUT,
+                [
+                    sys.executable,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "radgestmat",
+                    "beat",
+                    "--loglevel",
+                    "INFO",
+                    "--scheduler",
+                    "django_celery_beat.schedulers:DatabaseScheduler",
+                    "--pidfile=",
+                ],
+                cwd=ROOT,
+                env=env,
+                stdout=(tmp_path / f"{name}.log").open("w"),
+                stderr=subprocess.STDOUT,
             )
 
         first = beat("first")
