@@ -17,7 +17,9 @@ from notifications.exceptions import RetryLater
 from notifications.models import Canal, CodeErreur, MessageOverride, NotificationLog, Statut
 from notifications.sending import send_notification
 
-from .conftest import free_port, make_log
+from radgestmat.testing.net import free_port
+
+from .conftest import make_log
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,6 @@ the runs. The worker's clock is moved with time-machine after beat published.
 from __future__ import annotations
 
 import io
-import time
 from datetime import timedelta
 
 import pytest
@@ -23,6 +22,7 @@ from django_celery_results.models import TaskResult
 from notifications.models import NotificationLog, Statut
 from .conftest import make_log
 from radgestmat.celery import app
+from radgestmat.testing.net import wait_until as wait_for
 
 QUEUES = ("default", "notifications")
 
@@ -32,16 +32,6 @@ def purge_broker() -> None:
         client = conn.default_channel.client
         client.ping()  # fails (never skips) when Redis is missing
         client.delete(*QUEUES, "unacked", "unacked_index")
-
-
-def wait_for(predicate, *, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
