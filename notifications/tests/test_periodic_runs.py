@@ -6,6 +6,7 @@ the runs. The worker's clock is moved with time-machine after beat published.
 
 from __future__ import annotations
 
+import functools
 import io
 from datetime import timedelta
 
@@ -15,7 +16,6 @@ from celery.contrib.testing.worker import start_worker
 from celery.utils.imports import symbol_by_name
 from django.conf import settings
 from django.core.management import call_command
-from django.db import connection
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
@@ -23,15 +23,12 @@ from notifications.models import NotificationLog, Statut
 from .conftest import make_log
 from radgestmat.celery import app
 from radgestmat.testing.net import wait_until as wait_for
+from radgestmat.testing.workers import close_other_database_connections, purge_queues
 
 QUEUES = ("default", "notifications")
 
 
-def purge_broker() -> None:
-    with app.connection_for_write() as conn:
-        client = conn.default_channel.client
-        client.ping()  # fails (never skips) when Redis is missing
-        client.delete(*QUEUES, "unacked", "unacked_index")
+purge_broker = functools.partial(purge_queues, app, QUEUES)
 
 
 @pytest.fixture
@@ -55,12 +52,7 @@ def run_worker():
 @pytest.fixture(autouse=True)
 def close_worker_connections():
     yield
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+    close_other_database_connections()
 
 
 @pytest.mark.django_db(transaction=True)

@@ -3,6 +3,7 @@ and a worker killed mid-send never leads to a second message at the SMTP server.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -21,6 +22,7 @@ from notifications.models import NotificationLog, Statut
 from radgestmat.celery import app
 from radgestmat.testing.net import wait_until as wait_for
 from radgestmat.testing.processes import celery_worker_command
+from radgestmat.testing.workers import close_other_database_connections, purge_queues
 from tasks import send_notification
 
 from .conftest import consent_to_whatsapp, make_log
@@ -29,11 +31,7 @@ QUEUES = ("default", "notifications")
 BASE_DIR = Path(django_settings.BASE_DIR)
 
 
-def purge_broker() -> None:
-    with app.connection_for_write() as conn:
-        client = conn.default_channel.client
-        client.ping()  # fails (never skips) when Redis is missing
-        client.delete(*QUEUES, "unacked", "unacked_index")
+purge_broker = functools.partial(purge_queues, app, QUEUES)
 
 
 def broker_idle() -> bool:
@@ -51,14 +49,7 @@ def live_worker(eager_celery):
     ) as worker:
         yield worker
     purge_broker()
-    if connection.vendor == "postgresql":
-        # The worker thread keeps its connection (CONN_MAX_AGE) and has ended: close it for
-        # PostgreSQL, or the test database cannot be dropped at the end of the session.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+    close_other_database_connections()
 
 
 @pytest.mark.django_db(transaction=True)
