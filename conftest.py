@@ -13,7 +13,6 @@ import os
 import pytest
 
 
-
 @pytest.fixture(autouse=True)
 def eager_celery():
     """Tasks run in-process by default; tests about workers, acks and retries start a real worker instead."""

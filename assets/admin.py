@@ -83,9 +83,7 @@ class AttributionAdminForm(forms.ModelForm):
                 if "date_retour_prevue" in self.changed_data:
                     services.validate_extend(self.instance, new_due=data["date_retour_prevue"])
                 if data.get("date_retour_effective") and "date_retour_effective" in self.changed_data:
-                    services.validate_return(
-                        self.instance, when=data["date_retour_effective"], now=timezone.now()
-                    )
+                    services.validate_return(self.instance, when=data["date_retour_effective"], now=timezone.now())
         except ValidationError as exc:
             self.add_error(None, exc)
         return data
@@ -99,7 +97,15 @@ class AttributionAdminForm(forms.ModelForm):
 @admin.register(Attribution)
 class AttributionAdmin(admin.ModelAdmin):
     form = AttributionAdminForm
-    list_display = ["materiel", "client", "duree", "date_debut", "date_retour_prevue", "date_retour_effective", "statut"]
+    list_display = [
+        "materiel",
+        "client",
+        "duree",
+        "date_debut",
+        "date_retour_prevue",
+        "date_retour_effective",
+        "statut",
+    ]
     list_filter = ["statut", "duree", "date_retour_prevue"]
     search_fields = ["materiel__code", "materiel__name", "client__name", "client__email"]
     list_select_related = ["materiel", "client"]

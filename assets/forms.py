@@ -108,9 +108,7 @@ class ExtendForm(forms.Form):
 
 
 class ReturnForm(forms.Form):
-    date_retour_effective = datetime_field(
-        _("Returned at"), required=False, help_text=_("Leave empty for now.")
-    )
+    date_retour_effective = datetime_field(_("Returned at"), required=False, help_text=_("Leave empty for now."))
 
 
 class MaterielForm(forms.ModelForm):
@@ -136,9 +134,7 @@ class ClientForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if not cleaned.get("email") and not cleaned.get("phone") and not self.errors:
-            raise forms.ValidationError(
-                _("Give an email address or a phone number, or the client cannot be notified.")
-            )
+            raise forms.ValidationError(_("Give an email address or a phone number, or the client cannot be notified."))
         return cleaned
 
 

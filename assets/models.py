@@ -58,7 +58,11 @@ class Materiel(models.Model):
         OUT_OF_SERVICE = "out_of_service", _("Out of service")
 
     code = models.CharField(
-        _("code"), max_length=64, unique=True, help_text=_("Inventory code or barcode."), validators=[validate_single_line]
+        _("code"),
+        max_length=64,
+        unique=True,
+        help_text=_("Inventory code or barcode."),
+        validators=[validate_single_line],
     )
     name = models.CharField(_("name"), max_length=200, validators=[validate_single_line])
     category = models.CharField(_("category"), max_length=100, blank=True, validators=[validate_single_line])

@@ -25,7 +25,9 @@ def validate_lend(*, materiel: Materiel, client: Client, start: datetime, due: d
             _("%(code)s is out of service and cannot be lent.") % {"code": materiel.code}
         )
     elif Attribution.objects.open().filter(materiel=materiel).exists():
-        errors.setdefault("materiel", []).append(_("%(code)s is already out on another loan.") % {"code": materiel.code})
+        errors.setdefault("materiel", []).append(
+            _("%(code)s is already out on another loan.") % {"code": materiel.code}
+        )
     if not client.has_contact:
         errors.setdefault("client", []).append(
             _("%(name)s has no email address or phone number, so they could not be notified. Add one first.")
@@ -79,9 +81,7 @@ def validate_return(attribution: Attribution, *, when: datetime, now: datetime) 
     if not attribution.is_open:
         raise ValidationError(_("This loan was already returned."), code="already_returned")
     if when > now + RETURN_CLOCK_TOLERANCE:
-        raise ValidationError(
-            {"date_retour_effective": _("The return cannot be in the future.")}, code="in_the_future"
-        )
+        raise ValidationError({"date_retour_effective": _("The return cannot be in the future.")}, code="in_the_future")
     if when < attribution.date_debut:
         raise ValidationError(
             {"date_retour_effective": _("The return cannot be before the start of the loan.")}, code="before_start"
@@ -99,9 +99,7 @@ def record_return(
         locked.date_retour_effective = returned_at
         with sent_by_caller():
             locked.save(update_fields=["date_retour_effective"])
-        Materiel.objects.filter(pk=locked.materiel_id, state=Materiel.State.LENT).update(
-            state=Materiel.State.AVAILABLE
-        )
+        Materiel.objects.filter(pk=locked.materiel_id, state=Materiel.State.LENT).update(state=Materiel.State.AVAILABLE)
         transaction.on_commit(lambda: attribution_returned.send(sender=Attribution, attribution=locked, now=now))
     attribution.refresh_from_db()
     return locked

@@ -189,9 +189,7 @@ def client_lookup(request: HttpRequest) -> JsonResponse:
 
 def loan_timeline(loan: Attribution):
     return (
-        NotificationLog.objects.filter(attribution=loan)
-        .select_related("fallback_of")
-        .order_by("date_scheduled", "id")
+        NotificationLog.objects.filter(attribution=loan).select_related("fallback_of").order_by("date_scheduled", "id")
     )
 
 
@@ -233,12 +231,12 @@ def loan_return(request: HttpRequest, pk: int) -> HttpResponse:
 @staff_required
 def loan_extend(request: HttpRequest, pk: int) -> HttpResponse:
     loan = get_object_or_404(Attribution.objects.select_related("materiel", "client"), pk=pk)
-    form = ExtendForm(request.POST if request.method == "POST" else None, initial={"date_retour_prevue": loan.date_retour_prevue})
+    form = ExtendForm(
+        request.POST if request.method == "POST" else None, initial={"date_retour_prevue": loan.date_retour_prevue}
+    )
     if request.method == "POST" and form.is_valid():
         try:
-            services.extend(
-                loan, new_due=form.cleaned_data["date_retour_prevue"], now=timezone.now(), by=request.user
-            )
+            services.extend(loan, new_due=form.cleaned_data["date_retour_prevue"], now=timezone.now(), by=request.user)
         except ValidationError as exc:
             form.add_error(None, exc)
         else:
@@ -282,9 +280,7 @@ def materiel_edit(request: HttpRequest, pk: int | None = None) -> HttpResponse:
         materiel = form.save()
         messages.success(request, _("Material %(code)s saved.") % {"code": materiel.code})
         return redirect("materiel_list")
-    loans = (
-        materiel.attributions.select_related("client").order_by("-date_debut")[:20] if materiel else []
-    )
+    loans = materiel.attributions.select_related("client").order_by("-date_debut")[:20] if materiel else []
     return render(request, "assets/materiel_form.html", {"form": form, "materiel": materiel, "loans": loans})
 
 

@@ -372,7 +372,12 @@ def run_cleanup(rows_old: int, now) -> dict:
         "longest_statement_s": run.longest,
         "longest_statement": run.longest_sql,
         "rows_per_s": removed["notifications"] / run.wall if run.wall else 0.0,
-        "scheduler_status": {"log_rows": total, "wall_s": status.wall, "db_s": status.db_seconds, "queries": status.queries},
+        "scheduler_status": {
+            "log_rows": total,
+            "wall_s": status.wall,
+            "db_s": status.db_seconds,
+            "queries": status.queries,
+        },
     }
     print(
         f"{rows_old:>10}  {'cleanup (old rows)':<28} {run.wall:>8.3f}s {run.db_seconds:>7.3f}s {run.queries:>4} "

@@ -142,7 +142,9 @@ def drain_seconds(redis_client, publish, *, started: float, timeout: float) -> t
 
 def wait_tasks_run(name: str, task: str, count: int) -> None:
     # The broker empties a moment before the worker counts the last task (ack, then bookkeeping).
-    wait_until(lambda: tasks_run(name).get(task, 0) >= count, what=f"{count} {task} tasks counted by {name}", timeout=30)
+    wait_until(
+        lambda: tasks_run(name).get(task, 0) >= count, what=f"{count} {task} tasks counted by {name}", timeout=30
+    )
     ran = tasks_run(name).get(task, 0)
     if ran != count:
         raise StackError(f"{name} ran {ran} {task} tasks, expected {count}")
@@ -155,7 +157,9 @@ def raw_celery(stack: Stack, redis_client, n: int) -> dict:
     cpu_before = cpu_seconds(proc.popen.pid)
     started = time.monotonic()
     published, drained = drain_seconds(
-        redis_client, lambda: [noop.apply_async((index,), queue=QUEUE) for index in range(n)], started=started,
+        redis_client,
+        lambda: [noop.apply_async((index,), queue=QUEUE) for index in range(n)],
+        started=started,
         timeout=600,
     )
     wait_tasks_run("noop", "bench.noop", n)
@@ -310,8 +314,12 @@ def lend_latencies(stack: Stack, count: int) -> list[float]:
         row_id = NotificationLog.objects.get(
             attribution=loan, type_notification=TypeNotification.CREATION, canal=Canal.EMAIL
         ).pk
-        wait_until(lambda row_id=row_id: row_id in stack.smtp.accepted_at, what=f"the CREATION email of loan {loan.pk}",
-                   timeout=30, interval=0.002)
+        wait_until(
+            lambda row_id=row_id: row_id in stack.smtp.accepted_at,
+            what=f"the CREATION email of loan {loan.pk}",
+            timeout=30,
+            interval=0.002,
+        )
         latencies.append(stack.smtp.accepted_at[row_id] - committed[0])
     return latencies
 
@@ -330,7 +338,11 @@ def table(report: dict) -> str:
     ratio = report["ratio"]
     rows = [
         ("machine", f"{env['cores']} cores, load {env['load_average']:.2f}", ""),
-        ("versions", f"Python {env['python']}, Django {env['django']}, Celery {env['celery']}, kombu {env['kombu']}", ""),
+        (
+            "versions",
+            f"Python {env['python']}, Django {env['django']}, Celery {env['celery']}, kombu {env['kombu']}",
+            "",
+        ),
         ("", f"{env['database']}, Redis {env['redis']}", ""),
         ("worker", f"prefork x{CONCURRENCY}, prefetch 1, acks_late", ""),
         (
@@ -340,8 +352,10 @@ def table(report: dict) -> str:
         ),
         (
             "(b) real pipeline",
-            (f"{real['notifications']} sends in {real['seconds']:.1f} s = {real['rate']:.0f}/s "
-            f"({real['emails']} email, {real['whatsapp']} WhatsApp)"),
+            (
+                f"{real['notifications']} sends in {real['seconds']:.1f} s = {real['rate']:.0f}/s "
+                f"({real['emails']} email, {real['whatsapp']} WhatsApp)"
+            ),
             ("all ENVOYEE, each once" if real["verified"] else "VERIFICATION FAILED")
             + f"; worker CPU {real['worker_cpu_ms_per_task']:.2f} ms/task",
         ),
@@ -353,20 +367,26 @@ def table(report: dict) -> str:
         ("ratio (b)/(a)", f"{ratio:.2f}", f"target >= {TARGET_RATIO} {'ok' if ratio >= TARGET_RATIO else 'MISSED'}"),
         (
             "latency commit -> SMTP",
-            (f"p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms "
-            f"(max {lat['max'] * 1000:.0f} ms, {lat['loans']} loans)"),
+            (
+                f"p50 {lat['p50'] * 1000:.0f} ms, p95 {lat['p95'] * 1000:.0f} ms, p99 {lat['p99'] * 1000:.0f} ms "
+                f"(max {lat['max'] * 1000:.0f} ms, {lat['loans']} loans)"
+            ),
             f"target p99 < {TARGET_P99:.0f} s {'ok' if lat['p99'] < TARGET_P99 else 'MISSED'}",
         ),
         (
             "worker RSS before",
-            (f"{before['total_mib']:.0f} MiB (main {before['main_mib']:.0f}, children "
-            f"{', '.join(f'{v:.0f}' for v in before['children_mib'])}); PSS {before['total_pss_mib']:.0f} MiB"),
+            (
+                f"{before['total_mib']:.0f} MiB (main {before['main_mib']:.0f}, children "
+                f"{', '.join(f'{v:.0f}' for v in before['children_mib'])}); PSS {before['total_pss_mib']:.0f} MiB"
+            ),
             "idle, after start",
         ),
         (
             "worker RSS after",
-            (f"{after['total_mib']:.0f} MiB (main {after['main_mib']:.0f}, children "
-            f"{', '.join(f'{v:.0f}' for v in after['children_mib'])}); PSS {after['total_pss_mib']:.0f} MiB"),
+            (
+                f"{after['total_mib']:.0f} MiB (main {after['main_mib']:.0f}, children "
+                f"{', '.join(f'{v:.0f}' for v in after['children_mib'])}); PSS {after['total_pss_mib']:.0f} MiB"
+            ),
             f"after {real['notifications']} sends",
         ),
     ]

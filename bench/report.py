@@ -56,7 +56,9 @@ def environment() -> dict:
     try:
         import redis
 
-        redis_version = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1).info("server")["redis_version"]
+        redis_version = redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=1).info("server")[
+            "redis_version"
+        ]
     except Exception as exc:  # a bench that does not use Redis still runs
         redis_version = f"unreachable ({type(exc).__name__})"
     return {

@@ -45,9 +45,29 @@ from radgestmat.testing.twilio import (
 )
 
 __all__ = [
-    "MESSAGES_PATH", "ROOT", "TWILIO_SID", "TWILIO_TOKEN", "FakeTwilio", "PostgresServer", "Proc", "RedisServer",
-    "Servers", "SmtpSink", "Stack", "StackError", "Tally", "TwilioFault", "free_port", "port_open", "tally",
-    "temporary_workdir", "throwaway_stack", "unsettled", "valid_number", "wait_settled", "wait_until",
+    "MESSAGES_PATH",
+    "ROOT",
+    "TWILIO_SID",
+    "TWILIO_TOKEN",
+    "FakeTwilio",
+    "PostgresServer",
+    "Proc",
+    "RedisServer",
+    "Servers",
+    "SmtpSink",
+    "Stack",
+    "StackError",
+    "Tally",
+    "TwilioFault",
+    "free_port",
+    "port_open",
+    "tally",
+    "temporary_workdir",
+    "throwaway_stack",
+    "unsettled",
+    "valid_number",
+    "wait_settled",
+    "wait_until",
 ]
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -133,10 +153,20 @@ class Stack:
 
         Plain HTTP on 127.0.0.1 with no TLS proxy in front: no HTTPS redirect, cookies not marked secure.
         """
-        plain_http = {"BEHIND_TLS_PROXY": "0", "SECURE_SSL_REDIRECT": "0", "SESSION_COOKIE_SECURE": "0",
-                      "CSRF_COOKIE_SECURE": "0"}
-        result = subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput"], check=False, cwd=ROOT,
-                                env={**self.env(), **plain_http}, capture_output=True, text=True)
+        plain_http = {
+            "BEHIND_TLS_PROXY": "0",
+            "SECURE_SSL_REDIRECT": "0",
+            "SESSION_COOKIE_SECURE": "0",
+            "CSRF_COOKIE_SECURE": "0",
+        }
+        result = subprocess.run(
+            [sys.executable, "manage.py", "collectstatic", "--noinput"],
+            check=False,
+            cwd=ROOT,
+            env={**self.env(), **plain_http},
+            capture_output=True,
+            text=True,
+        )
         if result.returncode != 0:
             raise StackError(f"collectstatic failed: {(result.stderr or result.stdout).strip()[-300:]}")
         port = free_port()
@@ -145,8 +175,18 @@ class Stack:
         try:
             proc = self._spawn(
                 name,
-                [sys.executable, "-m", "gunicorn", "radgestmat.wsgi", "--bind", f"127.0.0.1:{port}",
-                 "--workers", str(workers), "--access-logfile", "-"],
+                [
+                    sys.executable,
+                    "-m",
+                    "gunicorn",
+                    "radgestmat.wsgi",
+                    "--bind",
+                    f"127.0.0.1:{port}",
+                    "--workers",
+                    str(workers),
+                    "--access-logfile",
+                    "-",
+                ],
             )
         finally:
             self.settings = saved
@@ -193,7 +233,14 @@ def throwaway_stack(name: str, *, settings: dict[str, str] | None = None, keep: 
     try:
         postgres = PostgresServer(workdir).init()
         redis_server = RedisServer(workdir).start()
-        stack = Stack(workdir, postgres.url, redis_server.url, SmtpSink(check_addresses=True).up(), FakeTwilio().up(), dict(settings or {}))
+        stack = Stack(
+            workdir,
+            postgres.url,
+            redis_server.url,
+            SmtpSink(check_addresses=True).up(),
+            FakeTwilio().up(),
+            dict(settings or {}),
+        )
         yield Servers(stack, postgres, redis_server)
     finally:
         if stack is not None:
@@ -251,16 +298,22 @@ def unsettled(root_ids) -> int:
 
     from notifications.models import FINAL_STATUTS, NotificationLog
 
-    return NotificationLog.objects.filter(Q(pk__in=root_ids) | Q(fallback_of__in=root_ids)).exclude(
-        statut__in=FINAL_STATUTS
-    ).count()
+    return (
+        NotificationLog.objects.filter(Q(pk__in=root_ids) | Q(fallback_of__in=root_ids))
+        .exclude(statut__in=FINAL_STATUTS)
+        .count()
+    )
 
 
 def wait_settled(root_ids, *, timeout: float, interval: float = 0.5) -> float:
     """Seconds until every notification is in a final state; StackError when that takes longer than ``timeout``."""
     started = time.monotonic()
-    wait_until(lambda: unsettled(root_ids) == 0, what="every notification to reach a final state", timeout=timeout,
-               interval=interval)
+    wait_until(
+        lambda: unsettled(root_ids) == 0,
+        what="every notification to reach a final state",
+        timeout=timeout,
+        interval=interval,
+    )
     return time.monotonic() - started
 
 
@@ -290,7 +343,9 @@ def tally(root_ids, stack: Stack) -> Tally:
         )
     )
     fallbacks = list(
-        NotificationLog.objects.filter(fallback_of__in=root_ids).values("id", "fallback_of", "canal", phone=F("attribution__client__phone"))
+        NotificationLog.objects.filter(fallback_of__in=root_ids).values(
+            "id", "fallback_of", "canal", phone=F("attribution__client__phone")
+        )
     )
     chain: dict[int, list[dict]] = {row["id"]: [row] for row in rows}
     for row in fallbacks:

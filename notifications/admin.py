@@ -84,7 +84,10 @@ class MessageOverrideAdmin(admin.ModelAdmin):
             return "—"
         now = timezone.now()
         message = render(
-            sample_log(obj.type_notification, obj.canal, obj.language, now=now), now=now, language=obj.language, override=obj
+            sample_log(obj.type_notification, obj.canal, obj.language, now=now),
+            now=now,
+            language=obj.language,
+            override=obj,
         )
         return format_html("<pre class='readonly'>{}</pre>", "\n\n".join(filter(None, [message.subject, message.body])))
 

@@ -54,9 +54,7 @@ def failure_incident(now: datetime) -> Incident | None:
     total = failed.count()
     if total <= settings.ALERT_FAILURES_PER_HOUR:
         return None
-    reasons = (
-        failed.values("canal", "erreur_message").annotate(n=Count("id")).order_by("-n", "canal")[:10]
-    )
+    reasons = failed.values("canal", "erreur_message").annotate(n=Count("id")).order_by("-n", "canal")[:10]
     lines = [f"{row['n']:>5}  {row['canal']:<8} {mask_personal_data(row['erreur_message'])[:200]}" for row in reasons]
     return Incident(
         "failures",
@@ -93,7 +91,11 @@ def beat_incident(now: datetime) -> Incident | None:
     last = beat_last_tick(now)
     if not beat_stopped(last, now):
         return None
-    since = f"since {localtime(last):%Y-%m-%d %H:%M %Z}" if last else "ever (is the schedule registered? manage.py setup_schedule)"
+    since = (
+        f"since {localtime(last):%Y-%m-%d %H:%M %Z}"
+        if last
+        else "ever (is the schedule registered? manage.py setup_schedule)"
+    )
     return Incident(
         "beat",
         "beat has stopped: no notification is being planned or relayed",
@@ -115,7 +117,9 @@ def check_notification_alerts(*, now: datetime) -> dict[str, list[str]]:
         if not cache.add(incident_cache_key(key), now.isoformat(), timeout=None):
             continue  # already reported
         try:
-            mail_admins(f"Alert: {incident.subject}", incident.body + f"\n\nDetected at {localtime(now):%Y-%m-%d %H:%M %Z}.")
+            mail_admins(
+                f"Alert: {incident.subject}", incident.body + f"\n\nDetected at {localtime(now):%Y-%m-%d %H:%M %Z}."
+            )
         except Exception:
             cache.delete(incident_cache_key(key))
             raise

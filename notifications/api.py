@@ -8,7 +8,15 @@ reads notification data through the names below and nothing else of this package
 from __future__ import annotations
 
 from .channels.twilio_api import twilio_client
-from .models import Canal, MessageOverride, NotificationLog, NotificationPreferences, Statut, WhatsAppConfig, late_cutoff
+from .models import (
+    Canal,
+    MessageOverride,
+    NotificationLog,
+    NotificationPreferences,
+    Statut,
+    WhatsAppConfig,
+    late_cutoff,
+)
 from .recipients import preferences_of
 from .scheduler_status import forget_scheduler_status, scheduler_status
 from .sending import send_now

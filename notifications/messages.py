@@ -85,7 +85,9 @@ def check_override_source(source: str) -> None:
         tag = token.contents.split()[0] if token.token_type == TokenType.BLOCK and token.contents.split() else ""
         if tag in FORBIDDEN_OVERRIDE_TAGS:
             raise ForbiddenTag(
-                gettext("Includes are not allowed in a message: “{%% %(tag)s %%}” cannot be used; write the text itself.")
+                gettext(
+                    "Includes are not allowed in a message: “{%% %(tag)s %%}” cannot be used; write the text itself."
+                )
                 % {"tag": tag}
             )
 
@@ -230,7 +232,9 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
             where = f"override “{override}”"
             check_override_source(override.body)
             check_override_source(override.subject)
-            body = _check(override_engine().from_string(override.body).render(Context(context, autoescape=False)), where)
+            body = _check(
+                override_engine().from_string(override.body).render(Context(context, autoescape=False)), where
+            )
             subject = _check(
                 override_engine().from_string(override.subject).render(Context(context, autoescape=False)), where
             )
@@ -247,7 +251,9 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
                 subject, _, body = body.strip().partition("\n")
                 html_name = template_name(log, language, "html")
                 html = _check(
-                    html_engine.get_template(html_name).render(Context({**context, "subject": one_line(subject)}, autoescape=True)),
+                    html_engine.get_template(html_name).render(
+                        Context({**context, "subject": one_line(subject)}, autoescape=True)
+                    ),
                     html_name,
                 )
     delay = context["late_by"] if context["is_late"] else context["remaining"]

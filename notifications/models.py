@@ -109,9 +109,11 @@ class NotificationLogQuerySet(models.QuerySet):
     def to_relay(self, now) -> NotificationLogQuerySet:
         """Due rows no live message will deliver: waiting rows never enqueued or past their redelivery
         time, failed rows whose retry message must be lost."""
-        not_in_flight = Q(date_tentative_prochaine__isnull=True) | Q(
-            statut=Statut.EN_ATTENTE, date_tentative_prochaine__lte=now
-        ) | Q(statut=Statut.ECHEC, date_tentative_prochaine__lte=now - LOST_RETRY_AFTER)
+        not_in_flight = (
+            Q(date_tentative_prochaine__isnull=True)
+            | Q(statut=Statut.EN_ATTENTE, date_tentative_prochaine__lte=now)
+            | Q(statut=Statut.ECHEC, date_tentative_prochaine__lte=now - LOST_RETRY_AFTER)
+        )
         return self.due(now).filter(not_in_flight)
 
     def create(self, **kwargs) -> NotificationLog:
@@ -285,7 +287,9 @@ class WhatsAppConfig(models.Model):
         verbose_name = _("WhatsApp configuration")
         verbose_name_plural = _("WhatsApp configurations")
         constraints = [
-            models.UniqueConstraint(fields=["is_active"], condition=Q(is_active=True), name="one_active_whatsapp_config")
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_whatsapp_config"
+            )
         ]
 
     def __str__(self) -> str:

@@ -95,7 +95,9 @@ def replan_after_extension(attribution: Attribution, *, now: datetime, previous_
             },
         )
         sent = outbox.rearm(reminders_of(attribution), now=now, not_before=max(now, attribution.date_debut))
-        ladder = [(level, when) for level, when in timeline.overdue_times(attribution.date_retour_prevue) if when >= now]
+        ladder = [
+            (level, when) for level, when in timeline.overdue_times(attribution.date_retour_prevue) if when >= now
+        ]
         sent += outbox.rearm(overdue_alerts_of(attribution, ladder), now=now, insert=False)
     return sent
 
@@ -272,7 +274,9 @@ def overdue_arms(*, now: datetime, horizon: datetime) -> list[Q]:
             for canal, gets_it in recipients.client_channel_conditions(TypeNotification.RETARD).items()
         ]
         if level >= 2:
-            channels += [(audience, Canal.EMAIL, recipients.audience_condition(audience)) for audience in STAFF_AUDIENCES]
+            channels += [
+                (audience, Canal.EMAIL, recipients.audience_condition(audience)) for audience in STAFF_AUDIENCES
+            ]
         for audience, canal, gets_it in channels:
             # An alert whose time falls in the quiet period around the horizon goes out at its end, after the horizon.
             quiet = timeline.quiet_period(horizon, canal)
@@ -302,7 +306,9 @@ def check_overdue_materials(*, now: datetime) -> int:
         # Past the last level by a full interval there is nothing left to plan.
         date_retour_prevue__gt=now - ladder_span - timedelta(hours=settings.OVERDUE_REPEAT_HOURS),
     )
-    loans = lacking(loans_for_planning().filter(window), [window & arm for arm in overdue_arms(now=now, horizon=horizon)])
+    loans = lacking(
+        loans_for_planning().filter(window), [window & arm for arm in overdue_arms(now=now, horizon=horizon)]
+    )
     items = []
     for loan in loans:
         levels = current_levels(timeline.overdue_times(loan.date_retour_prevue), now=now, until=horizon)

@@ -146,11 +146,15 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
             lengths = {queue: client.llen(queue) for queue in NOTIFICATION_QUEUES}
         except Exception as exc:  # broker down: report it, never crash a status page
             error = _("broker unreachable (%(error)s)") % {"error": type(exc).__name__}
-            return {**down, "workers": [], "error": error}, {**down, "lengths": {}, "error": error}, {
-                **down,
-                "instances": [],
-                "error": error,
-            }
+            return (
+                {**down, "workers": [], "error": error},
+                {**down, "lengths": {}, "error": error},
+                {
+                    **down,
+                    "instances": [],
+                    "error": error,
+                },
+            )
         queues = {"ok": True, "lengths": lengths, "error": ""}
         # Before the ping: the ping leaves a BRPOP waiting on this client's connection, and a command
         # sent after it would read that BRPOP's answer (and the connection's close, the command's).
@@ -176,7 +180,11 @@ def broker_status(timeout: float) -> tuple[dict[str, Any], dict[str, Any], dict[
             names = sorted(name for reply in replies for name in reply)
             workers = {"ok": bool(names), "workers": names, "error": "" if names else _("no worker answered the ping")}
         except Exception as exc:
-            workers = {"ok": False, "workers": [], "error": _("ping failed (%(error)s)") % {"error": type(exc).__name__}}
+            workers = {
+                "ok": False,
+                "workers": [],
+                "error": _("ping failed (%(error)s)") % {"error": type(exc).__name__},
+            }
     return workers, queues, beats
 
 

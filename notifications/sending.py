@@ -71,9 +71,7 @@ def claim(log_id: int, *, now: datetime) -> bool:
     return bool(
         NotificationLog.objects.filter(
             pk=log_id, statut__in=CLAIMABLE_STATUTS, date_scheduled__lte=now + CLAIM_CLOCK_SKEW
-        ).update(
-            statut=Statut.EN_COURS, date_claimed=now, nb_tentatives=F("nb_tentatives") + 1
-        )
+        ).update(statut=Statut.EN_COURS, date_claimed=now, nb_tentatives=F("nb_tentatives") + 1)
     )
 
 
@@ -209,9 +207,7 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
 
     reason = irrelevance(log, now=now)
     if reason:
-        _finish(
-            log, statut=Statut.ANNULEE, erreur_code="", erreur_message=reason, nb_tentatives=F("nb_tentatives") - 1
-        )
+        _finish(log, statut=Statut.ANNULEE, erreur_code="", erreur_message=reason, nb_tentatives=F("nb_tentatives") - 1)
         _emit(log, Statut.ANNULEE, started, detail=reason)
         return Statut.ANNULEE
 
@@ -247,7 +243,9 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
         reason, code, fallback = str(error), error.code, error.allows_fallback
         _patiently(
             lambda: _fail_permanently(log, reason, code, now=now, fallback=fallback),
-            log.pk, started, "failed for good but could not be recorded",
+            log.pk,
+            started,
+            "failed for good but could not be recorded",
         )
         _emit(log, Statut.ECHEC_PERMANENT, started, detail=str(error))
         return Statut.ECHEC_PERMANENT
@@ -261,7 +259,9 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
                 lambda: _fail_permanently(
                     log, f"Gave up after {log.nb_tentatives} attempts: {reason}", code, now=now, fallback=True
                 ),
-                log.pk, started, "failed for good but could not be recorded",
+                log.pk,
+                started,
+                "failed for good but could not be recorded",
             )
             _emit(log, Statut.ECHEC_PERMANENT, started, detail=reason)
             return Statut.ECHEC_PERMANENT
@@ -275,7 +275,9 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
                 date_tentative_prochaine=now + timedelta(seconds=retry_in),
                 destinataire=log.destinataire,
             ),
-            log.pk, started, "failed but could not be recorded",
+            log.pk,
+            started,
+            "failed but could not be recorded",
         )
         _emit(log, Statut.ECHEC, started, detail=reason)
         raise RetryLater(reason, retry_in) from error
@@ -292,7 +294,9 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
             erreur_message="",
             date_tentative_prochaine=None,
         ),
-        log.pk, started, "was sent but could not be recorded: the relay may send it again",
+        log.pk,
+        started,
+        "was sent but could not be recorded: the relay may send it again",
     )
     _emit(log, Statut.ENVOYEE, started, provider_id=provider_id)
     return Statut.ENVOYEE

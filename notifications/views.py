@@ -45,14 +45,20 @@ class LogFilterForm(forms.Form):
     type_notification = forms.ChoiceField(
         label=gettext_lazy("Type"), required=False, choices=[("", gettext_lazy("All"))] + TypeNotification.choices
     )
-    canal = forms.ChoiceField(label=gettext_lazy("Channel"), required=False, choices=[("", gettext_lazy("All"))] + Canal.choices)
-    statut = forms.ChoiceField(label=gettext_lazy("Status"), required=False, choices=[("", gettext_lazy("All"))] + Statut.choices)
+    canal = forms.ChoiceField(
+        label=gettext_lazy("Channel"), required=False, choices=[("", gettext_lazy("All"))] + Canal.choices
+    )
+    statut = forms.ChoiceField(
+        label=gettext_lazy("Status"), required=False, choices=[("", gettext_lazy("All"))] + Statut.choices
+    )
     erreur_code = forms.ChoiceField(
         label=gettext_lazy("Cause"), required=False, choices=[("", gettext_lazy("All"))] + CodeErreur.choices
     )
     date_from = DayField(label=gettext_lazy("From"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
     date_to = DayField(label=gettext_lazy("To"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    client = forms.CharField(label=gettext_lazy("Client"), required=False, widget=forms.TextInput(attrs={"type": "search"}))
+    client = forms.CharField(
+        label=gettext_lazy("Client"), required=False, widget=forms.TextInput(attrs={"type": "search"})
+    )
     loan = forms.IntegerField(required=False, min_value=1, max_value=MAX_DB_INT, widget=forms.HiddenInput)
 
     def clean(self):
@@ -119,8 +125,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
             "log": row,
             "fallbacks": row.fallbacks.order_by("id"),
             "retryable": row.statut in RETRYABLE,
-            "cancellable": row.statut in (Statut.EN_ATTENTE, Statut.ECHEC)
-            and request.user.has_perm(CANCEL_PERMISSION),
+            "cancellable": row.statut in (Statut.EN_ATTENTE, Statut.ECHEC) and request.user.has_perm(CANCEL_PERMISSION),
         },
     )
 
@@ -143,8 +148,9 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
         messages.success(request, _("The notification is queued to be sent again."))
     else:
         messages.warning(
-            request, _("This notification is “%(statut)s”: only failed or cancelled ones can be retried.")
-            % {"statut": row.get_statut_display()}
+            request,
+            _("This notification is “%(statut)s”: only failed or cancelled ones can be retried.")
+            % {"statut": row.get_statut_display()},
         )
     return back(request, reverse("notification_detail", args=[row.pk]))
 
@@ -210,10 +216,21 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse:
     ]  # fmt: skip
     lines = (
         [
-            row.pk, row.attribution_id, row.attribution.materiel.code, row.attribution.client.name,
-            row.type_notification, row.canal, row.audience, row.niveau_escalade, row.statut,
-            local_iso(row.date_scheduled), local_iso(row.date_envoi), row.nb_tentatives,
-            row.destinataire, row.erreur_code, row.erreur_message,
+            row.pk,
+            row.attribution_id,
+            row.attribution.materiel.code,
+            row.attribution.client.name,
+            row.type_notification,
+            row.canal,
+            row.audience,
+            row.niveau_escalade,
+            row.statut,
+            local_iso(row.date_scheduled),
+            local_iso(row.date_envoi),
+            row.nb_tentatives,
+            row.destinataire,
+            row.erreur_code,
+            row.erreur_message,
         ]  # fmt: skip
         for row in rows.iterator(chunk_size=2000)
     )

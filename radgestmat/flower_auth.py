@@ -54,7 +54,9 @@ def refusal(environ: Mapping[str, str]) -> str | None:
         return None
     if local_only(environ):
         if address not in LOOPBACK:
-            return f"flower: FLOWER_LOCAL_ONLY=1 but FLOWER_ADDRESS is {address}; bind 127.0.0.1 or set FLOWER_BASIC_AUTH."
+            return (
+                f"flower: FLOWER_LOCAL_ONLY=1 but FLOWER_ADDRESS is {address}; bind 127.0.0.1 or set FLOWER_BASIC_AUTH."
+            )
         return None
     return (
         "flower: refusing to start without FLOWER_BASIC_AUTH (user:password): behind the nginx site (/flower/) "

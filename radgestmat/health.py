@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET
 from notifications.models import NotificationLog, Statut, late_cutoff
 from notifications.scheduler_status import beat_last_tick, beat_stopped, broker_status
 
+
 def check_database() -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")

@@ -140,4 +140,3 @@ def use_bounded_changelists(site) -> None:
     for model_admin in site._registry.values():
         if type(model_admin).get_changelist is ModelAdmin.get_changelist:
             model_admin.get_changelist = lambda request, **kwargs: BoundedChangeList
-

@@ -29,7 +29,9 @@ NODE_HOSTS = {socket.gethostname(), socket.gethostname().partition(".")[0]}
 PHONE_RE = re.compile(r"(?<![\w+])(?:\+\d[\d .-]{7,16}\d|0[1-9](?:[ .-]?\d{2}){4})(?![\w])")
 
 # scheme://user:password@host — the password (or a lone token) of a URL, whatever its scheme (redis, postgres, amqp…).
-URL_CREDENTIALS_RE = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^:/?#@\s]*):(?P<password>[^/?#@\s]+)@", re.I)
+URL_CREDENTIALS_RE = re.compile(
+    r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)(?P<user>[^:/?#@\s]*):(?P<password>[^/?#@\s]+)@", re.I
+)
 # An address or number in a percent-encoded query string is personal data too.
 PERCENT_ENCODED = {"%40": "@", "%2B": "+", "%2b": "+"}
 PERCENT_ENCODED_RE = re.compile("|".join(PERCENT_ENCODED))

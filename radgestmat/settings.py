@@ -269,7 +269,9 @@ FLOWER_URL_PREFIX = env("FLOWER_URL_PREFIX", default="flower")
 
 # --- Security -------------------------------------------------------------
 # Behind the nginx of deploy/nginx: it terminates TLS and sets X-Forwarded-Proto and X-Real-IP.
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=not DEBUG) else None
+SECURE_PROXY_SSL_HEADER = (
+    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=not DEBUG) else None
+)
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]  # probes on the machine itself speak plain HTTP
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)

@@ -71,4 +71,3 @@ def paginate(request: HttpRequest, queryset, per_page: int = PER_PAGE) -> Page:
         return Page([], number, False)  # beyond any table, and beyond what OFFSET accepts
     rows = list(queryset[offset : offset + per_page + 1])
     return Page(rows[:per_page], number, len(rows) > per_page)
-

@@ -69,7 +69,9 @@ def offer_relay(app: Celery | None = None) -> None:
         if cache.get(RELAY_RAN_KEY) is None and cache.add(
             RELAY_OFFER_KEY, 1, timeout=max(1, settings.RELAY_WATCHDOG_SECONDS - 1)
         ):
-            logger.warning("relay watchdog: no relay run for %d s (beat down?): enqueuing one", settings.RELAY_STALE_SECONDS)
+            logger.warning(
+                "relay watchdog: no relay run for %d s (beat down?): enqueuing one", settings.RELAY_STALE_SECONDS
+            )
             (app or current_app).signature(RELAY_TASK).delay()
     except Exception:  # the watchdog must never take a worker down
         logger.warning("relay watchdog: could not enqueue the relay", exc_info=True)

@@ -1,6 +1,6 @@
 """Celery tasks only: thin wrappers that look up ids and call services.
 
-    from tasks import send_notification, check_court_terme_reminders, ...
+from tasks import send_notification, check_court_terme_reminders, ...
 """
 
 from .alerts import check_notification_alerts

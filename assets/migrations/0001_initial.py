@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,60 +15,180 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Client',
+            name="Client",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('email', models.EmailField(blank=True, max_length=254, verbose_name='email')),
-                ('phone', assets.models.PhoneNumberField(blank=True, help_text='International form, e.g. +33 6 12 34 56 78.', max_length=20, verbose_name='phone')),
-                ('organisation', models.CharField(blank=True, max_length=200, verbose_name='organisation')),
-                ('language', models.CharField(choices=[('fr', 'French'), ('en', 'English')], default='fr', max_length=5, verbose_name='language')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("email", models.EmailField(blank=True, max_length=254, verbose_name="email")),
+                (
+                    "phone",
+                    assets.models.PhoneNumberField(
+                        blank=True,
+                        help_text="International form, e.g. +33 6 12 34 56 78.",
+                        max_length=20,
+                        verbose_name="phone",
+                    ),
+                ),
+                ("organisation", models.CharField(blank=True, max_length=200, verbose_name="organisation")),
+                (
+                    "language",
+                    models.CharField(
+                        choices=[("fr", "French"), ("en", "English")],
+                        default="fr",
+                        max_length=5,
+                        verbose_name="language",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'client',
-                'verbose_name_plural': 'clients',
-                'ordering': ['name'],
-                'indexes': [models.Index(fields=['name'], name='client_name')],
+                "verbose_name": "client",
+                "verbose_name_plural": "clients",
+                "ordering": ["name"],
+                "indexes": [models.Index(fields=["name"], name="client_name")],
             },
         ),
         migrations.CreateModel(
-            name='Materiel',
+            name="Materiel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.CharField(help_text='Inventory code or barcode.', max_length=64, unique=True, verbose_name='code')),
-                ('name', models.CharField(max_length=200, verbose_name='name')),
-                ('category', models.CharField(blank=True, max_length=100, verbose_name='category')),
-                ('state', models.CharField(choices=[('available', 'Available'), ('lent', 'Lent'), ('out_of_service', 'Out of service')], default='available', max_length=20, verbose_name='state')),
-                ('notes', models.TextField(blank=True, verbose_name='notes')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "code",
+                    models.CharField(
+                        help_text="Inventory code or barcode.", max_length=64, unique=True, verbose_name="code"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200, verbose_name="name")),
+                ("category", models.CharField(blank=True, max_length=100, verbose_name="category")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("available", "Available"), ("lent", "Lent"), ("out_of_service", "Out of service")],
+                        default="available",
+                        max_length=20,
+                        verbose_name="state",
+                    ),
+                ),
+                ("notes", models.TextField(blank=True, verbose_name="notes")),
             ],
             options={
-                'verbose_name': 'material',
-                'verbose_name_plural': 'materials',
-                'ordering': ['code'],
-                'indexes': [models.Index(fields=['state', 'code'], name='materiel_state_code')],
+                "verbose_name": "material",
+                "verbose_name_plural": "materials",
+                "ordering": ["code"],
+                "indexes": [models.Index(fields=["state", "code"], name="materiel_state_code")],
             },
         ),
         migrations.CreateModel(
-            name='Attribution',
+            name="Attribution",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('date_debut', models.DateTimeField(verbose_name='start')),
-                ('date_retour_prevue', models.DateTimeField(verbose_name='due')),
-                ('date_retour_effective', models.DateTimeField(blank=True, null=True, verbose_name='returned at')),
-                ('statut', models.CharField(choices=[('EN_COURS', 'Out'), ('RESTITUEE', 'Returned')], default='EN_COURS', max_length=10, verbose_name='status')),
-                ('duree', models.CharField(choices=[('COURT', 'Short (< 4 h)'), ('MOYEN', 'Medium (4 h – 24 h)'), ('LONG', 'Long (> 24 h)')], editable=False, max_length=5, verbose_name='duration class')),
-                ('notes', models.TextField(blank=True, verbose_name='notes')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='recorded at')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='attributions_created', to=settings.AUTH_USER_MODEL, verbose_name='lent by')),
-                ('client', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='attributions', to='assets.client', verbose_name='client')),
-                ('materiel', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='attributions', to='assets.materiel', verbose_name='material')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("date_debut", models.DateTimeField(verbose_name="start")),
+                ("date_retour_prevue", models.DateTimeField(verbose_name="due")),
+                ("date_retour_effective", models.DateTimeField(blank=True, null=True, verbose_name="returned at")),
+                (
+                    "statut",
+                    models.CharField(
+                        choices=[("EN_COURS", "Out"), ("RESTITUEE", "Returned")],
+                        default="EN_COURS",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "duree",
+                    models.CharField(
+                        choices=[
+                            ("COURT", "Short (< 4 h)"),
+                            ("MOYEN", "Medium (4 h – 24 h)"),
+                            ("LONG", "Long (> 24 h)"),
+                        ],
+                        editable=False,
+                        max_length=5,
+                        verbose_name="duration class",
+                    ),
+                ),
+                ("notes", models.TextField(blank=True, verbose_name="notes")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="recorded at")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="attributions_created",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="lent by",
+                    ),
+                ),
+                (
+                    "client",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="attributions",
+                        to="assets.client",
+                        verbose_name="client",
+                    ),
+                ),
+                (
+                    "materiel",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="attributions",
+                        to="assets.materiel",
+                        verbose_name="material",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'loan',
-                'verbose_name_plural': 'loans',
-                'ordering': ['-date_debut'],
-                'indexes': [models.Index(condition=models.Q(('date_retour_effective__isnull', True)), fields=['duree', 'date_retour_prevue'], name='open_loans_by_class_due'), models.Index(condition=models.Q(('date_retour_effective__isnull', True)), fields=['date_retour_prevue'], name='open_loans_by_due'), models.Index(fields=['client', '-date_debut'], name='loans_by_client'), models.Index(fields=['date_retour_effective'], name='loans_by_return')],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('date_retour_effective__isnull', True)), fields=('materiel',), name='one_open_loan_per_materiel', violation_error_message='This material is already out on another loan.'), models.CheckConstraint(condition=models.Q(('date_retour_prevue__gt', models.F('date_debut'))), name='due_after_start', violation_error_message='The due date must be after the start.'), models.CheckConstraint(condition=models.Q(('date_retour_effective__isnull', True), ('date_retour_effective__gte', models.F('date_debut')), _connector='OR'), name='return_not_before_start', violation_error_message='A loan cannot be returned before it started.'), models.CheckConstraint(condition=models.Q(models.Q(('date_retour_effective__isnull', True), ('statut', 'EN_COURS')), models.Q(('date_retour_effective__isnull', False), ('statut', 'RESTITUEE')), _connector='OR'), name='statut_matches_return'), models.CheckConstraint(condition=models.Q(('duree__in', ['COURT', 'MOYEN', 'LONG'])), name='duree_valid')],
+                "verbose_name": "loan",
+                "verbose_name_plural": "loans",
+                "ordering": ["-date_debut"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("date_retour_effective__isnull", True)),
+                        fields=["duree", "date_retour_prevue"],
+                        name="open_loans_by_class_due",
+                    ),
+                    models.Index(
+                        condition=models.Q(("date_retour_effective__isnull", True)),
+                        fields=["date_retour_prevue"],
+                        name="open_loans_by_due",
+                    ),
+                    models.Index(fields=["client", "-date_debut"], name="loans_by_client"),
+                    models.Index(fields=["date_retour_effective"], name="loans_by_return"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("date_retour_effective__isnull", True)),
+                        fields=("materiel",),
+                        name="one_open_loan_per_materiel",
+                        violation_error_message="This material is already out on another loan.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("date_retour_prevue__gt", models.F("date_debut"))),
+                        name="due_after_start",
+                        violation_error_message="The due date must be after the start.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("date_retour_effective__isnull", True),
+                            ("date_retour_effective__gte", models.F("date_debut")),
+                            _connector="OR",
+                        ),
+                        name="return_not_before_start",
+                        violation_error_message="A loan cannot be returned before it started.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("date_retour_effective__isnull", True), ("statut", "EN_COURS")),
+                            models.Q(("date_retour_effective__isnull", False), ("statut", "RESTITUEE")),
+                            _connector="OR",
+                        ),
+                        name="statut_matches_return",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("duree__in", ["COURT", "MOYEN", "LONG"])), name="duree_valid"
+                    ),
+                ],
             },
         ),
     ]

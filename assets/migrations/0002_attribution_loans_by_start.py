@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assets', '0001_initial'),
+        ("assets", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='attribution',
-            index=models.Index(fields=['date_debut', 'id'], name='loans_by_start'),
+            model_name="attribution",
+            index=models.Index(fields=["date_debut", "id"], name="loans_by_start"),
         ),
     ]

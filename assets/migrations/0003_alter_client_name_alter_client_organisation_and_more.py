@@ -5,35 +5,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assets', '0002_attribution_loans_by_start'),
+        ("assets", "0002_attribution_loans_by_start"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='client',
-            name='name',
-            field=models.CharField(max_length=200, validators=[assets.validators.NoControlCharacters()], verbose_name='name'),
+            model_name="client",
+            name="name",
+            field=models.CharField(
+                max_length=200, validators=[assets.validators.NoControlCharacters()], verbose_name="name"
+            ),
         ),
         migrations.AlterField(
-            model_name='client',
-            name='organisation',
-            field=models.CharField(blank=True, max_length=200, validators=[assets.validators.NoControlCharacters()], verbose_name='organisation'),
+            model_name="client",
+            name="organisation",
+            field=models.CharField(
+                blank=True,
+                max_length=200,
+                validators=[assets.validators.NoControlCharacters()],
+                verbose_name="organisation",
+            ),
         ),
         migrations.AlterField(
-            model_name='materiel',
-            name='category',
-            field=models.CharField(blank=True, max_length=100, validators=[assets.validators.NoControlCharacters()], verbose_name='category'),
+            model_name="materiel",
+            name="category",
+            field=models.CharField(
+                blank=True,
+                max_length=100,
+                validators=[assets.validators.NoControlCharacters()],
+                verbose_name="category",
+            ),
         ),
         migrations.AlterField(
-            model_name='materiel',
-            name='code',
-            field=models.CharField(help_text='Inventory code or barcode.', max_length=64, unique=True, validators=[assets.validators.NoControlCharacters()], verbose_name='code'),
+            model_name="materiel",
+            name="code",
+            field=models.CharField(
+                help_text="Inventory code or barcode.",
+                max_length=64,
+                unique=True,
+                validators=[assets.validators.NoControlCharacters()],
+                verbose_name="code",
+            ),
         ),
         migrations.AlterField(
-            model_name='materiel',
-            name='name',
-            field=models.CharField(max_length=200, validators=[assets.validators.NoControlCharacters()], verbose_name='name'),
+            model_name="materiel",
+            name="name",
+            field=models.CharField(
+                max_length=200, validators=[assets.validators.NoControlCharacters()], verbose_name="name"
+            ),
         ),
     ]

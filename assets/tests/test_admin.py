@@ -64,7 +64,9 @@ def test_lending_in_the_admin_uses_the_service(admin_client, django_capture_on_c
 def test_admin_shows_the_rule_instead_of_saving_a_second_loan(admin_client):
     materiel = MaterielFactory()
     start = timezone.now().replace(microsecond=0)
-    admin_client.post("/admin/assets/attribution/add/", form(materiel, ClientFactory(), start, start + timedelta(hours=2)))
+    admin_client.post(
+        "/admin/assets/attribution/add/", form(materiel, ClientFactory(), start, start + timedelta(hours=2))
+    )
     response = admin_client.post(
         "/admin/assets/attribution/add/", form(materiel, ClientFactory(), start, start + timedelta(hours=2))
     )
@@ -76,15 +78,15 @@ def test_admin_shows_the_rule_instead_of_saving_a_second_loan(admin_client):
 def test_mark_returned_action(admin_client, django_capture_on_commit_callbacks):
     materiel = MaterielFactory()
     start = timezone.now().replace(microsecond=0) - timedelta(hours=1)
-    admin_client.post("/admin/assets/attribution/add/", form(materiel, ClientFactory(), start, start + timedelta(hours=3)))
+    admin_client.post(
+        "/admin/assets/attribution/add/", form(materiel, ClientFactory(), start, start + timedelta(hours=3))
+    )
     loan = Attribution.objects.get()
     fired = []
     attribution_returned.connect(receiver := lambda sender, **kw: fired.append(kw["attribution"].pk), weak=False)
     try:
         with django_capture_on_commit_callbacks(execute=True):
-            admin_client.post(
-                "/admin/assets/attribution/", {"action": "mark_returned", "_selected_action": [loan.pk]}
-            )
+            admin_client.post("/admin/assets/attribution/", {"action": "mark_returned", "_selected_action": [loan.pk]})
     finally:
         attribution_returned.disconnect(receiver)
     loan.refresh_from_db()

@@ -41,7 +41,9 @@ def test_counts_and_lists(staff_client):
     late = AttributionFactory(
         materiel__code="LATE", date_debut=NOW - timedelta(hours=6), date_retour_prevue=NOW - timedelta(minutes=95)
     )
-    AttributionFactory(materiel__code="SOON", date_debut=NOW - timedelta(hours=1), date_retour_prevue=NOW + timedelta(minutes=90))
+    AttributionFactory(
+        materiel__code="SOON", date_debut=NOW - timedelta(hours=1), date_retour_prevue=NOW + timedelta(minutes=90)
+    )
     AttributionFactory(materiel__code="TONIGHT", date_debut=NOW, date_retour_prevue=NOW + timedelta(hours=8))
     AttributionFactory(materiel__code="LONG", date_debut=NOW, date_retour_prevue=NOW + timedelta(days=3))
     AttributionFactory(

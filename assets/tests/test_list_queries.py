@@ -75,12 +75,18 @@ def test_client_page_and_loan_page_queries_do_not_grow(staff_client):
     client = ClientFactory()
     add_rows(2, client=client)
     loan = client.attributions.first()
-    few = (queries(staff_client, reverse("client_detail", args=[client.pk])), queries(staff_client, f"/loans/{loan.pk}/"))
+    few = (
+        queries(staff_client, reverse("client_detail", args=[client.pk])),
+        queries(staff_client, f"/loans/{loan.pk}/"),
+    )
     add_rows(20, client=client)
     for i in range(5):
         NotificationLog.objects.create(
             attribution=loan, type_notification=TypeNotification.RETARD, canal=Canal.EMAIL,
             niveau_escalade=i + 1, date_scheduled=timezone.now(),
         )  # fmt: skip
-    many = (queries(staff_client, reverse("client_detail", args=[client.pk])), queries(staff_client, f"/loans/{loan.pk}/"))
+    many = (
+        queries(staff_client, reverse("client_detail", args=[client.pk])),
+        queries(staff_client, f"/loans/{loan.pk}/"),
+    )
     assert many == few

@@ -178,9 +178,7 @@ def recorders():
 
 def test_signals_fire_once_after_commit(recorders, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=False) as pending:
-        loan = services.lend(
-            materiel=MaterielFactory(), client=ClientFactory(), due=NOW + timedelta(hours=3), now=NOW
-        )
+        loan = services.lend(materiel=MaterielFactory(), client=ClientFactory(), due=NOW + timedelta(hours=3), now=NOW)
     assert recorders[attribution_created].calls == [], "sent before commit"
     for callback in pending:
         callback()

@@ -74,7 +74,10 @@ def test_unknown_page_shows_the_404_page_without_a_traceback(staff_client, setti
     settings.DEBUG = False
     response = staff_client.get("/loans/999999/")
     assert response.status_code == 404
-    assert "This page does not exist" in response.content.decode() or "Cette page n’existe pas" in response.content.decode()
+    assert (
+        "This page does not exist" in response.content.decode()
+        or "Cette page n’existe pas" in response.content.decode()
+    )
     assert "Traceback" not in response.content.decode()
 
 

@@ -56,7 +56,9 @@ def test_create_a_client_normalises_the_phone(staff_client):
 
 
 def test_client_needs_a_way_to_be_reached_and_keeps_the_input(staff_client):
-    response = staff_client.post(reverse("client_create"), {"name": "Nobody", "organisation": "Radio", "language": "en"})
+    response = staff_client.post(
+        reverse("client_create"), {"name": "Nobody", "organisation": "Radio", "language": "en"}
+    )
     assert response.context["form"].non_field_errors() == [
         "Give an email address or a phone number, or the client cannot be notified."
     ]

@@ -66,7 +66,11 @@ def test_it_finds_a_client_typed_by_email(staff_client):
 def test_unknown_code_is_shown_by_the_field_and_the_input_is_kept(staff_client):
     borrower = ClientFactory(name="Alice")
     response = lend(
-        staff_client, materiel="NOPE-9", client="Alice", date_retour_prevue=local(NOW + timedelta(hours=2)), notes="tripod"
+        staff_client,
+        materiel="NOPE-9",
+        client="Alice",
+        date_retour_prevue=local(NOW + timedelta(hours=2)),
+        notes="tripod",
     )
     assert response.status_code == 200
     form = response.context["form"]
@@ -91,7 +95,12 @@ def test_material_already_out_comes_back_from_the_service_on_its_field(staff_cli
 def test_client_without_contact_and_due_in_the_past_are_both_reported(staff_client):
     MaterielFactory(code="CAM-004")
     mute = ClientFactory(name="Mute", email="", phone="")
-    response = lend(staff_client, materiel="CAM-004", client=f"Mute · #{mute.pk}", date_retour_prevue=local(NOW - timedelta(hours=1)))
+    response = lend(
+        staff_client,
+        materiel="CAM-004",
+        client=f"Mute · #{mute.pk}",
+        date_retour_prevue=local(NOW - timedelta(hours=1)),
+    )
     errors = response.context["form"].errors
     assert "no email address or phone number" in errors["client"][0]
     assert errors["date_retour_prevue"] == ["The due date must be after the start of the loan."]
@@ -109,7 +118,9 @@ def test_ambiguous_client_asks_to_pick_one(staff_client):
     MaterielFactory(code="CAM-005")
     ClientFactory(name="Dupont")
     ClientFactory(name="Dupont")
-    response = lend(staff_client, materiel="CAM-005", client="dupont", date_retour_prevue=local(NOW + timedelta(hours=2)))
+    response = lend(
+        staff_client, materiel="CAM-005", client="dupont", date_retour_prevue=local(NOW + timedelta(hours=2))
+    )
     assert "Several clients match" in response.context["form"].errors["client"][0]
 
 

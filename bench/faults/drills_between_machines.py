@@ -119,8 +119,9 @@ def reminder_rows(creation_ids: list[int]) -> list[int]:
 
     loans = NotificationLog.objects.filter(pk__in=creation_ids).values_list("attribution_id", flat=True)
     return list(
-        NotificationLog.objects.filter(attribution_id__in=list(loans), type_notification=TypeNotification.RAPPEL_2H)
-        .values_list("pk", flat=True)
+        NotificationLog.objects.filter(
+            attribution_id__in=list(loans), type_notification=TypeNotification.RAPPEL_2H
+        ).values_list("pk", flat=True)
     )
 
 
@@ -206,8 +207,11 @@ def beat_killed(lab: Lab) -> dict:
     reminders = reminder_rows(creation_ids)
     beat.kill()
     killed_at = time.monotonic()
-    wait_until(lambda: time.monotonic() - killed_at > 300 or _all_final(creation_ids + reminders),
-               what="beat's absence", timeout=320)
+    wait_until(
+        lambda: time.monotonic() - killed_at > 300 or _all_final(creation_ids + reminders),
+        what="beat's absence",
+        timeout=320,
+    )
     settled_without_beat = _all_final(creation_ids + reminders)
     time.sleep(max(0.0, 300 - (time.monotonic() - killed_at)))
     stack.beat()

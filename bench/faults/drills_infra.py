@@ -63,8 +63,13 @@ class StaffBrowser:
         began = time.monotonic()
         answer = self.session.post(
             self.base_url + "/loans/new/",
-            data={"materiel": code, "client": client_label, "date_retour_prevue": due_local, "notes": "",
-                  "csrfmiddlewaretoken": token},
+            data={
+                "materiel": code,
+                "client": client_label,
+                "date_retour_prevue": due_local,
+                "notes": "",
+                "csrfmiddlewaretoken": token,
+            },
             timeout=HTTP_TIMEOUT,
             allow_redirects=False,
         )
@@ -281,8 +286,12 @@ def postgres_crashed(lab: Lab) -> dict:
     return postgres_drill(lab, mode="immediate", down_for=3.0)
 
 
-CHECKS = ("check_court_terme_reminders", "check_moyen_terme_reminders", "check_long_terme_reminders",
-          "check_overdue_materials")
+CHECKS = (
+    "check_court_terme_reminders",
+    "check_moyen_terme_reminders",
+    "check_long_terme_reminders",
+    "check_overdue_materials",
+)
 CHECK_EVERY_SECONDS = 10
 
 
@@ -321,8 +330,11 @@ def runs_of(task_names: tuple[str, ...]) -> dict[str, int]:
     return {name: TaskResult.objects.filter(task_name=f"tasks.{name}").count() for name in task_names}
 
 
-@drill("two-beats", "Two beats at once for two minutes while loans are lent and reminders/overdue alerts fall due",
-       quick=False)
+@drill(
+    "two-beats",
+    "Two beats at once for two minutes while loans are lent and reminders/overdue alerts fall due",
+    quick=False,
+)
 def two_beats(lab: Lab) -> dict:
     """Both beats start the relay every 5 s and every check every 10 s, so each runs twice per tick.
     CREATION of 100 loans (half with WhatsApp), a RAPPEL_2H of 15 short loans planned at lending,

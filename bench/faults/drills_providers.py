@@ -40,8 +40,10 @@ def worker_trouble(lab: Lab) -> list[str]:
 def retry_schedule(settings: dict) -> str:
     base, cap = int(settings["NOTIFICATION_RETRY_BASE_DELAY"]), int(settings["NOTIFICATION_RETRY_MAX_DELAY"])
     second, third = min(base * 1.5, cap), min(base * 3, cap)
-    return (f"retries after {base}-{second:g} s then {min(base * 2, cap)}-{third:g} s "
-            f"(base {base} s x 2^(n-1), +<=50 % jitter, cap {cap} s)")
+    return (
+        f"retries after {base}-{second:g} s then {min(base * 2, cap)}-{third:g} s "
+        f"(base {base} s x 2^(n-1), +<=50 % jitter, cap {cap} s)"
+    )
 
 
 @drill("smtp-down-then-back", "The SMTP server down for a minute, then back: retried, then sent once", quick=False)
@@ -53,8 +55,11 @@ def smtp_down_then_back(lab: Lab) -> dict:
     stack.smtp.down()
     started = time.monotonic()
     root_ids = lab.lend(100, with_phone=0)
-    wait_until(lambda: all(row["nb_tentatives"] >= 1 for row in rows_of(root_ids)), what="a first attempt at every email",
-               timeout=SMTP_OUTAGE_SECONDS - 5)
+    wait_until(
+        lambda: all(row["nb_tentatives"] >= 1 for row in rows_of(root_ids)),
+        what="a first attempt at every email",
+        timeout=SMTP_OUTAGE_SECONDS - 5,
+    )
     time.sleep(max(0.0, started + SMTP_OUTAGE_SECONDS - time.monotonic()))
     stack.smtp.up()
     outage = time.monotonic() - started
@@ -92,16 +97,21 @@ def smtp_stays_down(lab: Lab) -> dict:
 
     rows = rows_of(root_ids)
     attempts = Counter(row["nb_tentatives"] for row in rows)
-    unclear = [row["id"] for row in rows
-               if row["statut"] != "ECHEC_PERMANENT" or not row["erreur_message"].startswith("Gave up after 3 attempts: Mail server")]
+    unclear = [
+        row["id"]
+        for row in rows
+        if row["statut"] != "ECHEC_PERMANENT"
+        or not row["erreur_message"].startswith("Gave up after 3 attempts: Mail server")
+    ]
     problems = worker_trouble(lab)
     if set(attempts) != {3}:
         problems.append(f"attempts per email {dict(attempts)}, expected exactly 3 each")
     if unclear:
         problems.append(f"{len(unclear)} emails not ECHEC_PERMANENT with the reason (rows {unclear[:10]})")
     reason = rows[0]["erreur_message"] if rows else ""
-    result["notes"] = (f"{retry_schedule(stack.settings)}; nb_tentatives {dict(attempts)}; "
-                       f"erreur_message e.g. “{reason[:110]}”")
+    result["notes"] = (
+        f"{retry_schedule(stack.settings)}; nb_tentatives {dict(attempts)}; erreur_message e.g. “{reason[:110]}”"
+    )
     result["problems"] = problems
     return result
 
@@ -140,7 +150,11 @@ def twilio_429_500(lab: Lab) -> dict:
 
     first, second = rows_of(rate_limited_ids), rows_of(server_error_ids)
     texts = twilio.snapshot()
-    phones = dict(Client.objects.filter(pk__in={row["attribution__client_id"] for row in first + second}).values_list("pk", "phone"))
+    phones = dict(
+        Client.objects.filter(pk__in={row["attribution__client_id"] for row in first + second}).values_list(
+            "pk", "phone"
+        )
+    )
 
     def delivered(row: dict) -> int:
         return texts["whatsapp:" + phones[row["attribution__client_id"]]]
@@ -151,14 +165,22 @@ def twilio_429_500(lab: Lab) -> dict:
     problems = worker_trouble(lab)
     if not rode_out:
         problems.append("no WhatsApp message met the 429s: the drill tested nothing")
-    not_sent = [row["id"] for row in first if row["statut"] != "ENVOYEE" or (row["canal"] == "WHATSAPP" and delivered(row) != 1)]
+    not_sent = [
+        row["id"] for row in first if row["statut"] != "ENVOYEE" or (row["canal"] == "WHATSAPP" and delivered(row) != 1)
+    ]
     if not_sent:
         problems.append(f"{len(not_sent)} rate-limited notifications not sent exactly once (rows {not_sent[:10]})")
     if not ambiguous:
         problems.append("no WhatsApp message met the 500s: the drill tested nothing")
-    unclear = [row["id"] for row in ambiguous if row["nb_tentatives"] != 1 or "check the Twilio message logs" not in row["erreur_message"]]
+    unclear = [
+        row["id"]
+        for row in ambiguous
+        if row["nb_tentatives"] != 1 or "check the Twilio message logs" not in row["erreur_message"]
+    ]
     if unclear:
-        problems.append(f"{len(unclear)} rows failed on a 500 were resent or have no clear reason (rows {unclear[:10]})")
+        problems.append(
+            f"{len(unclear)} rows failed on a 500 were resent or have no clear reason (rows {unclear[:10]})"
+        )
     if len(ambiguous) != server_error_answers:
         problems.append(f"{server_error_answers} 500 answers for {len(ambiguous)} ambiguous rows: a 500 was retried")
     other = [row["id"] for row in second if row not in ambiguous and row["statut"] != "ENVOYEE"]
@@ -175,15 +197,17 @@ def twilio_429_500(lab: Lab) -> dict:
     return result
 
 
-
 # A tenth of the borrowers come from a legacy import that bypassed the forms. Half of those have an
 # address no provider accepts (their rows must fail at once, saying why); the other half have
 # hostile names, which are good data: delivered like any other, with nothing injected.
 BAD_ADDRESSES = {
     "phone-too-short": lambda n: {"phone": f"+33 6 12 {n % 100:02d}"},
     "phone-not-a-number": lambda n: {"phone": f"voir accueil {n % 1000}"},
-    "email-broken": lambda n: {"email": [f"jean.dupont{n}@@example.org", f"marie.curie{n}",
-                                         f"eve{n}@example.org\r\nBcc: victim@evil.example"][n % 3]},
+    "email-broken": lambda n: {
+        "email": [f"jean.dupont{n}@@example.org", f"marie.curie{n}", f"eve{n}@example.org\r\nBcc: victim@evil.example"][
+            n % 3
+        ]
+    },
     "email-undeliverable": lambda n: {"email": f"borrower{n}@invalid.example", "phone": ""},
     "both-bad": lambda n: {"email": f"accueil{n}@localhost", "phone": f"12{n % 100}"},
 }
@@ -219,7 +243,11 @@ def legacy_import(lab: Lab, count: int) -> dict[int, str]:
     for index in range(count):
         lab.serial += 1
         n = lab.serial
-        fields = {"name": f"Emprunteur {n}", "email": f"borrower{n}@example.org", "phone": f"+336{n:08d}" if n % 2 else ""}
+        fields = {
+            "name": f"Emprunteur {n}",
+            "email": f"borrower{n}@example.org",
+            "phone": f"+336{n:08d}" if n % 2 else "",
+        }
         kind = KINDS[(index // 10) % len(KINDS)] if index % 10 == 0 else "good"
         if kind in BAD_ADDRESSES:
             fields.update(BAD_ADDRESSES[kind](n))
@@ -241,12 +269,17 @@ def legacy_import(lab: Lab, count: int) -> dict[int, str]:
     return {client.pk: kind for client, kind in zip(created, kinds)}
 
 
-def header_problems(lab: Lab, rows: list[dict], clients: dict[int, dict], kinds: dict[int, str]) -> tuple[list[str], int]:
+def header_problems(
+    lab: Lab, rows: list[dict], clients: dict[int, dict], kinds: dict[int, str]
+) -> tuple[list[str], int]:
     """Check every received email: one envelope recipient, the borrower's; the usual headers and no other;
     the name only as the To header's display name; no raw HTML from a name. Returns (problems, hostile checked)."""
     client_of = {row["id"]: row["attribution__client_id"] for row in rows}
     with lab.stack.smtp.lock:
-        received = [(list(envelope.rcpt_tos), message) for envelope, message in zip(lab.stack.smtp.envelopes, lab.stack.smtp.messages, strict=True)]
+        received = [
+            (list(envelope.rcpt_tos), message)
+            for envelope, message in zip(lab.stack.smtp.envelopes, lab.stack.smtp.messages, strict=True)
+        ]
     usual = Counter(frozenset(k.lower() for k in message.keys()) for _rcpt, message in received)
     expected_headers = usual.most_common(1)[0][0] if usual else frozenset()
     problems: list[str] = []
@@ -269,7 +302,9 @@ def header_problems(lab: Lab, rows: list[dict], clients: dict[int, dict], kinds:
     return problems, hostile
 
 
-@drill("bad-input-bulk", "1,000 loans, a tenth with invalid phones/emails or hostile names (a legacy import)", quick=True)
+@drill(
+    "bad-input-bulk", "1,000 loans, a tenth with invalid phones/emails or hostile names (a legacy import)", quick=True
+)
 def bad_input_bulk(lab: Lab) -> dict:
     from assets.models import Client
 
@@ -298,17 +333,28 @@ def bad_input_bulk(lab: Lab) -> dict:
         if bad:
             # A bad phone's reason is the model's validation message (in LANGUAGE_CODE); it quotes the number.
             reason = EMAIL_REASONS[kind] if row["canal"] == "EMAIL" else client["phone"]
-            ok = row["statut"] == "ECHEC_PERMANENT" and reason in row["erreur_message"] and row["nb_tentatives"] == 1 and not got
+            ok = (
+                row["statut"] == "ECHEC_PERMANENT"
+                and reason in row["erreur_message"]
+                and row["nb_tentatives"] == 1
+                and not got
+            )
             tally["bad failed at once" if ok else "bad NOT failed as expected"] += 1
             if not ok:
-                problems.append(f"row {row['id']} {row['canal']} ({kind}): {row['statut']} after {row['nb_tentatives']} "
-                                f"attempts, {got} delivered, reason “{row['erreur_message'][:100]}”")
+                problems.append(
+                    f"row {row['id']} {row['canal']} ({kind}): {row['statut']} after {row['nb_tentatives']} "
+                    f"attempts, {got} delivered, reason “{row['erreur_message'][:100]}”"
+                )
         else:
             ok = row["statut"] == "ENVOYEE" and got == 1
-            tally[("hostile name" if kind in HOSTILE_NAMES else "good") + (" sent once" if ok else " NOT sent once")] += 1
+            tally[
+                ("hostile name" if kind in HOSTILE_NAMES else "good") + (" sent once" if ok else " NOT sent once")
+            ] += 1
             if not ok:
-                problems.append(f"row {row['id']} {row['canal']} ({kind}): {row['statut']}, {got} delivered, "
-                                f"reason “{row['erreur_message'][:100]}”")
+                problems.append(
+                    f"row {row['id']} {row['canal']} ({kind}): {row['statut']}, {got} delivered, "
+                    f"reason “{row['erreur_message'][:100]}”"
+                )
     injected, hostile_checked = header_problems(lab, rows, clients, kinds)
     problems.extend(injected)
     if hostile_checked < 5:

@@ -22,5 +22,3 @@ def worker_killed(lab: Lab) -> dict:
     result = lab.settle(root_ids, started)
     result["notes"] = f"killed after {sent_at_kill} messages"
     return result
-
-

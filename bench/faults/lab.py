@@ -107,7 +107,9 @@ class Lab:
         for client in clients:
             self.serial += 1
             materiel = Materiel.objects.create(code=f"DRILL-{self.serial:06d}", name="Caméra")
-            attribution_ids.append(services.lend(materiel=materiel, client=client, due=now + timedelta(days=5), now=now).pk)
+            attribution_ids.append(
+                services.lend(materiel=materiel, client=client, due=now + timedelta(days=5), now=now).pk
+            )
         return list(
             NotificationLog.objects.filter(
                 attribution_id__in=attribution_ids, type_notification=TypeNotification.CREATION
@@ -156,5 +158,3 @@ def prepare_database() -> None:
     every, _ = IntervalSchedule.objects.get_or_create(every=RELAY_EVERY_SECONDS, period=IntervalSchedule.SECONDS)
     PeriodicTask.objects.filter(name="dispatch_due_notifications").update(crontab=None, interval=every)
     PeriodicTasks.update_changed()
-
-

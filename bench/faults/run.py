@@ -44,7 +44,9 @@ for module in sorted(Path(__file__).parent.glob("drills_*.py")):
 
 
 def print_table(results: list[dict]) -> None:
-    header = f"{'drill':<22} {'notifications':>13} {'once':>6} {'twice':>6} {'lost':>6} {'failed':>6} {'settle':>8}  notes"
+    header = (
+        f"{'drill':<22} {'notifications':>13} {'once':>6} {'twice':>6} {'lost':>6} {'failed':>6} {'settle':>8}  notes"
+    )
     print(header)
     print("-" * len(header))
     for r in results:

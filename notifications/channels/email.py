@@ -104,8 +104,10 @@ def classify(error: Exception) -> Exception:
         )
     if isinstance(error, smtplib.SMTPRecipientsRefused):
         codes = [code for code, _message in error.recipients.values()]
-        detail = "; ".join(f"{code} {message.decode(errors='replace') if isinstance(message, bytes) else message}"
-                           for code, message in error.recipients.values())
+        detail = "; ".join(
+            f"{code} {message.decode(errors='replace') if isinstance(message, bytes) else message}"
+            for code, message in error.recipients.values()
+        )
         if codes and all(400 <= code < 500 for code in codes):
             return TransientError(
                 f"Recipient temporarily refused by the mail server: {detail}", code=CodeErreur.PROVIDER_UNAVAILABLE

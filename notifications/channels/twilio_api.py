@@ -83,7 +83,12 @@ def status_callback_url() -> str:
 
 def twilio_client() -> TwilioClient:
     """This process's Twilio client (its HTTP session keeps connections alive between messages)."""
-    key = (settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, settings.TWILIO_API_BASE_URL, settings.TWILIO_TIMEOUT)
+    key = (
+        settings.TWILIO_ACCOUNT_SID,
+        settings.TWILIO_AUTH_TOKEN,
+        settings.TWILIO_API_BASE_URL,
+        settings.TWILIO_TIMEOUT,
+    )
     if getattr(_local, "key", None) != key:
         http = RebasedHttpClient(base_url=settings.TWILIO_API_BASE_URL, timeout=settings.TWILIO_TIMEOUT)
         _local.client = TwilioClient(settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, http_client=http)

@@ -7,83 +7,245 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('assets', '0001_initial'),
+        ("assets", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='WhatsAppConfig',
+            name="WhatsAppConfig",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sender_number', assets.models.PhoneNumberField(max_length=20, verbose_name='sender number')),
-                ('provider', models.CharField(choices=[('twilio', 'Twilio')], default='twilio', max_length=20, verbose_name='provider')),
-                ('is_active', models.BooleanField(default=True, verbose_name='active')),
-                ('content_templates', models.JSONField(blank=True, default=dict, help_text='Approved Content Template SID per notification type, e.g. {"RAPPEL_2H": "HX…"}.', verbose_name='content templates')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("sender_number", assets.models.PhoneNumberField(max_length=20, verbose_name="sender number")),
+                (
+                    "provider",
+                    models.CharField(
+                        choices=[("twilio", "Twilio")], default="twilio", max_length=20, verbose_name="provider"
+                    ),
+                ),
+                ("is_active", models.BooleanField(default=True, verbose_name="active")),
+                (
+                    "content_templates",
+                    models.JSONField(
+                        blank=True,
+                        default=dict,
+                        help_text='Approved Content Template SID per notification type, e.g. {"RAPPEL_2H": "HX…"}.',
+                        verbose_name="content templates",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'WhatsApp configuration',
-                'verbose_name_plural': 'WhatsApp configurations',
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_active', True)), fields=('is_active',), name='one_active_whatsapp_config')],
+                "verbose_name": "WhatsApp configuration",
+                "verbose_name_plural": "WhatsApp configurations",
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_active", True)),
+                        fields=("is_active",),
+                        name="one_active_whatsapp_config",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='NotificationLog',
+            name="NotificationLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type_notification', models.CharField(choices=[('CREATION', 'Loan confirmation'), ('RAPPEL_2H', 'Reminder 2 h before'), ('RAPPEL_J_MOINS_2', 'Reminder 2 days before'), ('RAPPEL_J_MOINS_1', 'Reminder 1 day before'), ('RAPPEL_FINAL', 'Reminder on the due day'), ('RETARD', 'Overdue alert'), ('RESTITUTION', 'Return receipt')], max_length=20, verbose_name='type')),
-                ('canal', models.CharField(choices=[('EMAIL', 'Email'), ('WHATSAPP', 'WhatsApp'), ('SMS', 'SMS')], max_length=10, verbose_name='channel')),
-                ('audience', models.CharField(choices=[('CLIENT', 'Borrower'), ('STAFF', 'Staff member who lent'), ('MANAGER', 'Manager')], default='CLIENT', max_length=10, verbose_name='audience')),
-                ('niveau_escalade', models.PositiveSmallIntegerField(default=0, help_text='0 except for overdue alerts, which count 1, 2, 3…', verbose_name='escalation level')),
-                ('statut', models.CharField(choices=[('EN_ATTENTE', 'Waiting'), ('EN_COURS', 'Sending'), ('ENVOYEE', 'Sent'), ('ECHEC', 'Failed, will retry'), ('ECHEC_PERMANENT', 'Failed permanently'), ('ANNULEE', 'Cancelled')], default='EN_ATTENTE', max_length=20, verbose_name='status')),
-                ('date_scheduled', models.DateTimeField(verbose_name='scheduled for')),
-                ('date_envoi', models.DateTimeField(blank=True, null=True, verbose_name='sent at')),
-                ('date_tentative_prochaine', models.DateTimeField(blank=True, null=True, verbose_name='next attempt at')),
-                ('date_claimed', models.DateTimeField(blank=True, null=True, verbose_name='claimed at')),
-                ('nb_tentatives', models.PositiveSmallIntegerField(default=0, verbose_name='attempts')),
-                ('duree_emprunt', models.CharField(blank=True, max_length=5, verbose_name='loan duration class')),
-                ('destinataire', models.CharField(blank=True, max_length=254, verbose_name='recipient')),
-                ('erreur_message', models.TextField(blank=True, verbose_name='error')),
-                ('provider_message_id', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='provider message id')),
-                ('delivery_status', models.CharField(blank=True, max_length=20, verbose_name='delivery status')),
-                ('created_at', models.DateTimeField(auto_now_add=True, verbose_name='created at')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
-                ('attribution', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='notifications', to='assets.attribution', verbose_name='loan')),
-                ('fallback_of', models.ForeignKey(blank=True, help_text='The notification on another channel whose permanent failure led to this one.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='fallbacks', to='notifications.notificationlog', verbose_name='fallback of')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "type_notification",
+                    models.CharField(
+                        choices=[
+                            ("CREATION", "Loan confirmation"),
+                            ("RAPPEL_2H", "Reminder 2 h before"),
+                            ("RAPPEL_J_MOINS_2", "Reminder 2 days before"),
+                            ("RAPPEL_J_MOINS_1", "Reminder 1 day before"),
+                            ("RAPPEL_FINAL", "Reminder on the due day"),
+                            ("RETARD", "Overdue alert"),
+                            ("RESTITUTION", "Return receipt"),
+                        ],
+                        max_length=20,
+                        verbose_name="type",
+                    ),
+                ),
+                (
+                    "canal",
+                    models.CharField(
+                        choices=[("EMAIL", "Email"), ("WHATSAPP", "WhatsApp"), ("SMS", "SMS")],
+                        max_length=10,
+                        verbose_name="channel",
+                    ),
+                ),
+                (
+                    "audience",
+                    models.CharField(
+                        choices=[("CLIENT", "Borrower"), ("STAFF", "Staff member who lent"), ("MANAGER", "Manager")],
+                        default="CLIENT",
+                        max_length=10,
+                        verbose_name="audience",
+                    ),
+                ),
+                (
+                    "niveau_escalade",
+                    models.PositiveSmallIntegerField(
+                        default=0,
+                        help_text="0 except for overdue alerts, which count 1, 2, 3…",
+                        verbose_name="escalation level",
+                    ),
+                ),
+                (
+                    "statut",
+                    models.CharField(
+                        choices=[
+                            ("EN_ATTENTE", "Waiting"),
+                            ("EN_COURS", "Sending"),
+                            ("ENVOYEE", "Sent"),
+                            ("ECHEC", "Failed, will retry"),
+                            ("ECHEC_PERMANENT", "Failed permanently"),
+                            ("ANNULEE", "Cancelled"),
+                        ],
+                        default="EN_ATTENTE",
+                        max_length=20,
+                        verbose_name="status",
+                    ),
+                ),
+                ("date_scheduled", models.DateTimeField(verbose_name="scheduled for")),
+                ("date_envoi", models.DateTimeField(blank=True, null=True, verbose_name="sent at")),
+                (
+                    "date_tentative_prochaine",
+                    models.DateTimeField(blank=True, null=True, verbose_name="next attempt at"),
+                ),
+                ("date_claimed", models.DateTimeField(blank=True, null=True, verbose_name="claimed at")),
+                ("nb_tentatives", models.PositiveSmallIntegerField(default=0, verbose_name="attempts")),
+                ("duree_emprunt", models.CharField(blank=True, max_length=5, verbose_name="loan duration class")),
+                ("destinataire", models.CharField(blank=True, max_length=254, verbose_name="recipient")),
+                ("erreur_message", models.TextField(blank=True, verbose_name="error")),
+                (
+                    "provider_message_id",
+                    models.CharField(blank=True, db_index=True, max_length=64, verbose_name="provider message id"),
+                ),
+                ("delivery_status", models.CharField(blank=True, max_length=20, verbose_name="delivery status")),
+                ("created_at", models.DateTimeField(auto_now_add=True, verbose_name="created at")),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
+                (
+                    "attribution",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notifications",
+                        to="assets.attribution",
+                        verbose_name="loan",
+                    ),
+                ),
+                (
+                    "fallback_of",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The notification on another channel whose permanent failure led to this one.",
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="fallbacks",
+                        to="notifications.notificationlog",
+                        verbose_name="fallback of",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'notification',
-                'verbose_name_plural': 'notifications',
-                'ordering': ['-date_scheduled', '-id'],
-                'indexes': [models.Index(condition=models.Q(('statut__in', ['EN_ATTENTE', 'ECHEC'])), fields=['date_scheduled'], name='notif_due'), models.Index(condition=models.Q(('statut', 'EN_COURS')), fields=['date_claimed'], name='notif_claimed'), models.Index(fields=['created_at'], name='notif_by_age'), models.Index(fields=['statut', 'canal', 'created_at'], name='notif_status_channel_age')],
-                'constraints': [models.UniqueConstraint(fields=('attribution', 'type_notification', 'canal', 'audience', 'niveau_escalade'), name='one_notification_per_loan_type_channel_level'), models.CheckConstraint(condition=models.Q(('nb_tentatives__lte', 10)), name='nb_tentatives_bounded')],
+                "verbose_name": "notification",
+                "verbose_name_plural": "notifications",
+                "ordering": ["-date_scheduled", "-id"],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("statut__in", ["EN_ATTENTE", "ECHEC"])),
+                        fields=["date_scheduled"],
+                        name="notif_due",
+                    ),
+                    models.Index(
+                        condition=models.Q(("statut", "EN_COURS")), fields=["date_claimed"], name="notif_claimed"
+                    ),
+                    models.Index(fields=["created_at"], name="notif_by_age"),
+                    models.Index(fields=["statut", "canal", "created_at"], name="notif_status_channel_age"),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("attribution", "type_notification", "canal", "audience", "niveau_escalade"),
+                        name="one_notification_per_loan_type_channel_level",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("nb_tentatives__lte", 10)), name="nb_tentatives_bounded"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='NotificationPreferences',
+            name="NotificationPreferences",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('email_enabled', models.BooleanField(default=True, verbose_name='email')),
-                ('whatsapp_enabled', models.BooleanField(default=True, verbose_name='WhatsApp')),
-                ('sms_enabled', models.BooleanField(default=False, verbose_name='SMS')),
-                ('phone_number', assets.models.PhoneNumberField(blank=True, help_text="Leave empty to use the client's phone.", max_length=20, verbose_name='phone for WhatsApp/SMS')),
-                ('rappel_2h_avant', models.BooleanField(default=True, verbose_name='reminder 2 h before (short and medium loans)')),
-                ('rappel_j_moins_2', models.BooleanField(default=True, verbose_name='reminder 2 days before (long loans)')),
-                ('rappel_j_moins_1', models.BooleanField(default=True, verbose_name='reminder 1 day before (long loans)')),
-                ('rappel_final', models.BooleanField(default=True, verbose_name='reminder on the due day (long loans)')),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('client', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='notification_preferences', to='assets.client')),
-                ('user', models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='notification_preferences', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("email_enabled", models.BooleanField(default=True, verbose_name="email")),
+                ("whatsapp_enabled", models.BooleanField(default=True, verbose_name="WhatsApp")),
+                ("sms_enabled", models.BooleanField(default=False, verbose_name="SMS")),
+                (
+                    "phone_number",
+                    assets.models.PhoneNumberField(
+                        blank=True,
+                        help_text="Leave empty to use the client's phone.",
+                        max_length=20,
+                        verbose_name="phone for WhatsApp/SMS",
+                    ),
+                ),
+                (
+                    "rappel_2h_avant",
+                    models.BooleanField(default=True, verbose_name="reminder 2 h before (short and medium loans)"),
+                ),
+                (
+                    "rappel_j_moins_2",
+                    models.BooleanField(default=True, verbose_name="reminder 2 days before (long loans)"),
+                ),
+                (
+                    "rappel_j_moins_1",
+                    models.BooleanField(default=True, verbose_name="reminder 1 day before (long loans)"),
+                ),
+                (
+                    "rappel_final",
+                    models.BooleanField(default=True, verbose_name="reminder on the due day (long loans)"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "client",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notification_preferences",
+                        to="assets.client",
+                    ),
+                ),
+                (
+                    "user",
+                    models.OneToOneField(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="notification_preferences",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'notification preferences',
-                'verbose_name_plural': 'notification preferences',
-                'constraints': [models.CheckConstraint(condition=models.Q(models.Q(('client__isnull', True), ('user__isnull', False)), models.Q(('client__isnull', False), ('user__isnull', True)), _connector='OR'), name='preferences_for_user_xor_client', violation_error_message='Preferences belong to exactly one user or one client.')],
+                "verbose_name": "notification preferences",
+                "verbose_name_plural": "notification preferences",
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            models.Q(("client__isnull", True), ("user__isnull", False)),
+                            models.Q(("client__isnull", False), ("user__isnull", True)),
+                            _connector="OR",
+                        ),
+                        name="preferences_for_user_xor_client",
+                        violation_error_message="Preferences belong to exactly one user or one client.",
+                    )
+                ],
             },
         ),
     ]

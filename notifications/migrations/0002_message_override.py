@@ -4,28 +4,72 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0001_initial'),
+        ("notifications", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='MessageOverride',
+            name="MessageOverride",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('type_notification', models.CharField(choices=[('CREATION', 'Loan confirmation'), ('RAPPEL_2H', 'Reminder 2 h before'), ('RAPPEL_J_MOINS_2', 'Reminder 2 days before'), ('RAPPEL_J_MOINS_1', 'Reminder 1 day before'), ('RAPPEL_FINAL', 'Reminder on the due day'), ('RETARD', 'Overdue alert'), ('RESTITUTION', 'Return receipt')], max_length=20, verbose_name='type')),
-                ('canal', models.CharField(choices=[('EMAIL', 'Email'), ('WHATSAPP', 'WhatsApp'), ('SMS', 'SMS')], max_length=10, verbose_name='channel')),
-                ('language', models.CharField(choices=[('fr', 'French'), ('en', 'English')], max_length=5, verbose_name='language')),
-                ('subject', models.CharField(blank=True, help_text='Email only. Template syntax, e.g. {{ materiel_code }}.', max_length=200, verbose_name='subject')),
-                ('body', models.TextField(help_text='Template syntax. Variables: client_name, materiel_code, materiel_name, start, due, returned_at, is_late, remaining, late_by, organisation, reply_to, staff_name, public_url.', verbose_name='text')),
-                ('updated_at', models.DateTimeField(auto_now=True, verbose_name='updated at')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "type_notification",
+                    models.CharField(
+                        choices=[
+                            ("CREATION", "Loan confirmation"),
+                            ("RAPPEL_2H", "Reminder 2 h before"),
+                            ("RAPPEL_J_MOINS_2", "Reminder 2 days before"),
+                            ("RAPPEL_J_MOINS_1", "Reminder 1 day before"),
+                            ("RAPPEL_FINAL", "Reminder on the due day"),
+                            ("RETARD", "Overdue alert"),
+                            ("RESTITUTION", "Return receipt"),
+                        ],
+                        max_length=20,
+                        verbose_name="type",
+                    ),
+                ),
+                (
+                    "canal",
+                    models.CharField(
+                        choices=[("EMAIL", "Email"), ("WHATSAPP", "WhatsApp"), ("SMS", "SMS")],
+                        max_length=10,
+                        verbose_name="channel",
+                    ),
+                ),
+                (
+                    "language",
+                    models.CharField(
+                        choices=[("fr", "French"), ("en", "English")], max_length=5, verbose_name="language"
+                    ),
+                ),
+                (
+                    "subject",
+                    models.CharField(
+                        blank=True,
+                        help_text="Email only. Template syntax, e.g. {{ materiel_code }}.",
+                        max_length=200,
+                        verbose_name="subject",
+                    ),
+                ),
+                (
+                    "body",
+                    models.TextField(
+                        help_text="Template syntax. Variables: client_name, materiel_code, materiel_name, start, due, returned_at, is_late, remaining, late_by, organisation, reply_to, staff_name, public_url.",
+                        verbose_name="text",
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, verbose_name="updated at")),
             ],
             options={
-                'verbose_name': 'message override',
-                'verbose_name_plural': 'message overrides',
-                'ordering': ['type_notification', 'canal', 'language'],
-                'constraints': [models.UniqueConstraint(fields=('type_notification', 'canal', 'language'), name='one_override_per_message')],
+                "verbose_name": "message override",
+                "verbose_name_plural": "message overrides",
+                "ordering": ["type_notification", "canal", "language"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("type_notification", "canal", "language"), name="one_override_per_message"
+                    )
+                ],
             },
         ),
     ]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assets', '0001_initial'),
-        ('notifications', '0002_message_override'),
+        ("assets", "0001_initial"),
+        ("notifications", "0002_message_override"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='notificationlog',
-            index=models.Index(fields=['date_scheduled', 'id'], name='notif_by_scheduled'),
+            model_name="notificationlog",
+            index=models.Index(fields=["date_scheduled", "id"], name="notif_by_scheduled"),
         ),
     ]

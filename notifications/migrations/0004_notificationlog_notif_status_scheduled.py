@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assets', '0002_attribution_loans_by_start'),
-        ('notifications', '0003_notificationlog_notif_by_scheduled'),
+        ("assets", "0002_attribution_loans_by_start"),
+        ("notifications", "0003_notificationlog_notif_by_scheduled"),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='notificationlog',
-            index=models.Index(fields=['statut', 'date_scheduled'], name='notif_status_scheduled'),
+            model_name="notificationlog",
+            index=models.Index(fields=["statut", "date_scheduled"], name="notif_status_scheduled"),
         ),
     ]

@@ -4,19 +4,18 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assets', '0002_attribution_loans_by_start'),
-        ('notifications', '0004_notificationlog_notif_status_scheduled'),
+        ("assets", "0002_attribution_loans_by_start"),
+        ("notifications", "0004_notificationlog_notif_status_scheduled"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='notificationlog',
-            name='notif_by_age',
+            model_name="notificationlog",
+            name="notif_by_age",
         ),
         migrations.AddIndex(
-            model_name='notificationlog',
-            index=models.Index(fields=['created_at', 'id'], name='notif_by_age'),
+            model_name="notificationlog",
+            index=models.Index(fields=["created_at", "id"], name="notif_by_age"),
         ),
     ]

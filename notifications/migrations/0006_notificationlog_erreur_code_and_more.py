@@ -4,20 +4,42 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('assets', '0002_attribution_loans_by_start'),
-        ('notifications', '0005_notificationlog_notif_by_age_id'),
+        ("assets", "0002_attribution_loans_by_start"),
+        ("notifications", "0005_notificationlog_notif_by_age_id"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='notificationlog',
-            name='erreur_code',
-            field=models.CharField(blank=True, choices=[('CREDENTIALS', 'Credentials rejected by the provider'), ('MISCONFIGURED', 'Channel not or wrongly configured'), ('INVALID_RECIPIENT', 'Invalid or refused recipient'), ('OPTED_OUT', 'Recipient opted out or cannot receive on this channel'), ('RATE_LIMITED', 'Rate limited by the provider'), ('PROVIDER_UNAVAILABLE', 'Provider unreachable or temporarily failing'), ('AMBIGUOUS', "May have gone out: check the provider's logs"), ('WORKER_STOPPED', 'Worker stopped while sending'), ('CONTENT', 'Message template error'), ('CAP_REACHED', 'Daily cap reached'), ('OTHER', 'Other')], db_default='', default='', max_length=30, verbose_name='failure cause'),
+            model_name="notificationlog",
+            name="erreur_code",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("CREDENTIALS", "Credentials rejected by the provider"),
+                    ("MISCONFIGURED", "Channel not or wrongly configured"),
+                    ("INVALID_RECIPIENT", "Invalid or refused recipient"),
+                    ("OPTED_OUT", "Recipient opted out or cannot receive on this channel"),
+                    ("RATE_LIMITED", "Rate limited by the provider"),
+                    ("PROVIDER_UNAVAILABLE", "Provider unreachable or temporarily failing"),
+                    ("AMBIGUOUS", "May have gone out: check the provider's logs"),
+                    ("WORKER_STOPPED", "Worker stopped while sending"),
+                    ("CONTENT", "Message template error"),
+                    ("CAP_REACHED", "Daily cap reached"),
+                    ("OTHER", "Other"),
+                ],
+                db_default="",
+                default="",
+                max_length=30,
+                verbose_name="failure cause",
+            ),
         ),
         migrations.AddIndex(
-            model_name='notificationlog',
-            index=models.Index(condition=models.Q(('erreur_code', ''), _negated=True), fields=['erreur_code', 'date_scheduled'], name='notif_by_cause'),
+            model_name="notificationlog",
+            index=models.Index(
+                condition=models.Q(("erreur_code", ""), _negated=True),
+                fields=["erreur_code", "date_scheduled"],
+                name="notif_by_cause",
+            ),
         ),
     ]

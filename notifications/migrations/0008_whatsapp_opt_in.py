@@ -4,20 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0007_spec_field_names'),
+        ("notifications", "0007_spec_field_names"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='notificationpreferences',
-            name='notifications_whatsapp',
-            field=models.BooleanField(default=False, help_text="Only with the borrower’s consent: WhatsApp requires it.", verbose_name='WhatsApp'),
+            model_name="notificationpreferences",
+            name="notifications_whatsapp",
+            field=models.BooleanField(
+                default=False,
+                help_text="Only with the borrower’s consent: WhatsApp requires it.",
+                verbose_name="WhatsApp",
+            ),
         ),
         migrations.AlterField(
-            model_name='whatsappconfig',
-            name='api_provider',
-            field=models.CharField(choices=[('TWILIO', 'Twilio')], default='TWILIO', max_length=20, verbose_name='provider'),
+            model_name="whatsappconfig",
+            name="api_provider",
+            field=models.CharField(
+                choices=[("TWILIO", "Twilio")], default="TWILIO", max_length=20, verbose_name="provider"
+            ),
         ),
     ]

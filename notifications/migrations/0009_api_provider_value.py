@@ -4,11 +4,15 @@ from django.db import migrations
 
 
 def to_spec_value(apps, schema_editor):
-    apps.get_model("notifications", "WhatsAppConfig").objects.filter(api_provider="twilio").update(api_provider="TWILIO")
+    apps.get_model("notifications", "WhatsAppConfig").objects.filter(api_provider="twilio").update(
+        api_provider="TWILIO"
+    )
 
 
 def to_previous_value(apps, schema_editor):
-    apps.get_model("notifications", "WhatsAppConfig").objects.filter(api_provider="TWILIO").update(api_provider="twilio")
+    apps.get_model("notifications", "WhatsAppConfig").objects.filter(api_provider="TWILIO").update(
+        api_provider="twilio"
+    )
 
 
 class Migration(migrations.Migration):

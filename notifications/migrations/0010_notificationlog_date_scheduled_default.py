@@ -5,15 +5,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0009_api_provider_value'),
+        ("notifications", "0009_api_provider_value"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='notificationlog',
-            name='date_scheduled',
-            field=models.DateTimeField(default=django.utils.timezone.now, verbose_name='scheduled for'),
+            model_name="notificationlog",
+            name="date_scheduled",
+            field=models.DateTimeField(default=django.utils.timezone.now, verbose_name="scheduled for"),
         ),
     ]

@@ -5,20 +5,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0010_notificationlog_date_scheduled_default'),
+        ("notifications", "0010_notificationlog_date_scheduled_default"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='messageoverride',
-            name='body',
-            field=models.TextField(help_text='Template syntax. Variables: client_name, materiel_code, materiel_name, start, due, returned_at, is_late, remaining, late_by, organisation, reply_to, staff_name, public_url.', validators=[assets.validators.NoControlCharacters(multiline=True)], verbose_name='text'),
+            model_name="messageoverride",
+            name="body",
+            field=models.TextField(
+                help_text="Template syntax. Variables: client_name, materiel_code, materiel_name, start, due, returned_at, is_late, remaining, late_by, organisation, reply_to, staff_name, public_url.",
+                validators=[assets.validators.NoControlCharacters(multiline=True)],
+                verbose_name="text",
+            ),
         ),
         migrations.AlterField(
-            model_name='messageoverride',
-            name='subject',
-            field=models.CharField(blank=True, help_text='Email only. Template syntax, e.g. {{ materiel_code }}.', max_length=200, validators=[assets.validators.NoControlCharacters()], verbose_name='subject'),
+            model_name="messageoverride",
+            name="subject",
+            field=models.CharField(
+                blank=True,
+                help_text="Email only. Template syntax, e.g. {{ materiel_code }}.",
+                max_length=200,
+                validators=[assets.validators.NoControlCharacters()],
+                verbose_name="subject",
+            ),
         ),
     ]

@@ -305,7 +305,9 @@ class SchedulerBeat(Beat):
             return moment
         top = scheduler._heap[0][0] if scheduler._heap else math.inf
         while True:
-            re_read = (datetime.fromtimestamp(moment) - scheduler._last_full_sync).total_seconds() >= SCHEDULE_SYNC_MAX_INTERVAL
+            re_read = (
+                datetime.fromtimestamp(moment) - scheduler._last_full_sync
+            ).total_seconds() >= SCHEDULE_SYNC_MAX_INTERVAL
             sync_due = not scheduler._last_sync or (moment - scheduler._last_sync) > scheduler.sync_every
             if moment >= top or re_read or sync_due:
                 return moment

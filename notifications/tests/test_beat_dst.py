@@ -149,8 +149,10 @@ def test_a_week_under_the_real_beat_keeps_the_timing_promise(night, settings, tw
 
     assert beat.scheduler.failures == []
     problems = simulated_week.promise_problems(loans, beat.sent, week_end)
-    assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)\n" + "\n".join(
-        repr(loan) for loan in loans if any(f"({loan.pk}, " in problem for problem in problems)
+    assert not problems, (
+        "\n".join(problems[:40])
+        + f"\n({len(problems)} problems)\n"
+        + "\n".join(repr(loan) for loan in loans if any(f"({loan.pk}, " in problem for problem in problems))
     )
     relay = [week_start, *beat.runs["dispatch_due_notifications"], week_end]
     longest, since = max((later - earlier, earlier) for earlier, later in zip(relay, relay[1:]))

@@ -84,7 +84,11 @@ def make_world(rng: random.Random, count: int = 160) -> None:
 
 
 def existing_keys() -> set[tuple]:
-    return set(NotificationLog.objects.values_list("attribution_id", "type_notification", "canal", "audience", "niveau_escalade"))
+    return set(
+        NotificationLog.objects.values_list(
+            "attribution_id", "type_notification", "canal", "audience", "niveau_escalade"
+        )
+    )
 
 
 def reference_keys(check: str, now) -> set[tuple]:
@@ -125,7 +129,9 @@ CHECKS = {
 
 @pytest.mark.parametrize("manager", ["", "manager@example.org"])
 @pytest.mark.parametrize("seed", [1, 2])
-def test_the_checks_plan_the_same_rows_as_loading_every_loan(seed, manager, settings, django_capture_on_commit_callbacks):
+def test_the_checks_plan_the_same_rows_as_loading_every_loan(
+    seed, manager, settings, django_capture_on_commit_callbacks
+):
     settings.WHATSAPP_ENABLED = True
     settings.OVERDUE_MANAGER_EMAIL = manager
     rng = random.Random(seed)
@@ -154,7 +160,10 @@ def test_a_client_who_turns_whatsapp_on_gets_the_whatsapp_reminder_at_the_next_c
     prefs = NotificationPreferences.objects.create(client=client, notifications_whatsapp=False)
     materiel = Materiel.objects.create(code="W-1", name="Caméra", state=Materiel.State.LENT)
     loan = Attribution.objects.create(
-        materiel=materiel, client=client, date_debut=now - timedelta(hours=1), date_retour_prevue=now + timedelta(hours=2, minutes=20)
+        materiel=materiel,
+        client=client,
+        date_debut=now - timedelta(hours=1),
+        date_retour_prevue=now + timedelta(hours=2, minutes=20),
     )
     planner.check_court_terme_reminders(now=now)
     assert list(loan.notifications.values_list("canal", flat=True)) == ["EMAIL"]

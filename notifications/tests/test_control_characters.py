@@ -50,7 +50,14 @@ def test_old_data_with_line_breaks_is_sent_as_one_subject_line_and_no_fake_heade
 LINE_BREAKS_REFUSED = "Line breaks and other control characters are not allowed here."
 # Django's own form fields refuse NUL before any other validator runs, with their own clear message.
 REFUSALS = ([LINE_BREAKS_REFUSED], ["Null characters are not allowed."])
-HOSTILE = ["Camille\r\nBcc: victim@example.org", "Cam\nille", "Cam\x00ille", "Cam\x1b[31mille", "Cam\u2028ille", "Cam\x85ille"]
+HOSTILE = [
+    "Camille\r\nBcc: victim@example.org",
+    "Cam\nille",
+    "Cam\x00ille",
+    "Cam\x1b[31mille",
+    "Cam\u2028ille",
+    "Cam\x85ille",
+]
 
 
 @pytest.mark.parametrize("value", HOSTILE)
@@ -83,8 +90,13 @@ def test_the_admin_refuses_a_client_name_with_a_line_break(client, django_user_m
     client.force_login(django_user_model.objects.create_superuser("boss", "boss@example.org", "pw-for-tests-123"))
     response = client.post(
         "/admin/assets/client/add/",
-        {"name": "Camille\r\nBcc: x@example.org", "email": "c@example.org", "language": "fr",
-         "notification_preferences-TOTAL_FORMS": "0", "notification_preferences-INITIAL_FORMS": "0"},
+        {
+            "name": "Camille\r\nBcc: x@example.org",
+            "email": "c@example.org",
+            "language": "fr",
+            "notification_preferences-TOTAL_FORMS": "0",
+            "notification_preferences-INITIAL_FORMS": "0",
+        },
     )
     assert response.status_code == 200
     assert response.context["adminform"].form.errors["name"] == [LINE_BREAKS_REFUSED]
@@ -110,7 +122,11 @@ def test_an_override_subject_with_a_line_break_is_refused_but_a_body_may_have_li
 
     with pytest.raises(ValidationError) as error:
         MessageOverride.objects.create(
-            type_notification="CREATION", canal="EMAIL", language="fr", subject="Prêt\nBcc: x@example.org", body="Bonjour"
+            type_notification="CREATION",
+            canal="EMAIL",
+            language="fr",
+            subject="Prêt\nBcc: x@example.org",
+            body="Bonjour",
         )
     assert error.value.message_dict["subject"] == [LINE_BREAKS_REFUSED]
     with pytest.raises(ValidationError) as error:

@@ -28,9 +28,7 @@ def beat():
 
 
 def lend(beat, start, due):
-    return beat.act(
-        services.lend, materiel=MaterielFactory(), client=ClientFactory(phone=""), due=due, now=start
-    )
+    return beat.act(services.lend, materiel=MaterielFactory(), client=ClientFactory(phone=""), due=due, now=start)
 
 
 def sent(beat, type_):

@@ -64,7 +64,10 @@ def test_a_loan_created_in_a_shell_notifies_once(mailoutbox, django_capture_on_c
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         loan = Attribution.objects.create(
-            materiel=MaterielFactory(), client=ClientFactory(), date_debut=now, date_retour_prevue=now + timedelta(days=5)
+            materiel=MaterielFactory(),
+            client=ClientFactory(),
+            date_debut=now,
+            date_retour_prevue=now + timedelta(days=5),
         )
     assert kinds(loan) == ["CREATION", "RAPPEL_FINAL", "RAPPEL_J_MOINS_1", "RAPPEL_J_MOINS_2"]
     assert subjects(mailoutbox) == ["Prêt confirmé"]
@@ -75,7 +78,10 @@ def test_setting_the_return_date_and_saving_notifies_once(mailoutbox, django_cap
     now = timezone.now()
     with django_capture_on_commit_callbacks(execute=True):
         loan = Attribution.objects.create(
-            materiel=MaterielFactory(), client=ClientFactory(), date_debut=now, date_retour_prevue=now + timedelta(hours=3)
+            materiel=MaterielFactory(),
+            client=ClientFactory(),
+            date_debut=now,
+            date_retour_prevue=now + timedelta(hours=3),
         )
     with django_capture_on_commit_callbacks(execute=True):
         loan.date_retour_effective = timezone.now()
@@ -94,7 +100,10 @@ def test_nothing_is_sent_when_the_transaction_rolls_back(mailoutbox, django_capt
     with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
         with transaction.atomic():
             Attribution.objects.create(
-                materiel=MaterielFactory(), client=ClientFactory(), date_debut=now, date_retour_prevue=now + timedelta(hours=3)
+                materiel=MaterielFactory(),
+                client=ClientFactory(),
+                date_debut=now,
+                date_retour_prevue=now + timedelta(hours=3),
             )
             raise RuntimeError("import aborted")
     assert NotificationLog.objects.count() == 0 and mailoutbox == []

@@ -35,14 +35,28 @@ def test_messages_speak_the_recipients_language():
 
     assert fr.subject == "Rappel : CAM-042 à rendre demain"
     assert en.subject == "Reminder: CAM-042 is due tomorrow"
-    months_fr = ("janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre",
-                 "novembre", "décembre")
+    months_fr = (
+        "janvier",
+        "février",
+        "mars",
+        "avril",
+        "mai",
+        "juin",
+        "juillet",
+        "août",
+        "septembre",
+        "octobre",
+        "novembre",
+        "décembre",
+    )
     assert any(month in fr.body for month in months_fr)
 
 
 def test_a_template_naming_an_unknown_variable_raises():
     template = engine(False).from_string("Bonjour {{ client_nmae }}")
-    override = MessageOverride(type_notification="CREATION", canal="SMS", language="fr", body="Bonjour {{ client_nmae }}")
+    override = MessageOverride(
+        type_notification="CREATION", canal="SMS", language="fr", body="Bonjour {{ client_nmae }}"
+    )
 
     with pytest.raises(MissingVariable, match="client_nmae"):
         render(sample_log("CREATION", "SMS", "fr", now=NOW), now=NOW, language="fr", override=override)
@@ -51,7 +65,10 @@ def test_a_template_naming_an_unknown_variable_raises():
 
 def test_an_override_replaces_the_file_template():
     MessageOverride.objects.create(
-        type_notification="CREATION", canal="WHATSAPP", language="fr", body="Salut {{ client_name }} : {{ materiel_code }}"
+        type_notification="CREATION",
+        canal="WHATSAPP",
+        language="fr",
+        body="Salut {{ client_name }} : {{ materiel_code }}",
     )
 
     message = render(sample_log("CREATION", "WHATSAPP", "fr", now=NOW), now=NOW)
@@ -61,7 +78,10 @@ def test_an_override_replaces_the_file_template():
 
 def test_an_email_override_gets_the_shared_layout_and_escapes_data():
     override = MessageOverride.objects.create(
-        type_notification="RESTITUTION", canal="EMAIL", language="en", subject="Thanks {{ client_name }}",
+        type_notification="RESTITUTION",
+        canal="EMAIL",
+        language="en",
+        subject="Thanks {{ client_name }}",
         body="Hi {{ client_name }},\n\nWe got {{ materiel_code }} back.",
     )
     log = sample_log("RESTITUTION", "EMAIL", "en", now=NOW)
@@ -76,7 +96,9 @@ def test_an_email_override_gets_the_shared_layout_and_escapes_data():
 
 def test_a_broken_override_cannot_be_saved():
     with pytest.raises(ValidationError) as error:
-        MessageOverride.objects.create(type_notification="RETARD", canal="SMS", language="fr", body="{{ late_by_days }}")
+        MessageOverride.objects.create(
+            type_notification="RETARD", canal="SMS", language="fr", body="{{ late_by_days }}"
+        )
     assert "late_by_days" in str(error.value.message_dict["body"])
 
     with pytest.raises(ValidationError) as error:
@@ -103,8 +125,13 @@ def test_the_admin_shows_the_rendering_error_by_the_field(admin_client):
 def test_the_admin_saves_a_valid_override_and_previews_it(admin_client):
     response = admin_client.post(
         "/admin/notifications/messageoverride/add/",
-        {"type_notification": "RAPPEL_2H", "canal": "SMS", "language": "en", "subject": "",
-         "body": "{{ materiel_code }} due in {{ remaining }}"},
+        {
+            "type_notification": "RAPPEL_2H",
+            "canal": "SMS",
+            "language": "en",
+            "subject": "",
+            "body": "{{ materiel_code }} due in {{ remaining }}",
+        },
     )
     assert response.status_code == 302
     override = MessageOverride.objects.get()
@@ -131,7 +158,7 @@ def test_an_unknown_language_falls_back_to_the_default_one(settings):
         "{% load i18n %}{{ client_name }}",
         "{%ssi '/etc/passwd' %}",
         "{% debug %}",
-        "{% if is_late %}{% include \"../../../../etc/passwd\" %}{% endif %}",
+        '{% if is_late %}{% include "../../../../etc/passwd" %}{% endif %}',
     ],
 )
 @pytest.mark.parametrize("field", ["body", "subject"])

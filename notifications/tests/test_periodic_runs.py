@@ -78,13 +78,15 @@ def test_a_run_overtaken_by_a_newer_one_is_skipped(beat, settings):
 
     with run_worker():
         results = wait_for(
-            lambda: list(
-                TaskResult.objects.filter(task_name="tasks.check_notification_alerts", status="SUCCESS")
-                .order_by("date_done")
-                .values_list("result", flat=True)
-            )
-            if TaskResult.objects.filter(task_name="tasks.check_notification_alerts").count() == 2
-            else None,
+            lambda: (
+                list(
+                    TaskResult.objects.filter(task_name="tasks.check_notification_alerts", status="SUCCESS")
+                    .order_by("date_done")
+                    .values_list("result", flat=True)
+                )
+                if TaskResult.objects.filter(task_name="tasks.check_notification_alerts").count() == 2
+                else None
+            ),
             what="both runs to be processed",
         )
 

@@ -112,7 +112,9 @@ def test_a_failed_row_whose_retry_message_was_lost_is_retried(run_relay, mailout
     assert len(mailoutbox) == 1
 
 
-def test_an_enqueued_row_is_not_enqueued_again_until_the_message_must_be_lost(settings, django_capture_on_commit_callbacks):
+def test_an_enqueued_row_is_not_enqueued_again_until_the_message_must_be_lost(
+    settings, django_capture_on_commit_callbacks
+):
     settings.RELAY_REDELIVER_MINUTES = 5
     log = make_log("CREATION")
     now = timezone.now()

@@ -174,7 +174,10 @@ def test_one_structured_log_line_per_attempt_without_full_addresses(mailoutbox, 
 
     [record] = [r for r in caplog.records if r.name == "radgestmat.notifications"]
     assert (record.log_id, record.attribution_id, record.type, record.channel) == (
-        log.pk, log.attribution_id, "CREATION", "EMAIL"
+        log.pk,
+        log.attribution_id,
+        "CREATION",
+        "EMAIL",
     )
     assert record.status == "ENVOYEE" and record.attempt == 1 and record.duration_ms >= 0
     assert record.provider_id
@@ -255,7 +258,10 @@ def test_a_whatsapp_send_reads_the_whatsapp_config_once(settings, fake_twilio, d
 
 def test_an_override_saved_in_the_admin_is_what_the_send_delivers(mailoutbox):
     MessageOverride.objects.create(
-        type_notification="CREATION", canal="EMAIL", language="fr", subject="Prêt de {{ materiel_code }}",
+        type_notification="CREATION",
+        canal="EMAIL",
+        language="fr",
+        subject="Prêt de {{ materiel_code }}",
         body="Bonjour {{ client_name }}, voici {{ materiel_code }}.",
     )
     log = make_log("CREATION", "EMAIL", name="Camille", language="fr")
@@ -280,7 +286,11 @@ def test_risky_settings_are_system_check_warnings(settings):
     ids = [warning.id for warning in check_notification_settings()]
 
     assert ids == [
-        "notifications.W001", "notifications.W002", "notifications.W003", "notifications.W004", "notifications.W005"
+        "notifications.W001",
+        "notifications.W002",
+        "notifications.W003",
+        "notifications.W004",
+        "notifications.W005",
     ]
 
 

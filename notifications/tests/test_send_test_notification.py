@@ -46,7 +46,9 @@ def test_dry_run_sends_nothing(smtp_sink, settings, capsys):
     call_command("send_test_notification", "--email", "ops@example.org")
 
     assert smtp_sink.messages == []
-    assert capsys.readouterr().out.startswith("Dry run (NOTIFICATION_DRY_RUN=1): nothing sent. EMAIL to o***@example.org")
+    assert capsys.readouterr().out.startswith(
+        "Dry run (NOTIFICATION_DRY_RUN=1): nothing sent. EMAIL to o***@example.org"
+    )
 
 
 def test_bad_input_exits_non_zero_with_one_line():

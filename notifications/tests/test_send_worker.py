@@ -184,7 +184,9 @@ def shared_database_url() -> str:
     db = connection.settings_dict
     if connection.vendor == "sqlite":
         return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    return (
+        f"postgres://{db['USER']}:{db['PASSWORD'] or ''}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+    )
 
 
 def worker_env(sink) -> dict:
@@ -206,8 +208,13 @@ def worker_env(sink) -> dict:
 
 def start_worker_process(env: dict, name: str) -> subprocess.Popen:
     return subprocess.Popen(
-        celery_worker_command(name, pool="solo", concurrency=1, queues=",".join(QUEUES),
-                              extra_args=("--without-gossip", "--without-mingle", "--without-heartbeat")),
+        celery_worker_command(
+            name,
+            pool="solo",
+            concurrency=1,
+            queues=",".join(QUEUES),
+            extra_args=("--without-gossip", "--without-mingle", "--without-heartbeat"),
+        ),
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,

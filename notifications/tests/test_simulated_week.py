@@ -43,6 +43,7 @@ TICK = timedelta(minutes=1)
 
 # --- The oracle -------------------------------------------------------------------------
 
+
 def real_hours(start: datetime, end: datetime) -> float:
     return (end.astimezone(timezone.utc) - start.astimezone(timezone.utc)).total_seconds() / 3600
 
@@ -156,6 +157,7 @@ def expectations(loan: Loan, week_end: datetime = WEEK_END) -> list[Expected]:
 
 # --- The week ------------------------------------------------------------------------------
 
+
 def random_loans(
     rng: random.Random,
     week_start: datetime = WEEK_START,
@@ -265,11 +267,17 @@ def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[s
                 problems.append(f"{key}: sent at {moment.astimezone(PARIS)}, not expected then (expected {wanted})")
             else:
                 wanted.remove(match)
-        problems.extend(f"{key}: expected at {item.ideal.astimezone(PARIS)}, never sent" for item in wanted if not item.optional)
+        problems.extend(
+            f"{key}: expected at {item.ideal.astimezone(PARIS)}, never sent" for item in wanted if not item.optional
+        )
     by_pk = {loan.pk: loan for loan in loans}
     for row in sent_rows:
         loan = by_pk[row.attribution_id]
-        if row.type_notification not in ("CREATION", "RESTITUTION") and loan.returned and row.date_envoi > loan.returned:
+        if (
+            row.type_notification not in ("CREATION", "RESTITUTION")
+            and loan.returned
+            and row.date_envoi > loan.returned
+        ):
             problems.append(f"{row}: sent after the return")
     return problems
 
@@ -277,7 +285,15 @@ def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[s
 def assert_every_kind_went_out(sent_rows, mailoutbox, twilio) -> None:
     """The week was a real test: every kind of notification went out, on both channels, each message once."""
     kinds = {(row.type_notification, row.canal) for row in sent_rows}
-    for kind in ("CREATION", "RAPPEL_2H", "RAPPEL_J_MOINS_2", "RAPPEL_J_MOINS_1", "RAPPEL_FINAL", "RETARD", "RESTITUTION"):
+    for kind in (
+        "CREATION",
+        "RAPPEL_2H",
+        "RAPPEL_J_MOINS_2",
+        "RAPPEL_J_MOINS_1",
+        "RAPPEL_FINAL",
+        "RETARD",
+        "RESTITUTION",
+    ):
         assert {(kind, "EMAIL"), (kind, "WHATSAPP")} <= kinds, kind
     assert {row.audience for row in sent_rows} == {"CLIENT", "STAFF", "MANAGER"}
     assert len(mailoutbox) == sum(1 for row in sent_rows if row.canal == "EMAIL")

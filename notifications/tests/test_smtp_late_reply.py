@@ -54,7 +54,9 @@ def test_no_reply_to_the_end_of_data_is_ambiguous_and_not_retried(slow_sink, set
     assert len(slow_sink.messages) == 1
 
 
-def test_an_email_whose_worker_died_awaiting_the_reply_is_not_resent(smtp_sink, settings, django_capture_on_commit_callbacks):
+def test_an_email_whose_worker_died_awaiting_the_reply_is_not_resent(
+    smtp_sink, settings, django_capture_on_commit_callbacks
+):
     """GIVEN a claimed email row marked, before its final ".", as maybe accepted, whose worker then died
     WHEN the relay recovers stranded claims THEN the row is given up as ambiguous, not sent again."""
     log = make_log("CREATION", "EMAIL")

@@ -22,7 +22,14 @@ def database_url(tmp_path_factory) -> str:
     url = f"sqlite:///{tmp_path_factory.mktemp('scripts') / 'scripts.sqlite3'}"
     env = {**os.environ, "DEBUG": "1", "DATABASE_URL": url}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True, timeout=300, capture_output=True)
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
     return url
 
 
@@ -50,7 +57,9 @@ def test_test_notifications_sends_one_email(smtp_sink):
 
 
 def test_test_notifications_fails_in_one_line_when_the_server_is_down():
-    result = run_script("test_notifications.py", "camille@example.org", EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(free_port()))
+    result = run_script(
+        "test_notifications.py", "camille@example.org", EMAIL_HOST="127.0.0.1", EMAIL_PORT=str(free_port())
+    )
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("FAILED: EMAIL to camille@example.org failed (transient)")
@@ -74,7 +83,9 @@ def test_test_whatsapp_sends_one_message(fake_twilio):
 
 
 def test_test_notifications_without_a_migrated_database_says_so(tmp_path):
-    result = run_script("test_notifications.py", "camille@example.org", DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}")
+    result = run_script(
+        "test_notifications.py", "camille@example.org", DATABASE_URL=f"sqlite:///{tmp_path / 'empty.sqlite3'}"
+    )
     assert result.returncode != 0
     [line] = result.stderr.strip().splitlines()
     assert line.startswith("FAILED: database: no such table") and line.endswith("(did `manage.py migrate` run?)")

@@ -35,7 +35,9 @@ def shell(snippet: str, namespace: dict | None = None) -> dict:
 
 def test_testing_scheduler_job(smtp_sink):
     now = timezone.now()
-    loan = AttributionFactory(date_debut=now - timedelta(hours=1), date_retour_prevue=now + timedelta(hours=2, minutes=10))
+    loan = AttributionFactory(
+        date_debut=now - timedelta(hours=1), date_retour_prevue=now + timedelta(hours=2, minutes=10)
+    )
 
     shell(
         """
@@ -181,7 +183,10 @@ def test_troubleshooting_failed_notifications_query():
     from notifications.models import NotificationLog as Log
 
     Log.objects.create(
-        attribution=AttributionFactory(), type_notification="RETARD", canal="EMAIL", statut="ECHEC",
+        attribution=AttributionFactory(),
+        type_notification="RETARD",
+        canal="EMAIL",
+        statut="ECHEC",
         erreur_message="Mail server unreachable",
     )
     namespace = shell(
@@ -261,7 +266,10 @@ def test_how_to_use_create_material_client_and_loan(smtp_sink, django_capture_on
             {"now": timezone.now(), "timedelta": timedelta},
         )
     assert namespace["attr"].duree == "COURT"
-    assert sorted(namespace["attr"].notifications.values_list("type_notification", flat=True)) == ["CREATION", "RAPPEL_2H"]
+    assert sorted(namespace["attr"].notifications.values_list("type_notification", flat=True)) == [
+        "CREATION",
+        "RAPPEL_2H",
+    ]
     assert len(smtp_sink.messages) == 1
 
 
@@ -293,13 +301,20 @@ def subprocess_env(tmp_path) -> dict[str, str]:
 def manage_shell(code: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", textwrap.dedent(code)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=180,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
     )
 
 
 def test_troubleshooting_start_scheduler_then_stop_it(tmp_path):
     env = subprocess_env(tmp_path)
-    assert subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, timeout=180).returncode == 0
+    assert (
+        subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, timeout=180).returncode
+        == 0
+    )
     pidfile = tmp_path / "beat.pid"
     try:
         started = manage_shell(

@@ -49,8 +49,12 @@ def test_a_whatsapp_send_is_one_json_line_with_the_attempts_fields(fake_twilio, 
     [line] = [json.loads(line) for line in lines_of(capsys, '"radgestmat.notifications"')]
     assert line["level"] == "INFO" and line["logger"] == "radgestmat.notifications"
     assert {k: line[k] for k in ("log_id", "attribution_id", "type", "channel", "status", "attempt")} == {
-        "log_id": log.pk, "attribution_id": log.attribution_id, "type": "CREATION", "channel": "WHATSAPP",
-        "status": "ENVOYEE", "attempt": 1,
+        "log_id": log.pk,
+        "attribution_id": log.attribution_id,
+        "type": "CREATION",
+        "channel": "WHATSAPP",
+        "status": "ENVOYEE",
+        "attempt": 1,
     }
     assert line["provider_id"].startswith("SM") and isinstance(line["duration_ms"], int)
     assert line["ts"].endswith("+00:00") and line["pid"] == os.getpid()
@@ -74,7 +78,9 @@ def test_broken_addresses_are_masked_and_data_cannot_forge_a_log_line(project_lo
     project_logging("plain")
 
     logging.getLogger("radgestmat.test").warning(
-        "invalid: %s, %s; name %s", "jean.dupont321@@example.org", "accueil341@localhost",
+        "invalid: %s, %s; name %s",
+        "jean.dupont321@@example.org",
+        "accueil341@localhost",
         "Eve\r\n2026-11-24 04:00:00 INFO radgestmat.audit admin logged in",
     )
 

@@ -86,8 +86,11 @@ def test_quiet_hours(type_, canal, ideal, start, due, expected):
 def test_quiet_hours_that_do_not_cross_midnight(settings):
     settings.QUIET_HOURS = {"EMAIL": "12:00-14:00"}
     got = channel_time(
-        "RAPPEL_2H", "EMAIL", paris(2026, 3, 10, 12, 30),
-        date_debut=paris(2026, 3, 10, 9, 0), date_retour_prevue=paris(2026, 3, 10, 14, 30),
+        "RAPPEL_2H",
+        "EMAIL",
+        paris(2026, 3, 10, 12, 30),
+        date_debut=paris(2026, 3, 10, 9, 0),
+        date_retour_prevue=paris(2026, 3, 10, 14, 30),
     )
     assert got == paris(2026, 3, 10, 14, 0)
 
@@ -98,6 +101,9 @@ def test_a_malformed_quiet_hours_setting_says_what_is_wrong(settings):
     settings.QUIET_HOURS = {"WHATSAPP": "21h-8h"}
     with pytest.raises(ImproperlyConfigured, match="HH:MM-HH:MM"):
         channel_time(
-            "RAPPEL_2H", "WHATSAPP", paris(2026, 3, 10, 22, 0),
-            date_debut=paris(2026, 3, 10, 9, 0), date_retour_prevue=paris(2026, 3, 11, 9, 0) + timedelta(0),
+            "RAPPEL_2H",
+            "WHATSAPP",
+            paris(2026, 3, 10, 22, 0),
+            date_debut=paris(2026, 3, 10, 9, 0),
+            date_retour_prevue=paris(2026, 3, 11, 9, 0) + timedelta(0),
         )

@@ -37,7 +37,11 @@ def test_a_three_hour_loan_at_14h(beat_at, mailoutbox, settings):
     beat = beat_at(start)
     client = ClientFactory(phone="", email="borrower@example.org", name="Client 0")
     loan = beat.act(
-        services.lend, materiel=MaterielFactory(), client=client, due=start + timedelta(hours=3), now=start,
+        services.lend,
+        materiel=MaterielFactory(),
+        client=client,
+        due=start + timedelta(hours=3),
+        now=start,
         by=StaffFactory(),
     )
     beat.run_until(paris(2026, 3, 10, 18, 0))
@@ -105,15 +109,23 @@ def test_the_overdue_ladder_tells_staff_and_manager_from_level_two(beat_at, mail
     beat = beat_at(start)
     lender = StaffFactory(email="lender@example.org")
     beat.act(
-        services.lend, materiel=MaterielFactory(), client=ClientFactory(phone="", email="borrower@example.org"),
-        due=start + timedelta(hours=3), now=start, by=lender,
+        services.lend,
+        materiel=MaterielFactory(),
+        client=ClientFactory(phone="", email="borrower@example.org"),
+        due=start + timedelta(hours=3),
+        now=start,
+        by=lender,
     )
     beat.run_until(paris(2026, 3, 14, 9, 0))
     retard = sorted((s.niveau_escalade, s.audience, s.date_envoi) for s in beat.sent if s.type_notification == "RETARD")
     assert [(level, audience) for level, audience, _ in retard] == [
         (1, "CLIENT"),
-        (2, "CLIENT"), (2, "MANAGER"), (2, "STAFF"),
-        (3, "CLIENT"), (3, "MANAGER"), (3, "STAFF"),
+        (2, "CLIENT"),
+        (2, "MANAGER"),
+        (2, "STAFF"),
+        (3, "CLIENT"),
+        (3, "MANAGER"),
+        (3, "STAFF"),
     ]
     for level, _, when in retard:
         ideal = paris(2026, 3, 10 + level - 1, 12, 15)

@@ -41,7 +41,9 @@ def test_it_sends_a_whatsapp_body_and_records_the_sid(fake_twilio):
 
 def test_it_uses_the_approved_content_template_mapped_to_the_type(fake_twilio):
     fake_twilio.accept()
-    WhatsAppConfig.objects.create(phone_number_sender="+14155550100", content_templates={"RAPPEL_2H": "HX0123456789abcdef0123456789abcdef"})
+    WhatsAppConfig.objects.create(
+        phone_number_sender="+14155550100", content_templates={"RAPPEL_2H": "HX0123456789abcdef0123456789abcdef"}
+    )
     log = make_log("RAPPEL_2H", "WHATSAPP", name="Jo", language="en")
 
     assert send(log) == Statut.ENVOYEE

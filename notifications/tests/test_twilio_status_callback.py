@@ -90,14 +90,20 @@ def test_an_unsigned_or_forged_report_is_refused_and_changes_nothing(client, sen
     elif how == "signed with another token":
         response = post(client, data, token="someone-elses-token-000000000000")
     else:
-        headers = {"HTTP_X_TWILIO_SIGNATURE": RequestValidator(TOKEN).compute_signature(
-            PUBLIC + "/webhooks/twilio/status/", params(sent_whatsapp, "delivered"))}
+        headers = {
+            "HTTP_X_TWILIO_SIGNATURE": RequestValidator(TOKEN).compute_signature(
+                PUBLIC + "/webhooks/twilio/status/", params(sent_whatsapp, "delivered")
+            )
+        }
         response = client.post(reverse("twilio_status_callback"), data, **headers)
 
     assert response.status_code == 403
     sent_whatsapp.refresh_from_db()
     assert (sent_whatsapp.delivery_status, sent_whatsapp.statut, sent_whatsapp.erreur_message) == (
-        "queued", Statut.ENVOYEE, "")
+        "queued",
+        Statut.ENVOYEE,
+        "",
+    )
 
 
 def test_without_an_auth_token_every_report_is_refused(client, settings, sent_whatsapp):
@@ -171,7 +177,11 @@ def test_the_url_sent_to_twilio_is_the_one_whose_signature_we_accept(client, set
     log.refresh_from_db()
     [form] = fake_twilio.forms()
     callback_url = form["StatusCallback"]
-    data = {"MessageSid": log.provider_message_id, "MessageStatus": "delivered", "AccountSid": settings.TWILIO_ACCOUNT_SID}
+    data = {
+        "MessageSid": log.provider_message_id,
+        "MessageStatus": "delivered",
+        "AccountSid": settings.TWILIO_ACCOUNT_SID,
+    }
     signature = RequestValidator(settings.TWILIO_AUTH_TOKEN).compute_signature(callback_url, data)
 
     response = client.post(urlsplit(callback_url).path, data, HTTP_X_TWILIO_SIGNATURE=signature)
@@ -211,7 +221,11 @@ def test_delivered_and_read_are_final_a_later_failure_changes_nothing(
 
     assert response.status_code == 204
     sent_whatsapp.refresh_from_db()
-    assert (sent_whatsapp.statut, sent_whatsapp.delivery_status, sent_whatsapp.erreur_code, sent_whatsapp.erreur_message) == (
-        Statut.ENVOYEE, final, "", "")
+    assert (
+        sent_whatsapp.statut,
+        sent_whatsapp.delivery_status,
+        sent_whatsapp.erreur_code,
+        sent_whatsapp.erreur_message,
+    ) == (Statut.ENVOYEE, final, "", "")
     assert not NotificationLog.objects.filter(fallback_of=sent_whatsapp).exists()
     assert callbacks == []

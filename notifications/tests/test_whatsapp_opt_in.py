@@ -24,7 +24,9 @@ def lend_two_hours(client):
     return services.lend(materiel=MaterielFactory(), client=client, due=now + timedelta(hours=3), now=now)
 
 
-def test_a_client_with_a_phone_but_no_preferences_is_not_messaged_on_whatsapp(fake_twilio, django_capture_on_commit_callbacks):
+def test_a_client_with_a_phone_but_no_preferences_is_not_messaged_on_whatsapp(
+    fake_twilio, django_capture_on_commit_callbacks
+):
     client = ClientFactory(phone="+33612345678", email="ada@example.org")
 
     with django_capture_on_commit_callbacks(execute=True):

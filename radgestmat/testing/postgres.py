@@ -30,7 +30,9 @@ class PostgresServer:
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/radgestmat"
 
     def _run(self, *args: str) -> None:
-        result = subprocess.run(_as_postgres_user([str(self.bindir / args[0]), *args[1:]]), check=False, capture_output=True, text=True)
+        result = subprocess.run(
+            _as_postgres_user([str(self.bindir / args[0]), *args[1:]]), check=False, capture_output=True, text=True
+        )
         if result.returncode != 0:
             raise ServerError(f"PostgreSQL {args[0]} failed: {(result.stderr or result.stdout).strip()[-300:]}")
 
@@ -49,7 +51,9 @@ class PostgresServer:
 
     def start(self) -> None:
         options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c max_connections=200"
-        self._run("pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.datadir / "server.log"), "-w", "start")
+        self._run(
+            "pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.datadir / "server.log"), "-w", "start"
+        )
 
     def stop(self, mode: str = "fast") -> None:
         """``fast`` disconnects clients cleanly; ``immediate`` is a crash (recovery on the next start)."""

@@ -73,11 +73,37 @@ def celery_worker_command(
     extra_args: tuple[str, ...] = (),
 ) -> list[str]:
     """`celery -A radgestmat worker` named ``name@host``, with this interpreter."""
-    return [sys.executable, "-m", "celery", "-A", "radgestmat", "worker", f"--pool={pool}",
-            f"--concurrency={concurrency}", "-Q", queues, "-n", f"{name}@%h", "-l", "INFO", *extra_args]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "radgestmat",
+        "worker",
+        f"--pool={pool}",
+        f"--concurrency={concurrency}",
+        "-Q",
+        queues,
+        "-n",
+        f"{name}@%h",
+        "-l",
+        "INFO",
+        *extra_args,
+    ]
 
 
 def celery_beat_command(scheduler: str, *, pidfile: str = "") -> list[str]:
     """`celery -A radgestmat beat` with ``scheduler``; an empty ``pidfile`` writes none (two beats may then run)."""
-    return [sys.executable, "-m", "celery", "-A", "radgestmat", "beat", "-l", "INFO",
-            "--scheduler", scheduler, f"--pidfile={pidfile}"]
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "radgestmat",
+        "beat",
+        "-l",
+        "INFO",
+        "--scheduler",
+        scheduler,
+        f"--pidfile={pidfile}",
+    ]

@@ -38,8 +38,20 @@ class RedisServer:
 
     def start(self) -> RedisServer:
         self.process = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)] + (["--requirepass", self.password] if self.password else []),
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.workdir),
+            ]
+            + (["--requirepass", self.password] if self.password else []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -54,7 +66,9 @@ class RedisServer:
         if self.process and self.process.poll() is None:
             self.process.send_signal(sig)
             self.process.wait(10)
-        wait_until(lambda: not port_open(self.port), what=f"redis-server on port {self.port} to stop", error=ServerError)
+        wait_until(
+            lambda: not port_open(self.port), what=f"redis-server on port {self.port} to stop", error=ServerError
+        )
 
     def restart(self, down_for: float = 0.0) -> None:
         self.stop()

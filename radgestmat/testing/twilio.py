@@ -105,13 +105,22 @@ class FakeTwilio:
                         if fault.creates_every and fault.answered % fault.creates_every == 0:
                             fake.count += 1
                             fake.by_to[to] += 1
-                    return self.answer(fault.status, {"code": fault.code, "message": fault.message, "status": fault.status})
+                    return self.answer(
+                        fault.status, {"code": fault.code, "message": fault.message, "status": fault.status}
+                    )
                 if not valid_number(to.removeprefix("whatsapp:")):
                     with fake.lock:
                         fake.refused += 1
                         fake.refused_by_code[21211] += 1
-                    return self.answer(400, {"code": 21211, "message": f"The 'To' number {to} is not a valid phone number.",
-                                             "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400})
+                    return self.answer(
+                        400,
+                        {
+                            "code": 21211,
+                            "message": f"The 'To' number {to} is not a valid phone number.",
+                            "more_info": "https://www.twilio.com/docs/errors/21211",
+                            "status": 400,
+                        },
+                    )
                 with fake.lock:
                     fake.count += 1
                     fake.by_to[to] += 1

@@ -69,7 +69,9 @@ MAKERS: dict[str, Callable] = {
     "django_celery_beat.IntervalSchedule": lambda: _model("django_celery_beat.IntervalSchedule").objects.create(
         every=5, period="minutes"
     ),
-    "django_celery_results.TaskResult": lambda: _model("django_celery_results.TaskResult").objects.create(task_id="t-1"),
+    "django_celery_results.TaskResult": lambda: _model("django_celery_results.TaskResult").objects.create(
+        task_id="t-1"
+    ),
     "django_celery_results.GroupResult": lambda: _model("django_celery_results.GroupResult").objects.create(
         group_id="g-1"
     ),
@@ -106,7 +108,9 @@ def staff_with(model, *codenames: str):
     user = StaffFactory(username=f"admin-{'-'.join(codenames)}")
     content_type = ContentType.objects.get_for_model(model)
     user.user_permissions.set(
-        Permission.objects.filter(content_type=content_type, codename__in=[f"{c}_{model._meta.model_name}" for c in codenames])
+        Permission.objects.filter(
+            content_type=content_type, codename__in=[f"{c}_{model._meta.model_name}" for c in codenames]
+        )
     )
     return user
 

@@ -33,27 +33,49 @@ def staff_pages() -> list[str]:
         date_debut=timezone.now() - timedelta(days=3), date_retour_prevue=timezone.now() - timedelta(days=1)
     )  # overdue, for the dashboard's red side
     sent = NotificationLog.objects.create(
-        attribution=loan, type_notification=TypeNotification.CREATION, canal=Canal.EMAIL, statut=Statut.ENVOYEE,
-        date_scheduled=timezone.now() - timedelta(hours=1), date_envoi=timezone.now() - timedelta(hours=1),
+        attribution=loan,
+        type_notification=TypeNotification.CREATION,
+        canal=Canal.EMAIL,
+        statut=Statut.ENVOYEE,
+        date_scheduled=timezone.now() - timedelta(hours=1),
+        date_envoi=timezone.now() - timedelta(hours=1),
     )
     failed = NotificationLog.objects.create(
-        attribution=loan, type_notification=TypeNotification.RAPPEL_2H, canal=Canal.WHATSAPP,
-        statut=Statut.ECHEC_PERMANENT, erreur_message="Twilio 21211: invalid number\nsecond line",
+        attribution=loan,
+        type_notification=TypeNotification.RAPPEL_2H,
+        canal=Canal.WHATSAPP,
+        statut=Statut.ECHEC_PERMANENT,
+        erreur_message="Twilio 21211: invalid number\nsecond line",
         date_scheduled=timezone.now() - timedelta(minutes=30),
     )
     MessageOverride.objects.create(
-        type_notification=TypeNotification.CREATION, canal=Canal.EMAIL, language="fr",
-        subject="Prêt de {{ materiel_name }}", body="Bonjour {{ client_name }}",
+        type_notification=TypeNotification.CREATION,
+        canal=Canal.EMAIL,
+        language="fr",
+        subject="Prêt de {{ materiel_name }}",
+        body="Bonjour {{ client_name }}",
     )
     call_command("setup_schedule", verbosity=0)
     pages = [
-        reverse("home"), reverse("loan_list"), reverse("loan_list") + "?state=overdue", reverse("loan_lend"),
-        reverse("loan_detail", args=[loan.pk]), reverse("loan_extend", args=[loan.pk]),
-        reverse("loan_return", args=[loan.pk]), reverse("materiel_list"), reverse("materiel_create"),
-        reverse("materiel_edit", args=[loan.materiel.pk]), reverse("client_list"), reverse("client_create"),
-        reverse("client_detail", args=[client.pk]), reverse("client_edit", args=[client.pk]),
-        reverse("notification_log"), reverse("notification_detail", args=[failed.pk]),
-        reverse("notification_detail", args=[sent.pk]), reverse("delivery_report"), reverse("scheduler"),
+        reverse("home"),
+        reverse("loan_list"),
+        reverse("loan_list") + "?state=overdue",
+        reverse("loan_lend"),
+        reverse("loan_detail", args=[loan.pk]),
+        reverse("loan_extend", args=[loan.pk]),
+        reverse("loan_return", args=[loan.pk]),
+        reverse("materiel_list"),
+        reverse("materiel_create"),
+        reverse("materiel_edit", args=[loan.materiel.pk]),
+        reverse("client_list"),
+        reverse("client_create"),
+        reverse("client_detail", args=[client.pk]),
+        reverse("client_edit", args=[client.pk]),
+        reverse("notification_log"),
+        reverse("notification_detail", args=[failed.pk]),
+        reverse("notification_detail", args=[sent.pk]),
+        reverse("delivery_report"),
+        reverse("scheduler"),
         reverse("admin:index"),
     ]
     for model, model_admin in admin.site._registry.items():
@@ -82,7 +104,9 @@ def test_no_staff_page_violates_the_content_security_policy(page, live_server): 
     pages = staff_pages()
     assert len(pages) > 35
     refused: list[str] = []
-    page.on("console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None)
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
     page.add_init_script(RECORD_VIOLATIONS)
 
     response = page.goto(f"{live_server.url}/login/")

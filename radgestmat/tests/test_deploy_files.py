@@ -51,8 +51,12 @@ def test_the_release_step_prepares_an_empty_database_and_can_run_again(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith("DJANGO_SETTINGS")}
     env.update(DEBUG="1", DATABASE_URL=f"sqlite:///{tmp_path / 'release.sqlite3'}", PYTHON=sys.executable)
 
-    first = subprocess.run(["bash", "deploy/release.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-    second = subprocess.run(["bash", "deploy/release.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    first = subprocess.run(
+        ["bash", "deploy/release.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    second = subprocess.run(
+        ["bash", "deploy/release.sh"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
 
     assert first.returncode == 0, first.stderr[-3000:]
     assert "created dispatch_due_notifications" in first.stdout

@@ -41,7 +41,9 @@ def everything_mailed() -> str:
 def test_a_server_error_email_holds_no_password_and_no_clear_address(production, staff_user):
     production.force_login(staff_user)
 
-    response = production.get(f"/test-errors/broker/?q={ADDRESS}&phone={PHONE.replace('+', '%2B')}&e=camille%40example.org")
+    response = production.get(
+        f"/test-errors/broker/?q={ADDRESS}&phone={PHONE.replace('+', '%2B')}&e=camille%40example.org"
+    )
 
     assert response.status_code == 500
     assert len(mail.outbox) == 1

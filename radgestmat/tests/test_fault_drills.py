@@ -20,7 +20,9 @@ pytestmark = pytest.mark.postgres
 @pytest.mark.timeout(900)
 def test_quick_fault_drills_lose_nothing_and_send_nothing_twice(tmp_path):
     if connection.vendor != "postgresql":
-        pytest.skip("the drills run once, in CI's PostgreSQL pass (they start their own cluster); make faults runs them all")
+        pytest.skip(
+            "the drills run once, in CI's PostgreSQL pass (they start their own cluster); make faults runs them all"
+        )
     report = tmp_path / "drills.json"
     run = subprocess.run(
         [sys.executable, str(settings.BASE_DIR / "bench" / "faults" / "run.py"), "--quick", "--json", str(report)],

@@ -168,14 +168,22 @@ def test_no_flower_page_shows_the_redis_password(tmp_path):
         logs = {name: (tmp_path / f"{name}.log").open("w") for name in ("worker", "flower")}
         worker = subprocess.Popen(
             ["bash", "-c", "exec " + worker_line.partition(":")[2].strip() + " -n flowertest@%h"],
-            cwd=ROOT, env=env, stdout=logs["worker"], stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=logs["worker"],
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         flower = subprocess.Popen(
-            [sys.executable, str(LAUNCHER)], cwd=ROOT, env={**env, "FLOWER_PORT": str(port), "FLOWER_BASIC_AUTH": CREDENTIALS},
-            stdout=logs["flower"], stderr=subprocess.STDOUT,
+            [sys.executable, str(LAUNCHER)],
+            cwd=ROOT,
+            env={**env, "FLOWER_PORT": str(port), "FLOWER_BASIC_AUTH": CREDENTIALS},
+            stdout=logs["flower"],
+            stderr=subprocess.STDOUT,
         )
         base = f"http://127.0.0.1:{port}/flower"
         try:
+
             def worker_known():
                 status, text = body(f"{base}/api/workers?refresh=1")
                 names = [name for name in json.loads(text) if name.startswith("flowertest@")] if status == 200 else []
@@ -188,11 +196,21 @@ def test_no_flower_page_shows_the_redis_password(tmp_path):
             pages = {
                 path: body(base + path)
                 for path in (
-                    "/", "/workers", f"/worker/{name}", "/tasks", "/broker",
+                    "/",
+                    "/workers",
+                    f"/worker/{name}",
+                    "/tasks",
+                    "/broker",
                     "/tasks/datatable?draw=1&start=0&length=10&search%5Bvalue%5D=&order%5B0%5D%5Bcolumn%5D=0"
                     "&columns%5B0%5D%5Bdata%5D=name&order%5B0%5D%5Bdir%5D=asc",
-                    "/api/workers", "/api/workers?refresh=1", f"/api/workers?workername={name}&refresh=1",
-                    "/api/tasks", "/api/task/types", "/api/queues/length", "/metrics", "/healthcheck",
+                    "/api/workers",
+                    "/api/workers?refresh=1",
+                    f"/api/workers?workername={name}&refresh=1",
+                    "/api/tasks",
+                    "/api/task/types",
+                    "/api/queues/length",
+                    "/metrics",
+                    "/healthcheck",
                 )
             }
         finally:

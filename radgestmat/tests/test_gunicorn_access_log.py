@@ -48,7 +48,11 @@ def test_the_access_log_drops_query_strings_and_masks_addresses(tmp_path):
     log_path = tmp_path / "gunicorn.log"
     with log_path.open("w") as log:
         proc = subprocess.Popen(
-            ["bash", "-c", f"exec {procfile_command('web')}"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            ["bash", "-c", f"exec {procfile_command('web')}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     try:

@@ -87,7 +87,9 @@ def test_beat_silent_too_long_and_an_old_backlog_fail_it(client, settings, own_r
     beat_ticked.last_run_at = now - timedelta(minutes=settings.BEAT_STALE_AFTER_MINUTES + 1)
     beat_ticked.save()
     NotificationLog.objects.create(
-        attribution=AttributionFactory(), type_notification=TypeNotification.RAPPEL_2H, canal=Canal.EMAIL,
+        attribution=AttributionFactory(),
+        type_notification=TypeNotification.RAPPEL_2H,
+        canal=Canal.EMAIL,
         date_scheduled=now - timedelta(minutes=settings.NOTIFICATION_BACKLOG_MAX_MINUTES + 5),
     )
 
@@ -103,8 +105,12 @@ def test_beat_silent_too_long_and_an_old_backlog_fail_it(client, settings, own_r
 def test_it_counts_failures_of_the_last_hour_and_shows_no_secrets(client, settings, own_redis, beat_ticked):
     settings.TWILIO_AUTH_TOKEN = "a-secret-token-value"
     NotificationLog.objects.create(
-        attribution=AttributionFactory(), type_notification=TypeNotification.CREATION, canal=Canal.EMAIL,
-        date_scheduled=timezone.now(), statut=Statut.ECHEC_PERMANENT, erreur_message="550 mailbox unavailable",
+        attribution=AttributionFactory(),
+        type_notification=TypeNotification.CREATION,
+        canal=Canal.EMAIL,
+        date_scheduled=timezone.now(),
+        statut=Statut.ECHEC_PERMANENT,
+        erreur_message="550 mailbox unavailable",
     )
 
     response = client.get("/healthz")

@@ -119,7 +119,12 @@ def admin_cases(label: str, value: str, superuser) -> list[tuple[str, str, dict,
     cases = [("GET", url, {param: value}, {200, 302, 400}) for param in sorted(params)]
     for field in model_admin.autocomplete_fields:
         # The admin's autocomplete view answers 403/404 for a model or field it does not serve.
-        query = {"app_label": model._meta.app_label, "model_name": model._meta.model_name, "field_name": field, "term": "a"}
+        query = {
+            "app_label": model._meta.app_label,
+            "model_name": model._meta.model_name,
+            "field_name": field,
+            "term": "a",
+        }
         cases += [
             ("GET", reverse("admin:autocomplete"), {**query, name: value}, {200, 400, 403, 404})
             for name in ("term", "page", "app_label", "model_name", "field_name")
@@ -133,7 +138,11 @@ def test_no_parameter_of_any_staff_page_answers_500(client, django_user_model, p
     THEN each answer is 200/400 (404 for an id in the path; the admin's ?e=1 redirect), never a server error."""
     loan = AttributionFactory(date_debut=timezone.now() - timedelta(hours=1))
     log = NotificationLog.objects.create(
-        attribution=loan, type_notification="CREATION", canal="EMAIL", statut="ECHEC_PERMANENT", date_scheduled=timezone.now()
+        attribution=loan,
+        type_notification="CREATION",
+        canal="EMAIL",
+        statut="ECHEC_PERMANENT",
+        date_scheduled=timezone.now(),
     )
     pks = {"loan": loan.pk, "materiel": loan.materiel_id, "client": loan.client_id, "notification": log.pk}
     superuser = django_user_model.objects.create(username="boss", is_staff=True, is_superuser=True)
@@ -171,7 +180,12 @@ def view_names() -> dict[str, str]:
 
 
 def _is_request_data(node: ast.AST, attr: str) -> bool:
-    return isinstance(node, ast.Attribute) and node.attr == attr and isinstance(node.value, ast.Name) and node.value.id == "request"
+    return (
+        isinstance(node, ast.Attribute)
+        and node.attr == attr
+        and isinstance(node.value, ast.Name)
+        and node.value.id == "request"
+    )
 
 
 def parameters_read(module, attr: str = "GET") -> dict[str, set[str]]:
@@ -224,7 +238,9 @@ def test_the_parameter_table_lists_every_staff_page_and_every_parameter_its_view
         **{name: set() for name in views.values()},
         **{k: v for module in (assets.views, notifications.views) for k, v in parameters_read(module).items()},
     }
-    posted = {k: v for module in (assets.views, notifications.views) for k, v in parameters_read(module, "POST").items()}
+    posted = {
+        k: v for module in (assets.views, notifications.views) for k, v in parameters_read(module, "POST").items()
+    }
     for url_name, (method, params, _has_pk) in PARAMETERS.items():
         expected = posted[views[url_name]] if method == "POST" else reads[views[url_name]]
         assert set(params) == expected, url_name

@@ -48,7 +48,12 @@ def test_a_command_that_exits_is_started_again_until_the_loop_is_stopped(tmp_pat
 def test_stopping_the_loop_stops_the_command(tmp_path):
     marker, ready = tmp_path / "stopped", tmp_path / "ready"
     loop = subprocess.Popen(
-        [str(KEEP_RUNNING), "sh", "-c", f"trap 'touch {marker}; exit 0' TERM; touch {ready}; while :; do sleep 0.1; done"],
+        [
+            str(KEEP_RUNNING),
+            "sh",
+            "-c",
+            f"trap 'touch {marker}; exit 0' TERM; touch {ready}; while :; do sleep 0.1; done",
+        ],
     )
     deadline = time.monotonic() + 10
     while not ready.exists() and time.monotonic() < deadline:

@@ -47,9 +47,24 @@ def nginx(tmp_path):
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
     assert os.path.exists(binary), "nginx is not installed (apt-get install nginx-light)"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=radgestmat.example.org",
-         "-keyout", str(tmp_path / "key.pem"), "-out", str(tmp_path / "cert.pem")],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=radgestmat.example.org",
+            "-keyout",
+            str(tmp_path / "key.pem"),
+            "-out",
+            str(tmp_path / "cert.pem"),
+        ],
+        check=True,
+        capture_output=True,
     )
     flower, web = Upstream("flower"), Upstream("web")
     https_port, http_port = free_port(), free_port()
@@ -59,7 +74,8 @@ def nginx(tmp_path):
         .replace("server 127.0.0.1:8000 fail_timeout=0;", f"server 127.0.0.1:{web.server_port} fail_timeout=0;")
         .replace("listen 443 ssl;", f"listen 127.0.0.1:{https_port} ssl;")
         .replace("listen 80;", f"listen 127.0.0.1:{http_port};")
-        .replace("listen [::]:443 ssl;", "").replace("listen [::]:80;", "")
+        .replace("listen [::]:443 ssl;", "")
+        .replace("listen [::]:80;", "")
         .replace("http2 on;", "")  # nginx >= 1.25.1 only; Debian 12 has 1.22
         .replace("/etc/letsencrypt/live/radgestmat.example.org/fullchain.pem", str(tmp_path / "cert.pem"))
         .replace("/etc/letsencrypt/live/radgestmat.example.org/privkey.pem", str(tmp_path / "key.pem"))
@@ -101,12 +117,21 @@ def fetch(url: str) -> int:
 
 def test_flower_metrics_and_healthcheck_are_not_public(nginx):
     base, flower = nginx
-    hidden = ["/flower/metrics", "/flower/healthcheck", "/flower//metrics", "/flower/metrics/", "/flower/metrics?x=1",
-              "/flower/%6detrics", "/flower/healthcheck/"]
+    hidden = [
+        "/flower/metrics",
+        "/flower/healthcheck",
+        "/flower//metrics",
+        "/flower/metrics/",
+        "/flower/metrics?x=1",
+        "/flower/%6detrics",
+        "/flower/healthcheck/",
+    ]
 
     statuses = {path: fetch(base + path) for path in hidden}
 
     assert statuses == {path: 404 for path in hidden}
     assert flower.paths == []
-    assert fetch(f"{base}/flower/") == 200 and fetch(f"{base}/flower/api/workers") == 200  # the rest still reaches Flower
+    assert (
+        fetch(f"{base}/flower/") == 200 and fetch(f"{base}/flower/api/workers") == 200
+    )  # the rest still reaches Flower
     assert flower.paths == ["/flower/", "/flower/api/workers"]

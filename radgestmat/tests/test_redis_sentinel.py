@@ -39,10 +39,11 @@ def test_broker_and_cache_find_the_master_through_sentinel(tmp_path):
         sentinel_port = free_port()
         conf = tmp_path / "sentinel.conf"
         conf.write_text(
-            f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
-            f"sentinel monitor rgm 127.0.0.1 {master_port} 1\n"
+            f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\nsentinel monitor rgm 127.0.0.1 {master_port} 1\n"
         )
-        sentinel = subprocess.Popen([binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sentinel = subprocess.Popen(
+            [binary, str(conf), "--sentinel"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         try:
             wait_until(
                 lambda: redis.Redis(port=sentinel_port).execute_command("SENTINEL", "get-master-addr-by-name", "rgm"),

@@ -33,7 +33,10 @@ def test_a_second_beat_is_reported_by_manage_py_check(tmp_path):
         def beat(name: str) -> subprocess.Popen:
             return subprocess.Popen(
                 celery_beat_command("django_celery_beat.schedulers:DatabaseScheduler"),
-                cwd=ROOT, env=env, stdout=(tmp_path / f"{name}.log").open("w"), stderr=subprocess.STDOUT,
+                cwd=ROOT,
+                env=env,
+                stdout=(tmp_path / f"{name}.log").open("w"),
+                stderr=subprocess.STDOUT,
             )
 
         first = beat("first")

@@ -40,7 +40,9 @@ class Command(BaseCommand):
         lengths = ", ".join(f"{name}={length}" for name, length in queues["lengths"].items())
         self.stdout.write(f"queues: {lengths or queues['error']}")
         beats = status["beats"]
-        self.stdout.write(f"beat: {', '.join(beats['instances']) or '—'}{'' if beats['ok'] else '  (' + beats['error'] + ')'}")
+        self.stdout.write(
+            f"beat: {', '.join(beats['instances']) or '—'}{'' if beats['ok'] else '  (' + beats['error'] + ')'}"
+        )
         rows = status["notifications"]
         self.stdout.write("notifications: " + ", ".join(f"{key}={value}" for key, value in rows.items()))
         if status["healthy"]:

@@ -28,7 +28,9 @@ class Command(BaseCommand):
         parser.add_argument("--language", choices=[code for code, _name in settings.LANGUAGES], default="fr")
         parser.add_argument("--type", dest="type_notification", choices=TypeNotification.values, default="CREATION")
 
-    def handle(self, *args, email=None, whatsapp=None, sms=None, language="fr", type_notification="CREATION", **options):
+    def handle(
+        self, *args, email=None, whatsapp=None, sms=None, language="fr", type_notification="CREATION", **options
+    ):
         if email is not None:
             canal, raw = Canal.EMAIL, email
         elif whatsapp is not None:

@@ -20,4 +20,6 @@ class Command(BaseCommand):
             self.stdout.write(f"moved   {name} to a crontab in UTC (same cadence; no pause at a DST change)")
         for name in kept:
             self.stdout.write(f"kept    {name} (as configured in the admin)")
-        self.stdout.write(self.style.SUCCESS(f"Schedule ready: {len(created)} created, {len(moved)} moved to UTC, {len(kept)} kept."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Schedule ready: {len(created)} created, {len(moved)} moved to UTC, {len(kept)} kept.")
+        )
