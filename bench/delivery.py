@@ -33,7 +33,9 @@ cost in production. Prints one table and writes bench/results/delivery.json.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
+import operator
 import os
 import platform
 import statistics
@@ -319,7 +321,7 @@ def lend_latencies(stack: Stack, count: int) -> list[float]:
             attribution=loan, type_notification=TypeNotification.CREATION, canal=Canal.EMAIL
         ).pk
         wait_until(
-            lambda row_id=row_id: row_id in stack.smtp.accepted_at,
+            functools.partial(operator.contains, stack.smtp.accepted_at, row_id),
             what=f"the CREATION email of loan {loan.pk}",
             timeout=30,
             interval=0.002,

@@ -277,11 +277,16 @@ def header_problems(
     """Check every received email: one envelope recipient, the borrower's; the usual headers and no other;
     the name only as the To header's display name; no raw HTML from a name. Returns (problems, hostile checked)."""
     client_of = {row["id"]: row["attribution__client_id"] for row in rows}
-    usual = Counter(frozenset(k.lower() for k in message) for _rcpt, message in lab.stack.smtp.messages)
+    with lab.stack.smtp.lock:
+        received = [
+            (list(envelope.rcpt_tos), message)
+            for envelope, message in zip(lab.stack.smtp.envelopes, lab.stack.smtp.messages, strict=True)
+        ]
+    usual = Counter(frozenset(k.lower() for k in message) for _rcpt, message in received)
     expected_headers = usual.most_common(1)[0][0] if usual else frozenset()
     problems: list[str] = []
     hostile = 0
-    for rcpt, message in lab.stack.smtp.messages:
+    for rcpt, message in received:
         log_id = int(message["X-RadGestMat-Notification"])
         client = clients[client_of[log_id]]
         kind = kinds[client_of[log_id]]

@@ -1,90 +1,17 @@
-"""Real servers for the channels: an in-process SMTP server (aiosmtpd) and a fake Twilio Messages API."""
+"""The channels' real servers, from the test kit (radgestmat.testing): the SMTP sink and the fake Twilio Messages API."""
 
 from __future__ import annotations
 
-import email
-import email.policy
-import socket
-import threading
-from dataclasses import dataclass, field
-
 import pytest
-from aiosmtpd.controller import Controller
 
-TWILIO_SID = "AC00000000000000000000000000000000"
-MESSAGES_PATH = f"/2010-04-01/Accounts/{TWILIO_SID}/Messages.json"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@dataclass
-class SmtpSink:
-    """What the SMTP server received, and how it should answer next."""
-
-    host: str = "127.0.0.1"
-    port: int = 0
-    messages: list = field(default_factory=list)
-    envelopes: list = field(default_factory=list)
-    rcpt_reply: str | None = None  # e.g. "451 4.3.0 Try again later" or "550 5.1.1 No such user"
-    data_reply: str | None = None
-    received: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event | None = None  # when set, DATA waits for it before answering
-    accept_login: bool | None = None  # None: no AUTH offered; False: every login gets 535 (then `restart()`)
-    controller: Controller | None = None
-
-    def start(self) -> None:
-        if self.accept_login is None:
-            self.controller = Controller(self, hostname=self.host, port=self.port)
-        else:
-            self.controller = Controller(
-                self, hostname=self.host, port=self.port, authenticator=self.authenticate, auth_require_tls=False
-            )
-        self.controller.start()
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data):
-        from aiosmtpd.smtp import AuthResult
-
-        return AuthResult(success=bool(self.accept_login), handled=False)
-
-    def restart(self) -> None:
-        """Stop and start again on the same port: open client connections are cut."""
-        assert self.controller is not None, "restart() before start()"
-        self.controller.stop()
-        self.start()
-
-    sessions: int = 0
-
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
-        self.sessions += 1
-        session.host_name = hostname
-        return responses
-
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
-        if self.rcpt_reply:
-            return self.rcpt_reply
-        envelope.rcpt_tos.append(address)
-        return "250 OK"
-
-    async def handle_DATA(self, server, session, envelope):
-        import asyncio
-
-        self.envelopes.append(envelope)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
-        self.received.set()
-        if self.release is not None:
-            while not self.release.is_set():
-                await asyncio.sleep(0.05)
-        return self.data_reply or "250 Message accepted"
+from radgestmat.testing.smtp import SmtpSink
+from radgestmat.testing.twilio import TWILIO_SID, TwilioScript
+from radgestmat.testing.workers import close_other_database_connections, purge_queues
 
 
 @pytest.fixture
 def smtp_sink(settings):
-    sink = SmtpSink(port=free_port())
-    sink.start()
+    sink = SmtpSink(keep_messages=True).up()
     settings.EMAIL_BACKEND = "notifications.channels.smtp_backend.PatientEmailBackend"
     settings.EMAIL_HOST = sink.host
     settings.EMAIL_PORT = sink.port
@@ -96,7 +23,7 @@ def smtp_sink(settings):
     yield sink
     if sink.release is not None:
         sink.release.set()
-    sink.controller.stop()
+    sink.down()
     from notifications.channels.email import drop_connection
 
     drop_connection()
@@ -127,34 +54,7 @@ def fake_twilio(httpserver, settings):
     settings.TWILIO_TIMEOUT = 3
     settings.WHATSAPP_ENABLED = True
     settings.PUBLIC_BASE_URL = "https://radgestmat.example.org"
-    return FakeTwilio(httpserver)
-
-
-class FakeTwilio:
-    def __init__(self, httpserver):
-        self.server = httpserver
-        self._count = 0
-
-    def accept(self, times: int = 1) -> None:
-        for _ in range(times):
-            self._count += 1
-            sid = f"SM{self._count:032d}"
-            self.server.expect_ordered_request(MESSAGES_PATH, method="POST").respond_with_json(
-                {"sid": sid, "status": "queued", "error_code": None, "error_message": None}, status=201
-            )
-
-    def fail(self, status: int, code: int | None, message: str = "Error") -> None:
-        body = {"status": status, "message": message, "more_info": "https://www.twilio.com/docs/errors"}
-        if code is not None:
-            body["code"] = code
-        self.server.expect_ordered_request(MESSAGES_PATH, method="POST").respond_with_json(body, status=status)
-
-    @property
-    def requests(self) -> list:
-        return [request for request, _response in self.server.log]
-
-    def forms(self) -> list[dict]:
-        return [request.form.to_dict() for request in self.requests]
+    return TwilioScript(httpserver)
 
 
 def consent_to_whatsapp(client, **preferences):
@@ -219,25 +119,14 @@ QUEUES = ("default", "notifications")
 def purge_broker() -> None:
     from radgestmat.celery import app
 
-    with app.connection_for_write() as conn:
-        client = conn.default_channel.client  # type: ignore[attr-defined]  # kombu-stubs: StdChannel; Redis's channel has its client
-        client.ping()  # fails (never skips) when Redis is missing
-        client.delete(*QUEUES, "unacked", "unacked_index")
+    purge_queues(app, QUEUES)
 
 
 @pytest.fixture
 def worker_connections_closed():
-    from django.db import connection
-
+    """After a test with a worker thread: its kept PostgreSQL connection would stop the test database being dropped."""
     yield
-    if connection.vendor == "postgresql":
-        # The worker thread keeps its connection (CONN_MAX_AGE) and has ended: close it for
-        # PostgreSQL, or the test database cannot be dropped at the end of the session.
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
-            )
+    close_other_database_connections()
 
 
 @pytest.fixture

@@ -7,13 +7,10 @@ aiosmtpd server refusing our login with 535.
 
 from __future__ import annotations
 
-import socket
 from datetime import timedelta
 
 import pytest
 import time_machine
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult
 from django.core import mail
 from django.core.cache import cache
 from django.utils import timezone
@@ -22,6 +19,7 @@ from notifications import alerts
 from notifications.models import CodeErreur, NotificationLog, Statut
 from notifications.schedule import register_schedule
 from notifications.sending import send_notification
+from radgestmat.testing.smtp import SmtpSink
 from radgestmat.watchdog import offer_alert_check
 
 from .conftest import make_log
@@ -104,26 +102,16 @@ def test_twilio_rejecting_our_credentials_alerts_about_that_channel(beat_alive, 
 
 
 def test_smtp_rejecting_our_login_alerts_about_email(beat_alive, settings):
-    class RefuseEveryone:
-        def __call__(self, server, session, envelope, mechanism, auth_data):
-            return AuthResult(success=False, handled=False)
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    controller = Controller(
-        object(), hostname="127.0.0.1", port=port, authenticator=RefuseEveryone(), auth_require_tls=False
-    )
-    controller.start()
+    sink = SmtpSink(accept_login=False).up()
     try:
         settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", sink.port
         settings.EMAIL_HOST_USER, settings.EMAIL_HOST_PASSWORD = "radgestmat", "wrong-password"
         settings.EMAIL_USE_TLS = False
         log = make_log("CREATION", "EMAIL", email="camille@example.org")
         send_notification(log.pk, now=timezone.now())
     finally:
-        controller.stop()
+        sink.down()
         from notifications.channels.email import drop_connection
 
         drop_connection()

@@ -14,7 +14,8 @@ from assets.models import Attribution, Client, Materiel
 from assets.tests.factories import ClientFactory, MaterielFactory
 from notifications.models import NotificationLog, Statut, TypeNotification
 from radgestmat.celery import app
-from radgestmat.tests.servers import free_port, redis_server
+from radgestmat.testing.net import free_port
+from radgestmat.testing.redis import redis_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

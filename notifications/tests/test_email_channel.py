@@ -8,8 +8,9 @@ from django.utils import timezone
 from notifications.exceptions import RetryLater
 from notifications.models import CodeErreur, NotificationLog, Statut
 from notifications.sending import send_notification
+from radgestmat.testing.net import free_port
 
-from .conftest import free_port, make_log
+from .conftest import make_log
 
 pytestmark = pytest.mark.django_db
 

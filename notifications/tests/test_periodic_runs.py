@@ -7,7 +7,6 @@ the runs. The worker's clock is moved with time-machine after beat published.
 from __future__ import annotations
 
 import io
-import time
 from datetime import timedelta
 
 import pytest
@@ -21,20 +20,11 @@ from django_celery_results.models import TaskResult
 
 from notifications.models import NotificationLog, Statut
 from radgestmat.celery import app
+from radgestmat.testing.net import wait_until as wait_for
 
 from .conftest import QUEUES, make_log, purge_broker
 
 pytestmark = pytest.mark.usefixtures("worker_connections_closed")
-
-
-def wait_for(predicate, *, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -7,9 +7,9 @@ import pytest
 import tasks
 from notifications.models import Statut
 from notifications.scheduler_status import get_scheduler_status
+from radgestmat.testing.net import wait_until as wait_for
 
 from .conftest import make_log
-from .test_send_worker import wait_for
 
 
 @pytest.mark.django_db(transaction=True)

@@ -6,9 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -20,21 +18,13 @@ from assets.services import lend
 from assets.tests.factories import ClientFactory, MaterielFactory
 from notifications.models import NotificationLog, Statut
 from radgestmat.celery import app
+from radgestmat.testing.net import wait_until as wait_for
+from radgestmat.testing.processes import celery_worker_command
 from tasks import send_notification
 
 from .conftest import QUEUES, consent_to_whatsapp, make_log, purge_broker
 
 BASE_DIR = Path(django_settings.BASE_DIR)
-
-
-def wait_for(predicate, *, timeout: float = 30.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def broker_idle() -> bool:
@@ -199,25 +189,13 @@ def worker_env(sink) -> dict:
 
 def start_worker_process(env: dict, name: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "celery",
-            "-A",
-            "radgestmat",
-            "worker",
-            "--pool=solo",
-            "--concurrency=1",
-            "-Q",
-            ",".join(QUEUES),
-            "-n",
-            f"{name}@%h",
-            "-l",
-            "INFO",
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-        ],
+        celery_worker_command(
+            name,
+            pool="solo",
+            concurrency=1,
+            queues=",".join(QUEUES),
+            extra_args=("--without-gossip", "--without-mingle", "--without-heartbeat"),
+        ),
         cwd=BASE_DIR,
         env=env,
         stdout=subprocess.PIPE,

@@ -25,9 +25,10 @@ from werkzeug import Response
 
 from assets import services
 from assets.tests.factories import ClientFactory, MaterielFactory, StaffFactory
+from radgestmat.testing.twilio import MESSAGES_PATH
 
 from .beat import PARIS, Beat, paris
-from .conftest import MESSAGES_PATH, consent_to_whatsapp
+from .conftest import consent_to_whatsapp
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("send_time_learning")]
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import TWILIO_SID, free_port
+from radgestmat.testing.net import free_port
+from radgestmat.testing.twilio import TWILIO_SID
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db

@@ -153,7 +153,7 @@ def test_a_5xx_on_creation_is_ambiguous_never_resent_nor_duplicated_elsewhere(fa
 
 
 def test_an_unreachable_twilio_is_transient(fake_twilio, settings):
-    from .conftest import free_port
+    from radgestmat.testing.net import free_port
 
     settings.TWILIO_API_BASE_URL = f"http://127.0.0.1:{free_port()}"
     log = make_log("CREATION", "WHATSAPP")

@@ -7,7 +7,7 @@ from django.core import mail
 from django.core.cache import cache
 from django.test import Client
 
-from radgestmat.tests.servers import redis_server
+from radgestmat.testing.redis import redis_server
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("radgestmat.tests.urls_server_error")]
 

@@ -12,7 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from radgestmat.tests.servers import free_port, redis_server, stop, wait_until
+from radgestmat.testing.net import free_port, wait_until
+from radgestmat.testing.processes import stop_process as stop
+from radgestmat.testing.redis import redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "deploy" / "flower.py"

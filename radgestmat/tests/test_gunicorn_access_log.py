@@ -9,7 +9,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from radgestmat.tests.servers import free_port, wait_until
+from radgestmat.testing.net import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 ADDRESS = "camille.martin@example.org"

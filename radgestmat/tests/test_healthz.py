@@ -13,7 +13,8 @@ from django_celery_beat.models import PeriodicTask
 from assets.tests.factories import AttributionFactory
 from notifications.models import Canal, NotificationLog, Statut, TypeNotification
 from notifications.schedule import register_schedule
-from radgestmat.tests.servers import redis_server, stop
+from radgestmat.testing.processes import stop_process as stop
+from radgestmat.testing.redis import redis_server
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

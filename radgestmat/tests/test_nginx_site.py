@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from radgestmat.tests.servers import free_port, wait_until
+from radgestmat.testing.net import free_port, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = ROOT / "deploy" / "nginx" / "radgestmat.conf"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import redis
 
 from notifications.system_checks import check_redis_eviction_policy
-from radgestmat.tests.servers import redis_server
+from radgestmat.testing.redis import redis_server
 
 
 def test_an_evicting_redis_is_reported_and_noeviction_is_not(tmp_path, settings):

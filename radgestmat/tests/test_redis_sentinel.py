@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import redis
 
-from radgestmat.tests.servers import free_port, redis_server, stop, wait_until
+from radgestmat.testing.net import free_port, wait_until
+from radgestmat.testing.processes import stop_process as stop
+from radgestmat.testing.redis import redis_binary, redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -33,8 +34,7 @@ print(json.dumps({"cached": cache.get("sentinel-probe"), "queues_ok": queues["ok
 
 
 def test_broker_and_cache_find_the_master_through_sentinel(tmp_path):
-    binary = shutil.which("redis-server")
-    assert binary, "redis-server is not installed (apt-get install redis-server)"
+    binary = redis_binary()
     with redis_server(tmp_path) as (_, master_port):
         sentinel_port = free_port()
         conf = tmp_path / "sentinel.conf"

@@ -7,7 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from radgestmat.tests.servers import redis_server, stop, wait_until
+from radgestmat.testing.net import wait_until
+from radgestmat.testing.processes import celery_beat_command
+from radgestmat.testing.processes import stop_process as stop
+from radgestmat.testing.redis import redis_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,19 +32,7 @@ def test_a_second_beat_is_reported_by_manage_py_check(tmp_path):
 
         def beat(name: str) -> subprocess.Popen:
             return subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "radgestmat",
-                    "beat",
-                    "--loglevel",
-                    "INFO",
-                    "--scheduler",
-                    "django_celery_beat.schedulers:DatabaseScheduler",
-                    "--pidfile=",
-                ],
+                celery_beat_command("django_celery_beat.schedulers:DatabaseScheduler"),
                 cwd=ROOT,
                 env=env,
                 stdout=(tmp_path / f"{name}.log").open("w"),

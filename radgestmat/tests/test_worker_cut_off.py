@@ -10,8 +10,7 @@ import pytest
 from billiard.exceptions import SoftTimeLimitExceeded
 
 from radgestmat.celery import BoundedEventPublish, app
-
-from .servers import redis_server
+from radgestmat.testing.redis import redis_server
 
 
 def test_a_heartbeat_publish_while_redis_is_unreachable_gives_up_instead_of_hanging(tmp_path):
