@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
+from radgestmat.input import parse_id
 from radgestmat.staff import staff_required
 
 from . import experiments
@@ -103,7 +104,8 @@ def experiment_stop(request: HttpRequest, pk: int) -> HttpResponse:
     choice = request.POST.get("winner", "")
     winner = None
     if choice:
-        winner = experiment.variants.filter(pk=choice).first() if choice.isdigit() else None
+        variant_id = parse_id(choice)
+        winner = experiment.variants.filter(pk=variant_id).first() if variant_id is not None else None
         if winner is None:
             messages.error(request, _("Choose one of this experiment's variants, or none."))
             return redirect("experiment_report", pk=pk)

@@ -24,9 +24,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 import assets.views
+import notifications.experiment_views
 import notifications.views
 from assets.tests.factories import AttributionFactory
-from notifications.models import NotificationLog
+from notifications.models import Experiment, NotificationLog, Variant
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +79,10 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "notification_detail": ("GET", (), True),
     "notification_retry": ("POST", ("next",), True),
     "scheduler": ("GET", (), False),
+    "experiment_list": ("GET", (), False),
+    "experiment_new": ("GET", (), False),
+    "experiment_report": ("GET", (), True),
+    "experiment_stop": ("POST", ("winner",), True),
 }
 # Pages open without a staff login: they have their own tests (login throttling, signatures, health).
 NOT_STAFF_PAGES = {"login", "logout", "set_language", "healthz", "twilio_status_callback"}
@@ -134,6 +139,21 @@ def admin_cases(label: str, value: str, superuser) -> list[tuple[str, str, dict,
     return cases
 
 
+def make_experiment() -> Experiment:
+    experiment = Experiment.objects.create(
+        name="Shorter", type_notification="CREATION", canal="EMAIL", language="fr", started_at=timezone.now()
+    )
+    for label in "AB":
+        Variant.objects.create(
+            experiment=experiment,
+            label=label,
+            share=50,
+            subject=f"[{label}] {{{{ materiel_code }}}}",
+            body=f"Variant {label} for {{{{ client_name }}}}.",
+        )
+    return experiment
+
+
 @pytest.mark.parametrize("page", [*PARAMETERS, *(f"admin {label}" for label in ADMIN_LISTS)])
 def test_no_parameter_of_any_staff_page_answers_500(client, django_user_model, page):
     """GIVEN a staff page, WHEN each of its parameters is sent with each hostile value,
@@ -146,7 +166,14 @@ def test_no_parameter_of_any_staff_page_answers_500(client, django_user_model, p
         statut="ECHEC_PERMANENT",
         date_scheduled=timezone.now(),
     )
-    pks = {"loan": loan.pk, "materiel": loan.materiel_id, "client": loan.client_id, "notification": log.pk}
+    experiment = make_experiment()
+    pks = {
+        "loan": loan.pk,
+        "materiel": loan.materiel_id,
+        "client": loan.client_id,
+        "notification": log.pk,
+        "experiment": experiment.pk,
+    }
     superuser = django_user_model.objects.create(username="boss", is_staff=True, is_superuser=True)
     client.force_login(superuser)
     client.raise_request_exception = False
@@ -246,10 +273,16 @@ def test_the_parameter_table_lists_every_staff_page_and_every_parameter_its_view
     assert set(views) - NOT_STAFF_PAGES - {"admin"} == set(PARAMETERS)
     reads = {
         **{name: set() for name in views.values()},
-        **{k: v for module in (assets.views, notifications.views) for k, v in parameters_read(module).items()},
+        **{
+            k: v
+            for module in (assets.views, notifications.views, notifications.experiment_views)
+            for k, v in parameters_read(module).items()
+        },
     }
     posted = {
-        k: v for module in (assets.views, notifications.views) for k, v in parameters_read(module, "POST").items()
+        k: v
+        for module in (assets.views, notifications.views, notifications.experiment_views)
+        for k, v in parameters_read(module, "POST").items()
     }
     for url_name, (method, params, _has_pk) in PARAMETERS.items():
         expected = posted[views[url_name]] if method == "POST" else reads[views[url_name]]
