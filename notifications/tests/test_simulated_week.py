@@ -52,6 +52,7 @@ LONG_REMINDERS = ("RAPPEL_J_MOINS_2", "RAPPEL_J_MOINS_1", "RAPPEL_FINAL")
 
 # --- The oracle -------------------------------------------------------------------------
 
+
 def real_hours(start: datetime, end: datetime) -> float:
     return (end.astimezone(timezone.utc) - start.astimezone(timezone.utc)).total_seconds() / 3600
 
@@ -171,7 +172,9 @@ def expectations(loan: Loan, week_end: datetime = WEEK_END, problems: list[str] 
         cutoff = min(until, must_precede) if must_precede else until
         if must_precede and when >= must_precede:
             return
-        out.append(Expected((loan.pk, kind, canal, audience, level), when, optional=when > cutoff - TICK, learned=learned))
+        out.append(
+            Expected((loan.pk, kind, canal, audience, level), when, optional=when > cutoff - TICK, learned=learned)
+        )
 
     for canal in client_channels:
         add("CREATION", canal, "CLIENT", 0, loan.start, until=week_end)
@@ -187,7 +190,9 @@ def expectations(loan: Loan, week_end: datetime = WEEK_END, problems: list[str] 
             learned = choice is not None and choice.rule_at == ideal and choice.learned
             if learned:
                 broken = learned_bound_problems(kind, choice, loan.start, due)
-                problems.extend(f"{(loan.pk, kind)}: learned {choice.chosen_at.astimezone(PARIS)} {why}" for why in broken)
+                problems.extend(
+                    f"{(loan.pk, kind)}: learned {choice.chosen_at.astimezone(PARIS)} {why}" for why in broken
+                )
                 ideal = choice.chosen_at
             for canal in client_channels:
                 when = ideal if canal == "EMAIL" else whatsapp_time(kind, ideal, loan.start, due)
@@ -207,6 +212,7 @@ def expectations(loan: Loan, week_end: datetime = WEEK_END, problems: list[str] 
 
 
 # --- The week ------------------------------------------------------------------------------
+
 
 def random_loans(
     rng: random.Random,
@@ -252,7 +258,9 @@ def twilio_accepting_everything(fake_twilio, httpserver):
     return httpserver
 
 
-def test_a_simulated_week_keeps_the_timing_promise(settings, send_time_learning, twilio_accepting_everything, mailoutbox):
+def test_a_simulated_week_keeps_the_timing_promise(
+    settings, send_time_learning, twilio_accepting_everything, mailoutbox
+):
     settings.OVERDUE_MANAGER_EMAIL = "manager@example.org"
     settings.OVERDUE_GRACE_MINUTES, settings.OVERDUE_REPEAT_HOURS, settings.OVERDUE_MAX_LEVELS = 15, 24, 3
     settings.QUIET_HOURS = {"WHATSAPP": "21:00-08:00", "SMS": "21:00-08:00", "EMAIL": ""}
@@ -348,11 +356,17 @@ def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[s
                 problems.append(f"{key}: sent at {moment.astimezone(PARIS)}, not expected then (expected {wanted})")
             else:
                 wanted.remove(match)
-        problems.extend(f"{key}: expected at {item.ideal.astimezone(PARIS)}, never sent" for item in wanted if not item.optional)
+        problems.extend(
+            f"{key}: expected at {item.ideal.astimezone(PARIS)}, never sent" for item in wanted if not item.optional
+        )
     by_pk = {loan.pk: loan for loan in loans}
     for row in sent_rows:
         loan = by_pk[row.attribution_id]
-        if row.type_notification not in ("CREATION", "RESTITUTION") and loan.returned and row.date_envoi > loan.returned:
+        if (
+            row.type_notification not in ("CREATION", "RESTITUTION")
+            and loan.returned
+            and row.date_envoi > loan.returned
+        ):
             problems.append(f"{row}: sent after the return")
     return problems
 
@@ -362,14 +376,24 @@ def learned_sends(loans: list[Loan], sent_rows, week_end: datetime) -> int:
     learned = [item for loan in loans for item in expectations(loan, week_end) if item.learned]
     sent = defaultdict(list)
     for row in sent_rows:
-        sent[(row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)].append(row.date_envoi)
+        sent[(row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)].append(
+            row.date_envoi
+        )
     return sum(1 for item in learned if any(item.ideal <= moment <= item.ideal + WINDOW for moment in sent[item.key]))
 
 
 def assert_every_kind_went_out(sent_rows, mailoutbox, twilio) -> None:
     """The week was a real test: every kind of notification went out, on both channels, each message once."""
     kinds = {(row.type_notification, row.canal) for row in sent_rows}
-    for kind in ("CREATION", "RAPPEL_2H", "RAPPEL_J_MOINS_2", "RAPPEL_J_MOINS_1", "RAPPEL_FINAL", "RETARD", "RESTITUTION"):
+    for kind in (
+        "CREATION",
+        "RAPPEL_2H",
+        "RAPPEL_J_MOINS_2",
+        "RAPPEL_J_MOINS_1",
+        "RAPPEL_FINAL",
+        "RETARD",
+        "RESTITUTION",
+    ):
         assert {(kind, "EMAIL"), (kind, "WHATSAPP")} <= kinds, kind
     assert {row.audience for row in sent_rows} == {"CLIENT", "STAFF", "MANAGER"}
     assert len(mailoutbox) == sum(1 for row in sent_rows if row.canal == "EMAIL")
