@@ -104,9 +104,9 @@ def send_time_learning(request, settings):
 
     With learning on, the planning goes through the learner (choices stored and reused, the
     checks' wider candidate selection, re-decisions on extension), but it never has enough
-    history to move a reminder: these tests compute the rule's times, and a simulated week
-    produces enough reminders to start learning halfway. The bounds of learned times, and
-    learned times reaching the rows, are tested in test_send_time.
+    history to move a reminder: these tests compute the rule's times. The simulated week
+    lowers the threshold again and checks the learned times it stores (test_simulated_week).
+    The bounds of learned times, and learned times reaching the rows, are tested in test_send_time.
     """
     settings.SEND_TIME_LEARNING = request.param
     settings.SEND_TIME_MIN_REMINDERS = 10**6

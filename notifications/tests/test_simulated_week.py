@@ -8,8 +8,14 @@ THEN every notification the oracle expects is sent once, between its ideal time 
 minutes after it, on each channel; nothing unexpected is sent, nothing twice, no
 reminder or alert after the return, no pre-due reminder after the due time.
 
+With the learned send time on, the learner learns from the week's own reminders
+(`SEND_TIME_MIN_REMINDERS` at its default of 30 is reached on the first days), so some
+reminders leave the rule's time. The oracle then takes the time the product stored for such a
+reminder (its `SendTimeChoice`) as its ideal time, after checking that time against the bounds
+the learner promises, and holds it to the same promise.
+
 The oracle below is written from the README's table, on its own: it shares no code
-with `notifications.timeline` or the planner.
+with `notifications.timeline`, the planner or `notifications.send_time`.
 """
 
 from __future__ import annotations
@@ -39,6 +45,10 @@ WINDOW = timedelta(minutes=2)
 # Between an ideal time and the tick that sends it lies up to a minute: an action or the due
 # time falling in that minute may legitimately cancel it. Those are "may be sent".
 TICK = timedelta(minutes=1)
+# The bounds of a learned time, from the README (settings SEND_TIME_WINDOW, SEND_TIME_LEAD_MINUTES).
+LEARNED_WINDOW = (time(8, 0), time(20, 0))
+LEARNED_LEADS = (timedelta(minutes=60), timedelta(minutes=240))
+LONG_REMINDERS = ("RAPPEL_J_MOINS_2", "RAPPEL_J_MOINS_1", "RAPPEL_FINAL")
 
 
 # --- The oracle -------------------------------------------------------------------------
@@ -99,6 +109,16 @@ def whatsapp_time(kind: str, ideal: datetime, start: datetime, due: datetime) ->
     return evening if evening >= start else None
 
 
+@dataclass(frozen=True)
+class StoredChoice:
+    """The product's decision for one reminder of a loan (a `SendTimeChoice` row), as read from the database."""
+
+    rule_at: datetime
+    chosen_at: datetime
+    learned: bool
+    decided_at: datetime
+
+
 @dataclass
 class Loan:
     start: datetime
@@ -107,6 +127,29 @@ class Loan:
     extensions: list[tuple[datetime, datetime]] = field(default_factory=list)  # (when, new due)
     returned: datetime | None = None
     pk: int | None = None
+    # Per due-date segment (the first, then one per extension): reminder type → the stored choice.
+    choices: list[dict[str, StoredChoice]] = field(default_factory=list)
+
+
+def learned_bound_problems(kind: str, choice: StoredChoice, start: datetime, due: datetime) -> list[str]:
+    """How a learned time breaks the bounds: off the rule's day, quiet, outside the window, too close to the due time."""
+    chosen = choice.chosen_at.astimezone(PARIS)
+    problems = []
+    if is_quiet(chosen):
+        problems.append("in quiet hours")
+    if not LEARNED_WINDOW[0] <= chosen.time() < LEARNED_WINDOW[1]:
+        problems.append("outside the window")
+    if chosen < max(start, choice.decided_at):
+        # A choice kept across an extension (same rule time) may lie before it: it was decided earlier.
+        problems.append("before the loan started or before it was decided")
+    if chosen > due.astimezone(UTC) - LEARNED_LEADS[0]:
+        problems.append("less than the shortest lead before the due time")
+    if kind in LONG_REMINDERS:
+        if chosen.date() != choice.rule_at.astimezone(PARIS).date():
+            problems.append("not on the rule's day")
+    elif chosen < due.astimezone(UTC) - LEARNED_LEADS[1]:
+        problems.append("earlier than the longest lead before the due time")
+    return problems
 
 
 @dataclass(frozen=True)
@@ -114,20 +157,25 @@ class Expected:
     key: tuple  # (loan pk, type, canal, audience, level)
     ideal: datetime
     optional: bool
+    learned: bool = False  # the ideal time is a learned one the product chose
 
 
-def expectations(loan: Loan, week_end: datetime = WEEK_END) -> list[Expected]:
+def expectations(loan: Loan, week_end: datetime = WEEK_END, problems: list[str] | None = None) -> list[Expected]:
+    """What ``loan`` should send; a learned time breaking its bounds is added to ``problems``."""
     out: list[Expected] = []
+    problems = [] if problems is None else problems
     client_channels = ["EMAIL"] + (["WHATSAPP"] if loan.has_phone else [])
 
-    def add(kind, canal, audience, level, when, *, until, must_precede=None):
+    def add(kind, canal, audience, level, when, *, until, must_precede=None, learned=False):
         """Expected when ``when`` is before ``until`` (and before ``must_precede``) and seen by the end of the week."""
         if when is None or when >= until or when > week_end - WINDOW:
             return
         cutoff = min(until, must_precede) if must_precede else until
         if must_precede and when >= must_precede:
             return
-        out.append(Expected((loan.pk, kind, canal, audience, level), when, optional=when > cutoff - TICK))
+        out.append(
+            Expected((loan.pk, kind, canal, audience, level), when, optional=when > cutoff - TICK, learned=learned)
+        )
 
     for canal in client_channels:
         add("CREATION", canal, "CLIENT", 0, loan.start, until=week_end)
@@ -137,11 +185,20 @@ def expectations(loan: Loan, week_end: datetime = WEEK_END) -> list[Expected]:
     segments = [(loan.start, loan.due)] + list(loan.extensions)
     for index, (since, due) in enumerate(segments):
         until = segments[index + 1][0] if index + 1 < len(segments) else (loan.returned or week_end)
+        stored = loan.choices[index] if index < len(loan.choices) else {}
         for kind, ideal in ideal_reminders(loan.start, due):
+            choice = stored.get(kind)
+            learned = choice is not None and choice.rule_at == ideal and choice.learned
+            if learned:
+                broken = learned_bound_problems(kind, choice, loan.start, due)
+                problems.extend(
+                    f"{(loan.pk, kind)}: learned {choice.chosen_at.astimezone(PARIS)} {why}" for why in broken
+                )
+                ideal = choice.chosen_at
             for canal in client_channels:
                 when = ideal if canal == "EMAIL" else whatsapp_time(kind, ideal, loan.start, due)
                 if when is not None and when >= since:
-                    add(kind, canal, "CLIENT", 0, when, until=until, must_precede=due)
+                    add(kind, canal, "CLIENT", 0, when, until=until, must_precede=due, learned=learned)
         for level in (1, 2, 3):
             ideal = due.astimezone(UTC) + timedelta(minutes=15) + (level - 1) * timedelta(hours=24)
             if ideal < since:
@@ -202,10 +259,15 @@ def twilio_accepting_everything(fake_twilio, httpserver):
     return httpserver
 
 
-def test_a_simulated_week_keeps_the_timing_promise(settings, twilio_accepting_everything, mailoutbox):
+def test_a_simulated_week_keeps_the_timing_promise(
+    settings, send_time_learning, twilio_accepting_everything, mailoutbox
+):
     settings.OVERDUE_MANAGER_EMAIL = "manager@example.org"
     settings.OVERDUE_GRACE_MINUTES, settings.OVERDUE_REPEAT_HOURS, settings.OVERDUE_MAX_LEVELS = 15, 24, 3
     settings.QUIET_HOURS = {"WHATSAPP": "21:00-08:00", "SMS": "21:00-08:00", "EMAIL": ""}
+    if send_time_learning:
+        # Learn from the week's own reminders: the default threshold, reached on the first days.
+        settings.SEND_TIME_MIN_REMINDERS = 30
     rng = random.Random(20260329)
     loans = random_loans(rng)
     beat = Beat(WEEK_START)
@@ -217,6 +279,12 @@ def test_a_simulated_week_keeps_the_timing_promise(settings, twilio_accepting_ev
     problems = promise_problems(loans, beat.sent, WEEK_END)
     assert not problems, "\n".join(problems[:40]) + f"\n({len(problems)} problems)"
     assert_every_kind_went_out(beat.sent, mailoutbox, twilio_accepting_everything)
+    moved = learned_sends(loans, beat.sent, WEEK_END)
+    print(f"sends at a learned time: {moved}")  # noqa: T201  (the count docs/experiments.md quotes, shown with -s)
+    if send_time_learning:
+        assert moved >= 20, f"only {moved} sends at a learned time: is the learner running?"
+    else:
+        assert moved == 0
 
 
 def live_the_week(beat, loans: list[Loan]) -> None:
@@ -242,22 +310,44 @@ def live_the_week(beat, loans: list[Loan]) -> None:
             )
             loan.pk = records[number].pk
         elif action == "extend":
+            loan.choices.append(stored_choices([loan.pk]).get(loan.pk, {}))  # the decisions of the due date ending now
             beat.act(services.extend, records[number], new_due=new_due, now=when)
         else:
             beat.act(services.record_return, records[number], now=when)
 
 
-def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[str]:
-    """Every way the sends broke the promise: unexpected, late, twice, never sent, after the return."""
-    expected = defaultdict(list)
+def stored_choices(pks) -> dict[int, dict[str, StoredChoice]]:
+    """The send-time decisions the product stored for the loans ``pks`` (the latest per reminder type)."""
+    from notifications.models import SendTimeChoice
+
+    found: dict[int, dict[str, StoredChoice]] = defaultdict(dict)
+    for row in SendTimeChoice.objects.filter(attribution_id__in=pks):
+        found[row.attribution_id][row.type_notification] = StoredChoice(
+            row.rule_at, row.chosen_at, row.source == SendTimeChoice.Source.LEARNED, row.decided_at
+        )
+    return found
+
+
+def read_last_choices(loans: list[Loan]) -> None:
+    """Once the week is over: the decisions stored for each loan's last due date."""
+    final = stored_choices([loan.pk for loan in loans])
     for loan in loans:
-        for item in expectations(loan, week_end):
+        if len(loan.choices) == len(loan.extensions):
+            loan.choices.append(final.get(loan.pk, {}))
+
+
+def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[str]:
+    """Every way the sends broke the promise: unexpected, late, twice, never sent, after the return; learned times out of bounds."""
+    read_last_choices(loans)
+    expected = defaultdict(list)
+    problems = []
+    for loan in loans:
+        for item in expectations(loan, week_end, problems):
             expected[item.key].append(item)
     sent = defaultdict(list)
     for row in sent_rows:
         sent[(row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)].append(row)
 
-    problems = []
     for key in sorted(set(expected) | set(sent), key=str):
         wanted = sorted(expected.get(key, []), key=lambda item: item.ideal)
         got = sorted(row.date_envoi for row in sent.get(key, []))
@@ -280,6 +370,17 @@ def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[s
         ):
             problems.append(f"{row}: sent after the return")
     return problems
+
+
+def learned_sends(loans: list[Loan], sent_rows, week_end: datetime) -> int:
+    """How many sends went out at a learned time (within the window after it): the learner really moved reminders."""
+    learned = [item for loan in loans for item in expectations(loan, week_end) if item.learned]
+    sent = defaultdict(list)
+    for row in sent_rows:
+        sent[(row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)].append(
+            row.date_envoi
+        )
+    return sum(1 for item in learned if any(item.ideal <= moment <= item.ideal + WINDOW for moment in sent[item.key]))
 
 
 def assert_every_kind_went_out(sent_rows, mailoutbox, twilio) -> None:
