@@ -190,6 +190,7 @@ def expectations(loan: Loan, week_end: datetime = WEEK_END, problems: list[str] 
             choice = stored.get(kind)
             learned = choice is not None and choice.rule_at == ideal and choice.learned
             if learned:
+                assert choice is not None
                 broken = learned_bound_problems(kind, choice, loan.start, due)
                 problems.extend(
                     f"{(loan.pk, kind)}: learned {choice.chosen_at.astimezone(PARIS)} {why}" for why in broken
@@ -310,6 +311,7 @@ def live_the_week(beat, loans: list[Loan]) -> None:
             )
             loan.pk = records[number].pk
         elif action == "extend":
+            assert loan.pk is not None
             loan.choices.append(stored_choices([loan.pk]).get(loan.pk, {}))  # the decisions of the due date ending now
             beat.act(services.extend, records[number], new_due=new_due, now=when)
         else:
@@ -330,9 +332,9 @@ def stored_choices(pks) -> dict[int, dict[str, StoredChoice]]:
 
 def read_last_choices(loans: list[Loan]) -> None:
     """Once the week is over: the decisions stored for each loan's last due date."""
-    final = stored_choices([loan.pk for loan in loans])
+    final = stored_choices([loan.pk for loan in loans if loan.pk is not None])
     for loan in loans:
-        if len(loan.choices) == len(loan.extensions):
+        if loan.pk is not None and len(loan.choices) == len(loan.extensions):
             loan.choices.append(final.get(loan.pk, {}))
 
 
@@ -340,7 +342,7 @@ def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[s
     """Every way the sends broke the promise: unexpected, late, twice, never sent, after the return; learned times out of bounds."""
     read_last_choices(loans)
     expected = defaultdict(list)
-    problems = []
+    problems: list[str] = []
     for loan in loans:
         for item in expectations(loan, week_end, problems):
             expected[item.key].append(item)
