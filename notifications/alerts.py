@@ -81,7 +81,7 @@ def credential_incidents(now: datetime) -> list[Incident]:
             f"{Canal(canal).label}: the provider rejects our credentials",
             f"Sending by {Canal(canal).label} failed because the provider rejected RadGestMat's credentials "
             f"in the last {int(CREDENTIALS_WINDOW.total_seconds() // 60)} minutes. Every message on this channel "
-            "will fail until they are fixed in the environment (see README, Configuration).",
+            "will fail until they are fixed in the environment (see docs/configuration.md).",
         )
         for canal in sorted(rejected)
     ]

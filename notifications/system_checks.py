@@ -151,7 +151,7 @@ def check_redis_eviction_policy(app_configs=None, **kwargs):
         return [
             Warning(
                 f"The broker's Redis has maxmemory-policy {policy}: under memory pressure it may drop queued tasks.",
-                hint="Set maxmemory-policy noeviction in redis.conf (see README, Production).",
+                hint="Set maxmemory-policy noeviction in redis.conf (see docs/operations.md, Production).",
                 id="radgestmat.W021",
             )
         ]

@@ -4,7 +4,7 @@ All wall-clock rules (08:00, quiet hours) are read in ``settings.TIME_ZONE``;
 durations (2 h before, grace, repeat interval) are real elapsed time, computed in
 UTC, so a loan across a DST change is reminded at the right moment.
 
-The rules (README "Scheduling and the timing promise"):
+The rules (docs/timing.md):
 
 - RAPPEL_2H (COURT, MOYEN): due − 2 h; none if that is before the start.
 - RAPPEL_J_MOINS_2 / RAPPEL_J_MOINS_1 (LONG): 08:00 two / one calendar day(s)

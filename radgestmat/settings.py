@@ -204,7 +204,7 @@ WHATSAPP_CONTENT_SIDS = env.dict("WHATSAPP_CONTENT_SIDS", default={})
 SMS_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_SMS_FROM)
 
 # --- Scheduling (timeline, checks, relay, overdue ladder, quiet hours) ----
-# See README "Scheduling and the timing promise".
+# See docs/timing.md.
 OVERDUE_MANAGER_EMAIL = env("OVERDUE_MANAGER_EMAIL", default="")
 OVERDUE_GRACE_MINUTES = env.int("OVERDUE_GRACE_MINUTES", default=15)
 OVERDUE_REPEAT_HOURS = env.int("OVERDUE_REPEAT_HOURS", default=24)
