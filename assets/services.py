@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from .models import Attribution, Client, Materiel
+from .models import Attribution, Client, Extension, Materiel
 from .signals import attribution_created, attribution_extended, attribution_returned, sent_by_caller
 
 
@@ -130,6 +130,13 @@ def extend(
         previous_due = locked.date_retour_prevue
         locked.date_retour_prevue = new_due
         locked.save(update_fields=["date_retour_prevue"])
+        Extension.objects.create(
+            attribution=locked,
+            previous_due=previous_due,
+            new_due=new_due,
+            created_by=by if isinstance(by, User) else None,
+            created_at=now,
+        )
         transaction.on_commit(
             lambda: attribution_extended.send(
                 sender=Attribution, attribution=locked, now=now, previous_due=previous_due

@@ -9,6 +9,7 @@ import secrets
 import smtplib
 import socket
 import threading
+from email.mime.text import MIMEText
 from email.utils import formataddr, parseaddr
 
 from django.conf import settings
@@ -130,12 +131,25 @@ def classify(error: Exception) -> Exception:
     return TransientError(f"Unexpected mail error: {error!r}", code=CodeErreur.OTHER)
 
 
-def mark_maybe_accepted(log: NotificationLog) -> None:
-    """Note on the claimed row that the server may accept the message from now on: if this worker
-    dies before the reply, the relay gives the row up as ambiguous instead of sending it again."""
+def mark_maybe_accepted(log_ids: list[int]) -> None:
+    """Note on the claimed rows (one message, several for a group) that the server may accept the message
+    from now on: if this worker dies before the reply, the relay gives them up as ambiguous instead of
+    sending them again."""
     from notifications.models import Statut
 
-    NotificationLog.objects.filter(pk=log.pk, statut=Statut.EN_COURS).update(erreur_code=CodeErreur.AMBIGUOUS)
+    NotificationLog.objects.filter(pk__in=log_ids, statut=Statut.EN_COURS).update(erreur_code=CodeErreur.AMBIGUOUS)
+
+
+def calendar_part(attachment) -> MIMEText:
+    """An .ics as calendar clients want it: text/calendar with its METHOD parameter, as an attachment."""
+    base, _sep, params = attachment.content_type.partition(";")
+    part = MIMEText(attachment.content, base.split("/", 1)[1], "utf-8")
+    for param in params.split(";"):
+        name, _eq, value = param.strip().partition("=")
+        if name:
+            part.set_param(name, value)
+    part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
+    return part
 
 
 class EmailChannel(Channel):
@@ -180,11 +194,14 @@ class EmailChannel(Channel):
         )
         if message.html:
             email.attach_alternative(message.html, "text/html")
+        for attachment in message.attachments:
+            email.attach(calendar_part(attachment))
         try:
             connection = shared_connection()
             smtp = getattr(connection, "connection", None)
             if smtp is not None and log.pk is not None:
-                smtp.before_end_of_data = lambda: mark_maybe_accepted(log)
+                rows = list(message.log_ids) or [log.pk]
+                smtp.before_end_of_data = lambda: mark_maybe_accepted(rows)
             sent = connection.send_messages([email])
         except Exception as error:
             drop_connection()
