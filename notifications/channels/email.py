@@ -26,6 +26,7 @@ from .base import AmbiguousError, Channel, PermanentError, TransientError
 from .smtp_backend import EndOfDataUnanswered
 
 _local = threading.local()
+GROUP_HEADER = "X-RadGestMat-Notifications"
 
 
 def message_id_local_part(log: NotificationLog) -> str:
@@ -192,6 +193,9 @@ class EmailChannel(Channel):
             reply_to=[settings.ORGANISATION_REPLY_TO] if settings.ORGANISATION_REPLY_TO else None,
             headers={"Message-ID": message_id, "X-RadGestMat-Notification": str(log.pk or "")},
         )
+        if message.is_group:
+            # Every row the message is sent for: the drills' ledger, and a trace in the mail server's logs.
+            email.extra_headers[GROUP_HEADER] = ",".join(str(pk) for pk in message.log_ids)
         if message.html:
             email.attach_alternative(message.html, "text/html")
         for attachment in message.attachments:

@@ -42,7 +42,9 @@ def loan(smtp_sink, settings, django_capture_on_commit_callbacks):
     settings.WHATSAPP_ENABLED = False
     client = ClientFactory(email="camille@example.org", language="en", name="Camille Martin")
     with time_machine.travel(LENT_AT, tick=False), django_capture_on_commit_callbacks(execute=True):
-        attribution = lend(materiel=MaterielFactory(code="CAM-042", name="4K camera"), client=client, due=DUE, now=LENT_AT)
+        attribution = lend(
+            materiel=MaterielFactory(code="CAM-042", name="4K camera"), client=client, due=DUE, now=LENT_AT
+        )
     return attribution
 
 
