@@ -312,3 +312,25 @@ def test_a_task_whose_view_of_the_group_went_stale_takes_nothing(at_now):
     # The first try took nothing (rolled back); the second read the group without the taken row.
     assert taken == [rows[0].pk, rows[1].pk]
     assert calls[1] == taken
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+@pytest.mark.parametrize("canal", ["EMAIL", "WHATSAPP", "SMS"])
+@pytest.mark.parametrize("kind", ["CREATION", "RAPPEL_2H", "RAPPEL_J_MOINS_1", "RETARD", "RESTITUTION", "PROLONGATION"])
+def test_every_group_message_renders_and_lists_every_item(kind, canal, language):
+    from notifications.messages import render_group, sample_log
+
+    now = timezone.now()
+    group = [sample_log(kind, canal, language, now=now) for _ in range(3)]
+    for index, row in enumerate(group):
+        row.attribution.materiel.code = f"KIT-{index}"
+
+    message = render_group(group, now=now)
+
+    assert all(f"KIT-{index}" in message.body for index in range(3))
+    assert "3" in (message.subject or message.body)
+    assert "@@MISSING" not in message.body + message.subject + message.html
+    if canal == "EMAIL":
+        assert message.subject and len(message.subject) < 60
+        assert all(f"KIT-{index}" in message.html for index in range(3))
+    assert message.content_variables["2"].count("KIT-") == 3 and "\n" not in message.content_variables["2"]
