@@ -95,7 +95,7 @@ def test_three_reminders_in_one_slot_go_as_one_email_and_the_other_tasks_send_no
 
     assert len(smtp_sink.messages) == 1
     message = smtp_sink.messages[0]
-    assert message["Subject"].startswith("Reminder: 3 items due ")
+    assert message["Subject"].startswith("3 items due back ")
     assert all(f"Caméra {i} (CAM-{i})" in text_of(message) for i in range(3))
     saved = list(NotificationLog.objects.filter(pk__in=[row.pk for row in rows]))
     assert {row.statut for row in saved} == {Statut.ENVOYEE}
@@ -244,8 +244,10 @@ def celery_worker_pool():
 
 @pytest.fixture
 def celery_worker_parameters():
+    from radgestmat import queues
+
     return {
-        "queues": ("default", "notifications"),
+        "queues": queues.ALL,
         "perform_ping_check": False,
         "shutdown_timeout": 10,
         "concurrency": 2,
