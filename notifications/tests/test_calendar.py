@@ -30,7 +30,7 @@ def calendar_parts(message) -> list:
     return [part for part in message.walk() if part.get_content_type() == "text/calendar"]
 
 
-def only_event(part) -> tuple[icalendar.Calendar, icalendar.Event]:
+def only_event(part) -> tuple[icalendar.Calendar, icalendar.cal.Component]:
     calendar = icalendar.Calendar.from_ical(part.get_payload(decode=True))
     events = list(calendar.walk("VEVENT"))
     assert len(events) == 1
