@@ -39,6 +39,7 @@ import operator
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from datetime import timedelta
@@ -57,7 +58,10 @@ CONCURRENCY = 2  # the Procfile's WORKER_CONCURRENCY default; this machine's cor
 QUEUE = "notifications"
 # Both runs use this very command line; the include only adds the no-op task.
 WORKER_ARGS = ("-I", "bench.support.noop_task")
-TARGET_RATIO = 0.5
+TARGET_RATIO = 0.35
+TARGET_VS_CELERY_EMAIL = 1.0
+TARGET_VS_POST_OFFICE = 0.7
+TARGET_VS_NOOP = 0.35
 TARGET_P99 = 1.0
 TARGET_P99_UNDER_BACKLOG = 1.0
 
@@ -65,8 +69,8 @@ TARGET_P99_UNDER_BACKLOG = 1.0
 # --- Workers ---------------------------------------------------------------------------------------
 
 
-def start_worker(stack: Stack, name: str) -> Proc:
-    proc = stack.worker(name, concurrency=CONCURRENCY, queues=queues.WORKER_QUEUES, extra_args=WORKER_ARGS)
+def start_worker(stack: Stack, name: str, *, extra_args: tuple[str, ...] = WORKER_ARGS) -> Proc:
+    proc = stack.worker(name, concurrency=CONCURRENCY, queues=queues.WORKER_QUEUES, extra_args=extra_args)
     wait_until(lambda: not proc.alive() or " ready." in proc.output(), what=f"worker {name} to be ready", timeout=60)
     if not proc.alive():
         raise StackError(f"worker {name} exited at start:\n{proc.output()[-2000:]}")
@@ -178,7 +182,9 @@ def raw_celery(stack: Stack, redis_client, n: int) -> dict:
     }
 
 
-def plan_notifications(n: int, *, serial: str, type_notification: str = "CREATION") -> list[int]:
+def plan_notifications(
+    n: int, *, serial: str, type_notification: str = "CREATION", whatsapp_share: float = WHATSAPP_SHARE
+) -> list[int]:
     """N loans, each with its ``type_notification`` row planned by the outbox (not enqueued); return the row ids.
 
     A borrower has either an email address (70 %) or a phone (30 %, WhatsApp), so each
@@ -192,7 +198,7 @@ def plan_notifications(n: int, *, serial: str, type_notification: str = "CREATIO
     from notifications.models import NotificationLog, NotificationPreferences, TypeNotification
 
     now = timezone.now()
-    texts = int(n * WHATSAPP_SHARE)
+    texts = int(n * whatsapp_share)
     clients = Client.objects.bulk_create(
         Client(name=f"Emprunteur {serial}-{i}", phone=f"+336{i:08d}")
         if i < texts
@@ -217,17 +223,19 @@ def plan_notifications(n: int, *, serial: str, type_notification: str = "CREATIO
     return [row.pk for row in rows]
 
 
-def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
+def real_pipeline(
+    stack: Stack, redis_client, n: int, *, whatsapp_share: float = WHATSAPP_SHARE, name: str = "pipeline"
+) -> tuple[dict, Proc]:
     from django.db import transaction
     from django.utils import timezone
 
     from notifications import outbox
     from notifications.models import Statut
 
-    ids = plan_notifications(n, serial="TP")
+    ids = plan_notifications(n, serial=name.upper(), whatsapp_share=whatsapp_share)
     if len(ids) != n:
         raise StackError(f"planned {len(ids)} rows for {n} loans")
-    proc = start_worker(stack, "pipeline")
+    proc = start_worker(stack, name)
     time.sleep(1)  # let the pool children finish starting before the idle measurement
     memory_before = worker_memory(proc)
     cpu_before = cpu_seconds(proc.popen.pid)
@@ -237,10 +245,11 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
             outbox.mark_enqueued(ids, now=timezone.now())
 
     sessions_before, connections_before = stack.smtp.sessions, stack.twilio.connections
+    emails_before, texts_before = stack.smtp.count, stack.twilio.count
     transactions_before = database_transactions()
     started = time.monotonic()
     published, drained = drain_seconds(redis_client, publish, started=started, timeout=1800)
-    wait_tasks_run("pipeline", "tasks.send_notification", n)
+    wait_tasks_run(name, "tasks.send_notification", n)
     cpu = cpu_seconds(proc.popen.pid) - cpu_before
     time.sleep(1.5)  # PostgreSQL publishes a backend's statistics at most once a second
     transactions = database_transactions() - transactions_before - 1  # our own enqueue
@@ -254,8 +263,8 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
         problems.append(f"ledger: {ledger}")
     result = {
         "notifications": n,
-        "emails": stack.smtp.count,
-        "whatsapp": stack.twilio.count,
+        "emails": stack.smtp.count - emails_before,
+        "whatsapp": stack.twilio.count - texts_before,
         "publish_seconds": round(published, 2),
         "seconds": round(drained, 2),
         "rate": n / drained,
@@ -271,6 +280,90 @@ def real_pipeline(stack: Stack, redis_client, n: int) -> tuple[dict, Proc]:
         "memory_after": memory_after,
     }
     return result, proc
+
+
+# --- Peers ----------------------------------------------------------------------------------------
+
+PEER_SETTINGS = "bench.peer_settings"
+PEER_WORKER_ARGS = ("-I", "bench.support.peer_tasks,djcelery_email.tasks,post_office.tasks")
+PEERS = {
+    "celery-email": "django-celery-email (task per email)",
+    "post-office-batch": "django-post-office (queued, send_queued batches)",
+    "post-office-task": "django-post-office (task per mail)",
+}
+BENCH_REQUIREMENTS = ROOT / "requirements-bench.txt"
+
+
+def ensure_peer_packages() -> None:
+    """Install requirements-bench.txt into this interpreter's environment when a peer is missing."""
+    import importlib.util
+
+    if all(importlib.util.find_spec(name) for name in ("djcelery_email", "post_office")):
+        return
+    print(f"== installing the peers ({BENCH_REQUIREMENTS.name})", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "-r", str(BENCH_REQUIREMENTS)], check=True, cwd=ROOT
+    )
+
+
+def sample_message(log_id: int, path: Path) -> None:
+    """Write the subject, text and HTML of this row's email, for the peers to send the same size."""
+    from django.utils import timezone
+
+    from notifications import ics, sending
+    from notifications.messages import render, with_override_flag
+    from notifications.models import NotificationLog
+
+    log = ics.with_extension_count(
+        with_override_flag(NotificationLog.objects.select_related(*sending.SEND_RELATED))
+    ).get(pk=log_id)
+    message = render(log, now=timezone.now())
+    path.write_text(json.dumps({"subject": message.subject, "body": message.body, "html": message.html}))
+
+
+def peer_run(stack: Stack, mode: str, n: int, message_path: Path) -> dict:
+    """One peer's throughput: its worker (same command shape, the peers' settings), then its producer."""
+    saved = stack.settings
+    stack.settings = {**saved, "DJANGO_SETTINGS_MODULE": PEER_SETTINGS}
+    try:
+        proc = start_worker(stack, f"peer-{mode}", extra_args=PEER_WORKER_ARGS)
+        time.sleep(1)
+        memory_before = worker_memory(proc)
+        cpu_before = cpu_seconds(proc.popen.pid)
+        received_before = stack.smtp.count
+        sessions_before = stack.smtp.sessions
+        result = subprocess.run(
+            [sys.executable, "-m", "bench.support.peer_driver", mode, str(n), str(message_path)],
+            cwd=ROOT,
+            env={**stack.env(), "PEER_POST_OFFICE_CELERY": "0", "LOG_LEVEL": "WARNING"},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise StackError(f"peer {mode} failed:\n{(result.stderr or result.stdout)[-2000:]}")
+        measured = json.loads(result.stdout.strip().splitlines()[-1])
+        wait_until(lambda: stack.smtp.count - received_before >= n, what=f"{n} {mode} emails", timeout=30)
+        cpu = cpu_seconds(proc.popen.pid) - cpu_before
+        memory_after = worker_memory(proc)
+        proc.stop()
+    finally:
+        stack.settings = saved
+    received = stack.smtp.count - received_before
+    return {
+        "peer": PEERS[mode],
+        "emails": n,
+        "received": received,
+        "unsent": measured["unsent"],
+        "verified": received == n and not measured["unsent"],
+        "publish_seconds": round(measured["publish_seconds"], 2),
+        "seconds": round(measured["seconds"], 2),
+        "rate": n / measured["seconds"],
+        "worker_cpu_ms_per_email": round(cpu * 1000 / n, 2),
+        "smtp_sessions": stack.smtp.sessions - sessions_before,
+        "memory_before": memory_before,
+        "memory_after": memory_after,
+    }
 
 
 def database_transactions() -> int:
@@ -377,6 +470,34 @@ def percentile(values: list[float], q: float) -> float:
 # --- Report ----------------------------------------------------------------------------------------
 
 
+def emails_table(report: dict) -> str:
+    """The email runs side by side: emails/s (median of the rounds, every round's rate), ratio to ours, goal."""
+    env, emails = report["environment"], report["emails_side_by_side"]
+    medians, rates, ratios = emails["median_rates"], emails["rates"], emails["ratios"]
+    ours = medians["email_pipeline"]
+    goals = {
+        "celery-email": ("ours >= 1.0x", ratios["email_pipeline_vs_celery_email"] >= TARGET_VS_CELERY_EMAIL),
+        "post-office-batch": ("ours >= 0.7x", ratios["email_pipeline_vs_post_office_batch"] >= TARGET_VS_POST_OFFICE),
+        "raw_celery": ("ours/no-op >= 0.35", ratios["email_pipeline_vs_noop"] >= TARGET_VS_NOOP),
+    }
+    names = {"raw_celery": "raw Celery no-op", "email_pipeline": "RadGestMat email pipeline", **PEERS}
+    lines = [
+        (
+            f"machine {env['cores']} cores, load {env['load_average']:.2f}; prefork x{CONCURRENCY}, prefetch 1, "
+            f"acks_late; {report['sizes']['notifications']} emails a run, {emails['rounds']} round(s), same SMTP sink"
+        ),
+        f"{'sender':<50} {'emails/s':>9}  {'rounds':<22} {'ours / it':>9}  goal",
+        "-" * 112,
+    ]
+    for key, name in names.items():
+        ratio = ours / medians[key]
+        goal, met = goals.get(key, ("", True))
+        verdict = f"{goal} {'ok' if met else 'MISSED'}" if goal else ""
+        each = ", ".join(f"{rate:.0f}" for rate in rates[key])
+        lines.append(f"{name:<50} {medians[key]:>9.0f}  {each:<22} {ratio:>8.2f}x  {verdict}".rstrip())
+    return "\n".join(lines)
+
+
 def table(report: dict) -> str:
     env, raw, real, lat = report["environment"], report["raw_celery"], report["pipeline"], report["latency"]
     blat = report["latency_under_backlog"]
@@ -453,13 +574,50 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path) -> dict:
+    """The email runs side by side, ``rounds`` times in turn (no-op, ours, each peer): every rate and the medians."""
+    runs: dict[str, list[dict]] = {"raw_celery": [], "email_pipeline": [], **{mode: [] for mode in PEERS}}
+    for index in range(rounds):
+        print(f"== round {index + 1}/{rounds}: {n} no-op tasks, {n} of our emails, {n} emails per peer", flush=True)
+        runs["raw_celery"].append(raw_celery(servers.stack, broker, n))
+        result, proc = real_pipeline(servers.stack, broker, n, whatsapp_share=0, name=f"email{index}")
+        proc.stop()
+        runs["email_pipeline"].append(result)
+        for mode in PEERS:
+            runs[mode].append(peer_run(servers.stack, mode, n, message_path))
+        print(
+            "   " + ", ".join(f"{name} {entries[-1]['rate']:.0f}/s" for name, entries in runs.items()),
+            flush=True,
+        )
+    medians = {name: statistics.median(entry["rate"] for entry in entries) for name, entries in runs.items()}
+    ours = medians["email_pipeline"]
+    return {
+        "rounds": rounds,
+        "rates": {name: [round(entry["rate"], 1) for entry in entries] for name, entries in runs.items()},
+        "median_rates": {name: round(rate, 1) for name, rate in medians.items()},
+        "ratios": {
+            "email_pipeline_vs_celery_email": ours / medians["celery-email"],
+            "email_pipeline_vs_post_office_batch": ours / medians["post-office-batch"],
+            "email_pipeline_vs_post_office_task": ours / medians["post-office-task"],
+            "email_pipeline_vs_noop": ours / medians["raw_celery"],
+        },
+        "verified": all(
+            entry["verified"] for name, entries in runs.items() if name != "raw_celery" for entry in entries
+        ),
+        "runs": runs,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true", help="N = 10,000 notifications and 1,000 loans")
+    parser.add_argument("--rounds", type=int, default=1, help="email runs side by side this many times (medians)")
+    parser.add_argument("--throughput-only", action="store_true", help="only the email runs side by side")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "delivery.json"))
     parser.add_argument("--keep", action="store_true", help="keep the work directory (process logs) afterwards")
     args = parser.parse_args()
     sizes = LARGE if args.large else QUICK
+    ensure_peer_packages()
 
     try:
         with throwaway_stack("delivery", keep=args.keep) as servers:
@@ -476,45 +634,56 @@ def main() -> int:
             broker = redis.Redis.from_url(servers.redis.url)
 
             n = sizes["notifications"]
-            print(f"== (a) raw Celery: {n} no-op tasks", flush=True)
-            raw = raw_celery(servers.stack, broker, n)
-            print(f"   {raw['rate']:.0f} tasks/s", flush=True)
-            print(f"== (b) real pipeline: {n} notifications", flush=True)
-            real, worker = real_pipeline(servers.stack, broker, n)
-            print(f"   {real['rate']:.0f} sends/s", flush=True)
-            print(f"== latency: {sizes['loans']} loans lent one after another", flush=True)
-            latencies = lend_latencies(servers.stack, sizes["loans"])
-            # The last email is accepted a moment before its task records it and acks: let it finish.
-            drain_seconds(broker, lambda: None, started=time.monotonic(), timeout=60)
-            latency = {"loans": len(latencies), **summary(latencies)}
-            print(f"== latency under backlog: {sizes['backlog']} reminders draining", flush=True)
-            under_backlog = lend_latencies_under_backlog(
-                servers.stack, broker, sizes["backlog_loans"], sizes["backlog"]
-            )
+            message_path = servers.stack.workdir / "peer-message.json"
+            sample_message(plan_notifications(1, serial="SAMPLE", whatsapp_share=0)[0], message_path)
+            emails = throughput_rounds(servers, broker, n, args.rounds, message_path)
             report = {
-                "environment": {**environment, "loadavg_after": Path("/proc/loadavg").read_text().split()[0]},
+                "environment": environment,
                 "sizes": sizes,
                 "worker": {"pool": "prefork", "concurrency": CONCURRENCY, "prefetch_multiplier": 1, "acks_late": True},
-                "raw_celery": raw,
-                "pipeline": real,
-                "ratio": real["rate"] / raw["rate"],
-                "latency": latency,
-                "latency_under_backlog": under_backlog,
+                "emails_side_by_side": emails,
             }
-            worker.stop()
+            if not args.throughput_only:
+                print(f"== (a) raw Celery: {n} no-op tasks", flush=True)
+                raw = raw_celery(servers.stack, broker, n)
+                print(f"   {raw['rate']:.0f} tasks/s", flush=True)
+                print(f"== (b) real pipeline: {n} notifications", flush=True)
+                real, worker = real_pipeline(servers.stack, broker, n)
+                print(f"   {real['rate']:.0f} sends/s", flush=True)
+                print(f"== latency: {sizes['loans']} loans lent one after another", flush=True)
+                latencies = lend_latencies(servers.stack, sizes["loans"])
+                # The last email is accepted a moment before its task records it and acks: let it finish.
+                drain_seconds(broker, lambda: None, started=time.monotonic(), timeout=60)
+                latency = {"loans": len(latencies), **summary(latencies)}
+                print(f"== latency under backlog: {sizes['backlog']} reminders draining", flush=True)
+                under_backlog = lend_latencies_under_backlog(
+                    servers.stack, broker, sizes["backlog_loans"], sizes["backlog"]
+                )
+                report.update(
+                    raw_celery=raw,
+                    pipeline=real,
+                    ratio=real["rate"] / raw["rate"],
+                    latency=latency,
+                    latency_under_backlog=under_backlog,
+                )
+                worker.stop()
+            report["environment"]["loadavg_after"] = Path("/proc/loadavg").read_text().split()[0]
     except StackError as exc:
         print(f"delivery bench: {exc}", file=sys.stderr)
         return 1
 
     print()
-    print(table(report))
+    print(emails_table(report))
+    if "pipeline" in report:
+        print()
+        print(table(report))
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-    if not real["verified"]:
-        for problem in real["problems"]:
-            print(f"FAILED {problem}", file=sys.stderr)
-        return 1
-    return 0
+    problems = [] if emails["verified"] else ["a run side by side did not deliver every email once"]
+    problems += report.get("pipeline", {}).get("problems", [])
+    for problem in problems:
+        print(f"FAILED {problem}", file=sys.stderr)
+    return 1 if problems else 0
 
 
 if __name__ == "__main__":
