@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 from celery import Celery, bootsteps
 from celery.signals import task_postrun, task_prerun
@@ -28,9 +29,20 @@ def close_old_database_connections(task=None, **kwargs) -> None:
     CONN_MAX_AGE or broke (settings.CELERY_DB_REUSE_MAX keeps Celery from closing them all)."""
     if task is not None and getattr(task.request, "is_eager", False):
         return  # runs inside the caller's transaction: its connection is not ours to close
-    from django.db import close_old_connections
+    from django.conf import settings
+    from django.db import close_old_connections, connections
 
     close_old_connections()
+    # CONN_HEALTH_CHECKS would cost a `SELECT 1` before every task; one a second is enough, since a
+    # send's first query (`radgestmat.clock.now`) reconnects by itself when the connection died meanwhile.
+    moment = time.monotonic()
+    for wrapper in connections.all(initialized_only=True):
+        if wrapper.connection is None or wrapper.health_check_done or not wrapper.health_check_enabled:
+            continue
+        if moment - getattr(wrapper, "health_checked_at", -1e9) < settings.DB_HEALTH_CHECK_INTERVAL:
+            wrapper.health_check_done = True
+        else:
+            wrapper.health_checked_at = moment  # the check runs at this task's first query
 
 
 # The worker answers `inspect conf` (Flower's worker "Config" tab) with every Django setting, since

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from django.conf import settings
-from django.db import connection
+from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
 
 DATABASE = "database"
@@ -35,9 +35,21 @@ def now() -> datetime:
     query = QUERIES.get(connection.vendor)
     if settings.NOTIFICATION_CLOCK == PROCESS or query is None:
         return timezone.now()
-    with connection.cursor() as cursor:
-        cursor.execute(query)
-        value = cursor.fetchone()[0]
+    try:
+        value = _ask(query)
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise
+        # A kept connection that died since its last health check (at most once a second in a
+        # worker, `radgestmat.celery`): this is a task's first query, so reconnect and ask again.
+        connection.close()
+        value = _ask(query)
     if isinstance(value, str):  # SQLite answers text, in UTC
         value = datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value
+
+
+def _ask(query: str):
+    with connection.cursor() as cursor:
+        cursor.execute(query)
+        return cursor.fetchone()[0]

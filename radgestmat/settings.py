@@ -87,6 +87,8 @@ DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", defau
 # A kept connection is checked (SELECT 1) before its first use in each request or task,
 # so one that PostgreSQL dropped (restart, idle timeout) is replaced instead of failing it.
 DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+# In a worker that check runs at most once in this many seconds (radgestmat.celery), not before every task.
+DB_HEALTH_CHECK_INTERVAL = env.float("DB_HEALTH_CHECK_INTERVAL", default=1.0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # Web, worker and beat write to the same file: wait for the lock instead of failing.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
@@ -108,6 +110,12 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "tcp_user_timeout": 25_000,
     }.items():
         DATABASES["default"]["OPTIONS"].setdefault(option, value)
+    # Server-side binding: psycopg prepares a statement run five times on a connection, so PostgreSQL
+    # plans a send's queries once per connection instead of every time. Off behind PgBouncer in
+    # transaction mode before 1.21 (or without max_prepared_statements): see docs/configuration.md.
+    if env.bool("DB_PREPARED_STATEMENTS", default=True):
+        DATABASES["default"]["OPTIONS"].setdefault("server_side_binding", True)
+        DATABASES["default"]["OPTIONS"].setdefault("prepare_threshold", 5)
     statement_timeout = env.int("DB_STATEMENT_TIMEOUT_MS", default=30_000)
     if statement_timeout:
         options = DATABASES["default"]["OPTIONS"].get("options", "")
@@ -165,6 +173,9 @@ EMAIL_HOST_PASSWORD = env("EMAIL_HOST_PASSWORD", default="")
 EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
 EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL", default=False)
 EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=15)
+# A worker's kept SMTP connection gets a NOOP before a message only after this long unused (seconds):
+# servers drop connections idle for minutes, and one dropped sooner is reopened before DATA anyway.
+EMAIL_NOOP_AFTER_IDLE = env.float("EMAIL_NOOP_AFTER_IDLE", default=10.0)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="radgestmat@localhost")
 SERVER_EMAIL = env("SERVER_EMAIL", default=DEFAULT_FROM_EMAIL)
 EMAIL_BACKEND = env(

@@ -9,6 +9,7 @@ import secrets
 import smtplib
 import socket
 import threading
+import time
 from email.mime.text import MIMEText
 from email.utils import formataddr, parseaddr
 
@@ -50,13 +51,16 @@ def _connection_key() -> tuple:
 def shared_connection():
     """This process's open mail connection, opened on first use and reopened when the server dropped it.
 
-    SMTP servers close idle connections; a NOOP tells us before we start a message on a dead one.
+    SMTP servers close idle connections: one left idle for EMAIL_NOOP_AFTER_IDLE seconds or more
+    gets a NOOP before a message starts on it. A connection in steady use skips that round trip;
+    if the server dropped it anyway, `EmailChannel.send` notices before DATA and sends once more
+    on a new connection.
     """
     key = _connection_key()
     connection = getattr(_local, "connection", None)
     if connection is not None and _local.key == key:
         smtp = getattr(connection, "connection", None)
-        if smtp is None:
+        if smtp is None or time.monotonic() - getattr(_local, "used_at", 0.0) < settings.EMAIL_NOOP_AFTER_IDLE:
             return connection
         try:
             if smtp.noop()[0] == 250:
@@ -68,6 +72,21 @@ def shared_connection():
     connection.open()
     _local.connection, _local.key = connection, key
     return connection
+
+
+def _send_on_shared_connection(email: EmailMultiAlternatives, rows: list[int]) -> int:
+    connection = shared_connection()
+    smtp = getattr(connection, "connection", None)
+    if smtp is not None:
+        smtp.data_started = False
+        if rows:
+            smtp.before_end_of_data = lambda: mark_maybe_accepted(rows)
+    try:
+        return connection.send_messages([email])
+    except smtplib.SMTPServerDisconnected as error:
+        # Whether DATA had begun: only a message the server never started to receive may go again.
+        error.data_started = smtp is None or getattr(smtp, "data_started", True)  # type: ignore[attr-defined]
+        raise
 
 
 def drop_connection() -> None:
@@ -200,16 +219,20 @@ class EmailChannel(Channel):
             email.attach_alternative(message.html, "text/html")
         for attachment in message.attachments:
             email.attach(calendar_part(attachment))
+        rows = (list(message.log_ids) or [log.pk]) if log.pk is not None else []
         try:
-            connection = shared_connection()
-            smtp = getattr(connection, "connection", None)
-            if smtp is not None and log.pk is not None:
-                rows = list(message.log_ids) or [log.pk]
-                smtp.before_end_of_data = lambda: mark_maybe_accepted(rows)
-            sent = connection.send_messages([email])
+            try:
+                sent = _send_on_shared_connection(email, rows)
+            except smtplib.SMTPServerDisconnected as error:
+                if getattr(error, "data_started", True):
+                    raise
+                # The kept connection had been dropped before any of the message went out: a new one.
+                drop_connection()
+                sent = _send_on_shared_connection(email, rows)
         except Exception as error:
             drop_connection()
             raise classify(error) from error
+        _local.used_at = time.monotonic()
         if not sent:
             raise TransientError("The mail backend did not send the message.", code=CodeErreur.OTHER)
         return local_id

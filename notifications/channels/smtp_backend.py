@@ -26,10 +26,13 @@ class EndOfDataUnanswered(smtplib.SMTPException):
 class PatientSMTPMixin:
     # Called just before the final "." goes out: from then on the message may be accepted.
     before_end_of_data: Callable[[], None] | None = None
+    # Set when DATA is sent: before it, a server that hung up cannot have accepted the message.
+    data_started = False
     _in_data = False
     _awaiting_end_of_data = False
 
     def data(self, msg):
+        self.data_started = True
         self._in_data = True
         try:
             return super().data(msg)
