@@ -481,6 +481,7 @@ def emails_table(report: dict) -> str:
         "raw_celery": ("ours/no-op >= 0.35", ratios["email_pipeline_vs_noop"] >= TARGET_VS_NOOP),
     }
     names = {"raw_celery": "raw Celery no-op", "email_pipeline": "RadGestMat email pipeline", **PEERS}
+    names.update({name: label for name, label in VARIANT_NAMES.items() if name in medians})
     lines = [
         (
             f"machine {env['cores']} cores, load {env['load_average']:.2f}; prefork x{CONCURRENCY}, prefetch 1, "
@@ -574,9 +575,31 @@ def table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path) -> dict:
+# Our pipeline again in the same round with one of this branch's send optimisations turned off (all, for
+# "before"), through their settings: each one's effect measured in the same conditions.
+VARIANTS = {
+    "email_pipeline_before": {
+        "DB_HEALTH_CHECK_INTERVAL": "0",
+        "EMAIL_NOOP_AFTER_IDLE": "0",
+        "DB_PREPARED_STATEMENTS": "0",
+    },
+    "email_pipeline_no_prepared_statements": {"DB_PREPARED_STATEMENTS": "0"},
+    "email_pipeline_health_check_every_task": {"DB_HEALTH_CHECK_INTERVAL": "0"},
+    "email_pipeline_noop_every_message": {"EMAIL_NOOP_AFTER_IDLE": "0"},
+}
+VARIANT_NAMES = {
+    "email_pipeline_before": "  ours before (all three below off)",
+    "email_pipeline_no_prepared_statements": "  ours, DB_PREPARED_STATEMENTS=0",
+    "email_pipeline_health_check_every_task": "  ours, DB_HEALTH_CHECK_INTERVAL=0",
+    "email_pipeline_noop_every_message": "  ours, EMAIL_NOOP_AFTER_IDLE=0",
+}
+
+
+def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path, *, variants: bool) -> dict:
     """The email runs side by side, ``rounds`` times in turn (no-op, ours, each peer): every rate and the medians."""
     runs: dict[str, list[dict]] = {"raw_celery": [], "email_pipeline": [], **{mode: [] for mode in PEERS}}
+    if variants:
+        runs.update({name: [] for name in VARIANTS})
     for index in range(rounds):
         print(f"== round {index + 1}/{rounds}: {n} no-op tasks, {n} of our emails, {n} emails per peer", flush=True)
         runs["raw_celery"].append(raw_celery(servers.stack, broker, n))
@@ -585,6 +608,17 @@ def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path) 
         runs["email_pipeline"].append(result)
         for mode in PEERS:
             runs[mode].append(peer_run(servers.stack, mode, n, message_path))
+        for variant, overrides in VARIANTS.items() if variants else ():
+            saved = servers.stack.settings
+            servers.stack.settings = {**saved, **overrides}
+            try:
+                result, proc = real_pipeline(
+                    servers.stack, broker, n, whatsapp_share=0, name=f"v{index}{variant[15:22]}"
+                )
+            finally:
+                servers.stack.settings = saved
+            proc.stop()
+            runs[variant].append(result)
         print(
             "   " + ", ".join(f"{name} {entries[-1]['rate']:.0f}/s" for name, entries in runs.items()),
             flush=True,
@@ -596,6 +630,7 @@ def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path) 
         "rates": {name: [round(entry["rate"], 1) for entry in entries] for name, entries in runs.items()},
         "median_rates": {name: round(rate, 1) for name, rate in medians.items()},
         "ratios": {
+            **{f"email_pipeline_vs_{name}": ours / medians[name] for name in VARIANTS if name in medians},
             "email_pipeline_vs_celery_email": ours / medians["celery-email"],
             "email_pipeline_vs_post_office_batch": ours / medians["post-office-batch"],
             "email_pipeline_vs_post_office_task": ours / medians["post-office-task"],
@@ -613,6 +648,10 @@ def main() -> int:
     parser.add_argument("--large", action="store_true", help="N = 10,000 notifications and 1,000 loans")
     parser.add_argument("--rounds", type=int, default=1, help="email runs side by side this many times (medians)")
     parser.add_argument("--throughput-only", action="store_true", help="only the email runs side by side")
+    parser.add_argument("--notifications", type=int, help="N for every throughput run (default: the size's)")
+    parser.add_argument(
+        "--variants", action="store_true", help="also our pipeline with each send optimisation off (before/after)"
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "delivery.json"))
     parser.add_argument("--keep", action="store_true", help="keep the work directory (process logs) afterwards")
     args = parser.parse_args()
@@ -633,13 +672,13 @@ def main() -> int:
             bench_report.print_environment(environment)
             broker = redis.Redis.from_url(servers.redis.url)
 
-            n = sizes["notifications"]
+            n = args.notifications or sizes["notifications"]
             message_path = servers.stack.workdir / "peer-message.json"
             sample_message(plan_notifications(1, serial="SAMPLE", whatsapp_share=0)[0], message_path)
-            emails = throughput_rounds(servers, broker, n, args.rounds, message_path)
+            emails = throughput_rounds(servers, broker, n, args.rounds, message_path, variants=args.variants)
             report = {
                 "environment": environment,
-                "sizes": sizes,
+                "sizes": {**sizes, "notifications": n},
                 "worker": {"pool": "prefork", "concurrency": CONCURRENCY, "prefetch_multiplier": 1, "acks_late": True},
                 "emails_side_by_side": emails,
             }
