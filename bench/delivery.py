@@ -148,14 +148,13 @@ def drain_seconds(redis_client, publish, *, started: float, timeout: float) -> t
     return published, time.monotonic() - started
 
 
-def wait_tasks_run(name: str, task: str, count: int) -> None:
+def wait_tasks_run(name: str, task: str, count: int) -> int:
+    """Wait until the worker counted ``count`` runs of ``task``; return its count (a retry runs a task again)."""
     # The broker empties a moment before the worker counts the last task (ack, then bookkeeping).
     wait_until(
         lambda: tasks_run(name).get(task, 0) >= count, what=f"{count} {task} tasks counted by {name}", timeout=30
     )
-    ran = tasks_run(name).get(task, 0)
-    if ran != count:
-        raise StackError(f"{name} ran {ran} {task} tasks, expected {count}")
+    return tasks_run(name).get(task, 0)
 
 
 def raw_celery(stack: Stack, redis_client, n: int) -> dict:
@@ -249,7 +248,7 @@ def real_pipeline(
     transactions_before = database_transactions()
     started = time.monotonic()
     published, drained = drain_seconds(redis_client, publish, started=started, timeout=1800)
-    wait_tasks_run(name, "tasks.send_notification", n)
+    runs = wait_tasks_run(name, "tasks.send_notification", n)
     cpu = cpu_seconds(proc.popen.pid) - cpu_before
     time.sleep(1.5)  # PostgreSQL publishes a backend's statistics at most once a second
     transactions = database_transactions() - transactions_before - 1  # our own enqueue
@@ -270,6 +269,7 @@ def real_pipeline(
         "rate": n / drained,
         "worker_cpu_ms_per_task": round(cpu * 1000 / n, 2),
         "database_transactions_per_send": round(transactions / n, 2),
+        "task_runs": runs,  # more than the sends when some were retried
         "smtp_sessions": stack.smtp.sessions - sessions_before,
         "twilio_connections": stack.twilio.connections - connections_before,
         "statuts": statuts,

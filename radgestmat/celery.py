@@ -33,8 +33,11 @@ def close_old_database_connections(task=None, **kwargs) -> None:
     from django.db import close_old_connections, connections
 
     close_old_connections()
-    # CONN_HEALTH_CHECKS would cost a `SELECT 1` before every task; one a second is enough, since a
-    # send's first query (`radgestmat.clock.now`) reconnects by itself when the connection died meanwhile.
+    if settings.NOTIFICATION_CLOCK != "database":
+        return
+    # CONN_HEALTH_CHECKS would cost a `SELECT 1` before every task; one a second is enough, since every
+    # task's first query (`radgestmat.clock.now`, the database's clock) reconnects by itself when the
+    # connection died meanwhile.
     moment = time.monotonic()
     for wrapper in connections.all(initialized_only=True):
         if wrapper.connection is None or wrapper.health_check_done or not wrapper.health_check_enabled:

@@ -228,3 +228,53 @@ def test_a_resend_of_the_same_row_carries_the_same_message_id(smtp_sink):
     assert first == again
     assert rearmed != first
     assert first.startswith(f"<rgm.{log.pk}.") and first.endswith("@example.org>")
+
+
+@pytest.fixture
+def noops(monkeypatch):
+    """How many NOOPs the mail connections sent."""
+    import smtplib
+
+    sent = []
+    original = smtplib.SMTP.noop
+
+    def counting(self):
+        sent.append(1)
+        return original(self)
+
+    monkeypatch.setattr(smtplib.SMTP, "noop", counting)
+    return sent
+
+
+def test_a_connection_in_steady_use_skips_the_noop(smtp_sink, noops):
+    for _ in range(3):
+        send(make_log("CREATION", "EMAIL"))
+
+    assert len(smtp_sink.messages) == 3
+    assert noops == []
+
+
+def test_a_connection_idle_for_longer_than_the_setting_gets_a_noop_first(smtp_sink, noops, settings):
+    settings.EMAIL_NOOP_AFTER_IDLE = 0
+    for _ in range(3):
+        send(make_log("CREATION", "EMAIL"))
+
+    assert len(smtp_sink.messages) == 3
+    assert len(noops) == 2  # before the second and the third message, on the kept connection
+    assert smtp_sink.sessions == 1
+
+
+def test_a_connection_dropped_while_in_steady_use_is_replaced_before_data(smtp_sink, noops):
+    """No NOOP tells that the server hung up: the refused MAIL FROM does, and the message goes once on a new one."""
+    first = make_log("CREATION", "EMAIL")
+    send(first)
+    smtp_sink.restart()
+
+    second = make_log("CREATION", "EMAIL")
+    assert send(second) == Statut.ENVOYEE
+
+    assert noops == []
+    assert smtp_sink.sessions == 2
+    assert [message["X-RadGestMat-Notification"] for message in smtp_sink.messages] == [str(first.pk), str(second.pk)]
+    second.refresh_from_db()
+    assert second.nb_tentatives == 1
