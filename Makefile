@@ -49,8 +49,10 @@ messages: install
 	DEBUG=1 $(BIN)/python manage.py makemessages -l en -l fr --ignore=.venv --ignore=bench && DEBUG=1 $(BIN)/python manage.py compilemessages --ignore=.venv
 
 ## Run every bench script at its quick sizes; `make bench LARGE=1` (or `make bench-large`) adds the large
-## sizes of the scripts that have them (`--large`). Benches are never part of `make test`.
+## sizes of the scripts that have them (`--large`). Benches are never part of `make test`. The delivery
+## bench's peers (django-celery-email, django-post-office) come from requirements-bench.txt, installed here only.
 bench: install
+	$(BIN)/python -m pip install --quiet -r requirements-bench.txt
 	@for script in bench/*.py; do \
 		grep -q '__main__' $$script || continue; \
 		args=""; if [ -n "$(LARGE)" ] && grep -q -- '"--large"' $$script; then args="--large"; fi; \
