@@ -603,22 +603,29 @@ def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path, 
     for index in range(rounds):
         print(f"== round {index + 1}/{rounds}: {n} no-op tasks, {n} of our emails, {n} emails per peer", flush=True)
         runs["raw_celery"].append(raw_celery(servers.stack, broker, n))
-        result, proc = real_pipeline(servers.stack, broker, n, whatsapp_share=0, name=f"email{index}")
-        proc.stop()
-        runs["email_pipeline"].append(result)
-        for mode in PEERS:
-            runs[mode].append(peer_run(servers.stack, mode, n, message_path))
-        for variant, overrides in VARIANTS.items() if variants else ():
-            saved = servers.stack.settings
-            servers.stack.settings = {**saved, **overrides}
-            try:
-                result, proc = real_pipeline(
-                    servers.stack, broker, n, whatsapp_share=0, name=f"v{index}{variant[15:22]}"
-                )
-            finally:
-                servers.stack.settings = saved
-            proc.stop()
-            runs[variant].append(result)
+        steps: list[tuple[str, dict[str, str] | None]] = [("ours", None), *((mode, None) for mode in PEERS)]
+        if variants:
+            steps += VARIANTS.items()
+        if index % 2:
+            steps.reverse()  # every other round the other way round: a load that drifts favours no one
+        for step, overrides in steps:
+            if step == "ours":
+                result, proc = real_pipeline(servers.stack, broker, n, whatsapp_share=0, name=f"email{index}")
+                proc.stop()
+                runs["email_pipeline"].append(result)
+            elif step in PEERS:
+                runs[step].append(peer_run(servers.stack, step, n, message_path))
+            else:
+                saved = servers.stack.settings
+                servers.stack.settings = {**saved, **(overrides or {})}
+                try:
+                    result, proc = real_pipeline(
+                        servers.stack, broker, n, whatsapp_share=0, name=f"v{index}{step[15:22]}"
+                    )
+                finally:
+                    servers.stack.settings = saved
+                proc.stop()
+                runs[step].append(result)
         print(
             "   " + ", ".join(f"{name} {entries[-1]['rate']:.0f}/s" for name, entries in runs.items()),
             flush=True,
