@@ -374,6 +374,26 @@ def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[s
     return problems
 
 
+def lateness_and_extras(loans: list[Loan], sent_rows, week_end: datetime) -> tuple[timedelta, int]:
+    """The longest delay of a send after its nearest earlier ideal time, and how many sends of a key exceed what it expects."""
+    expected = defaultdict(list)
+    for loan in loans:
+        for item in expectations(loan, week_end):
+            expected[item.key].append(item.ideal)
+    sent = defaultdict(list)
+    for row in sent_rows:
+        sent[(row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)].append(
+            row.date_envoi
+        )
+    latest = timedelta(0)
+    for key, moments in sent.items():
+        for moment in moments:
+            earlier = [moment - ideal for ideal in expected.get(key, []) if ideal <= moment]
+            latest = max(latest, min(earlier, default=timedelta(0)))
+    extras = sum(max(0, len(moments) - len(expected.get(key, []))) for key, moments in sent.items())
+    return latest, extras
+
+
 def learned_sends(loans: list[Loan], sent_rows, week_end: datetime) -> int:
     """How many sends went out at a learned time (within the window after it): the learner really moved reminders."""
     learned = [item for loan in loans for item in expectations(loan, week_end) if item.learned]
