@@ -20,7 +20,7 @@ from django_celery_beat.models import PeriodicTask
 from notifications.schedule import register_schedule
 
 from . import test_simulated_week as simulated_week
-from .beat import PARIS, SchedulerBeat
+from .beat import PARIS, SchedulerBeat, Sent, paris
 from .test_simulated_week import twilio_accepting_everything  # noqa: F401  (fixture)
 
 # The nights the clocks change in Europe/Paris: forward at 02:00, back at 03:00.
@@ -51,6 +51,11 @@ def dst_summary(runs: dict[str, list[datetime]], start: datetime, end: datetime,
     return "; ".join(parts)
 
 
+def longest_gap(moments: list[datetime]) -> tuple[timedelta, datetime]:
+    """The longest time between two consecutive ``moments``, and when it began."""
+    return max((later - earlier, earlier) for earlier, later in zip(moments, moments[1:], strict=False))
+
+
 def real_time(start: datetime, end: datetime) -> timedelta:
     return end.astimezone(UTC) - start.astimezone(UTC)
 
@@ -73,14 +78,11 @@ def test_beat_never_pauses_and_runs_the_local_jobs_once_at_a_dst_change(night):
     runs = beat.runs
     print(f"\nDST {night}: " + dst_summary(runs, start, end, night))  # noqa: T201  (the table docs/timing.md quotes, shown with -s)
 
-    relay = [start, *runs["dispatch_due_notifications"], end]
-    gaps = [(later - earlier, earlier) for earlier, later in zip(relay, relay[1:], strict=False)]
-    longest, since = max(gaps)
+    longest, since = longest_gap([start, *runs["dispatch_due_notifications"], end])
     assert longest <= RELAY_MAX_GAP, f"the relay paused {longest} from {since.astimezone(PARIS)}"
     for name, cadence in CADENCES.items():
         moments = runs[name]
-        gaps = [(later - earlier, earlier) for earlier, later in zip(moments, moments[1:], strict=False)]
-        longest, since = max(gaps)
+        longest, since = longest_gap(moments)
         assert longest <= cadence + timedelta(seconds=1), f"{name} paused {longest} from {since.astimezone(PARIS)}"
         assert len(moments) >= real_time(start, end) / cadence - 1, name
     for name, wall_times in LOCAL_RUNS.items():
@@ -173,8 +175,7 @@ def test_a_week_under_the_real_beat_keeps_the_timing_promise(
         + f"\n({len(problems)} problems)\n"
         + "\n".join(repr(loan) for loan in loans if any(f"({loan.pk}, " in problem for problem in problems))
     )
-    relay = [week_start, *beat.runs["dispatch_due_notifications"], week_end]
-    longest, since = max((later - earlier, earlier) for earlier, later in zip(relay, relay[1:], strict=False))
+    longest, since = longest_gap([week_start, *beat.runs["dispatch_due_notifications"], week_end])
     admin_mails = [message for message in mailoutbox if ADMIN in message.to]
     latest, extras = simulated_week.lateness_and_extras(loans, beat.sent, week_end)
     message_ids = [
@@ -228,3 +229,68 @@ def test_skipping_idle_passes_changes_no_decision_of_beat():
         assert all(abs(a - b) < timedelta(seconds=0.1) for a, b in zip(moments, skipping[name], strict=False)), name
     assert len(every_pass["dispatch_due_notifications"]) >= 59
     assert none_skipped == 0 and skipped > 0
+
+
+# --- The checks above can fail ------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_oracle_catches_a_late_a_repeated_an_after_due_and_an_after_return_send():
+    """GIVEN a 3-hour loan and its sends each 30 s after its ideal time (the oracle finds nothing),
+    WHEN one reminder leaves 3 minutes late, or twice, or after the due time, or an alert after the return,
+    THEN the week's checks (`promise_problems`, `lateness_and_extras`) report it."""
+    start = paris(2026, 10, 26, 10, 0)
+    week_end = start + timedelta(days=2)
+
+    def loan(**fate) -> simulated_week.Loan:
+        return simulated_week.Loan(start=start, due=start + timedelta(hours=3), has_phone=False, pk=10**9, **fate)
+
+    def sent(key: tuple, at: datetime) -> Sent:
+        return Sent(len(str(key)), *key, date_scheduled=at, date_envoi=at)
+
+    ideal = {item.key: item.ideal for item in simulated_week.expectations(loan(), week_end) if not item.optional}
+    reminder = next(key for key in ideal if key[1] == "RAPPEL_2H")
+    alert = next(key for key in ideal if key[1] == "RETARD")
+    on_time = {key: sent(key, at + timedelta(seconds=30)) for key, at in ideal.items()}
+    assert simulated_week.promise_problems([loan()], list(on_time.values()), week_end) == []
+    assert simulated_week.lateness_and_extras([loan()], list(on_time.values()), week_end) == (timedelta(seconds=30), 0)
+
+    late = {**on_time, reminder: sent(reminder, ideal[reminder] + timedelta(minutes=3))}
+    problems = simulated_week.promise_problems([loan()], list(late.values()), week_end)
+    assert any("not expected then" in problem for problem in problems)
+    assert any("never sent" in problem for problem in problems)
+    assert simulated_week.lateness_and_extras([loan()], list(late.values()), week_end)[0] == timedelta(minutes=3)
+
+    twice = [*on_time.values(), sent(reminder, ideal[reminder] + timedelta(seconds=40))]
+    assert any("not expected then" in problem for problem in simulated_week.promise_problems([loan()], twice, week_end))
+    assert simulated_week.lateness_and_extras([loan()], twice, week_end)[1] == 1
+
+    after_due = {**on_time, reminder: sent(reminder, start + timedelta(hours=3, minutes=1))}
+    assert simulated_week.promise_problems([loan()], list(after_due.values()), week_end) != []
+
+    returned = start + timedelta(hours=2, minutes=30)
+    after_return = [*on_time.values(), sent(alert, ideal[alert])]
+    problems = simulated_week.promise_problems([loan(returned=returned)], after_return, week_end)
+    assert any("sent after the return" in problem for problem in problems)
+
+
+@pytest.mark.django_db
+def test_the_relay_gap_check_sees_the_hour_a_local_crontab_loses_in_october():
+    """GIVEN the relay's entry as it was before issue 12 (every minute, a crontab in Europe/Paris),
+    WHEN the same beat runs through the autumn change,
+    THEN the longest gap is about an hour (celery#6438): the helper and the 70 s check can see a pause."""
+    from django_celery_beat.models import CrontabSchedule
+
+    start = datetime(2026, 10, 24, 23, 30, tzinfo=UTC)  # 01:30 CEST
+    end = datetime(2026, 10, 25, 2, 30, tzinfo=UTC)  # 03:30 CET
+    beat = SchedulerBeat(start, run_tasks=False)
+    try:
+        register_schedule()
+        local, _ = CrontabSchedule.objects.get_or_create(minute="*", hour="*", timezone="Europe/Paris")
+        PeriodicTask.objects.filter(name="dispatch_due_notifications").update(crontab=local)
+        beat.run_until(end)
+    finally:
+        beat.stop()
+    longest, since = longest_gap([start, *beat.runs["dispatch_due_notifications"], end])
+    assert longest > RELAY_MAX_GAP
+    assert timedelta(minutes=59) <= longest <= timedelta(minutes=62), (longest, since)
