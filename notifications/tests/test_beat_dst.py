@@ -121,7 +121,7 @@ def week_around(night: date) -> tuple[datetime, datetime]:
     return start, start.astimezone(UTC) + timedelta(hours=WEEK_HOURS)
 
 
-# About 3 minutes of CPU per night; on this machine under the other engineers' load a night took 15-30 min (docs/timing.md).
+# About 3 minutes of CPU per night; on this machine under the other engineers' load a night took 6-28 min (docs/timing.md).
 @pytest.mark.timeout(2400)
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("night", DST_NIGHTS, ids=str)
