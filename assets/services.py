@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from .models import Attribution, Client, Materiel
+from .models import Attribution, Client, LoanEvent, Materiel, extensions_of
 from .signals import attribution_created, attribution_extended, attribution_returned, sent_by_caller
+
+
+def person(by: User | AnonymousUser | None) -> User | None:
+    """Who made a change, for the loan's history: an AnonymousUser is nobody."""
+    return by if isinstance(by, User) else None
 
 
 def validate_lend(*, materiel: Materiel, client: Client, start: datetime, due: datetime) -> None:
@@ -60,7 +66,7 @@ def lend(
                 attribution = Attribution.objects.create(
                     materiel=materiel,
                     client=client,
-                    created_by=by if isinstance(by, User) else None,  # an AnonymousUser is nobody
+                    created_by=person(by),
                     date_debut=start,
                     date_retour_prevue=due,
                     notes=notes,
@@ -70,6 +76,9 @@ def lend(
                 {"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}
             ) from None
         Materiel.objects.filter(pk=materiel.pk).update(state=Materiel.State.LENT)
+        LoanEvent.objects.create(
+            attribution=attribution, kind=LoanEvent.Kind.LENT, at=now, by=person(by), new_due=due, note=notes
+        )
         transaction.on_commit(lambda: attribution_created.send(sender=Attribution, attribution=attribution, now=now))
     return attribution
 
@@ -106,18 +115,34 @@ def record_return(
         with sent_by_caller():
             locked.save(update_fields=["date_retour_effective"])
         Materiel.objects.filter(pk=locked.materiel_id, state=Materiel.State.LENT).update(state=Materiel.State.AVAILABLE)
+        LoanEvent.objects.create(attribution=locked, kind=LoanEvent.Kind.RETURNED, at=returned_at, by=person(by))
         transaction.on_commit(lambda: attribution_returned.send(sender=Attribution, attribution=locked, now=now))
     attribution.refresh_from_db()
     return locked
 
 
-def validate_extend(attribution: Attribution, *, new_due: datetime) -> None:
+def may_extend_beyond_limit(by: User | AnonymousUser | None) -> bool:
+    return by is not None and by.has_perm("assets.extend_beyond_limit")
+
+
+def validate_extend(attribution: Attribution, *, new_due: datetime, by: User | AnonymousUser | None = None) -> None:
+    """Also refuses an extension past EXTENSION_MAX_PER_LOAN, for staff as for borrowers, unless ``by``
+    holds ``assets.extend_beyond_limit``. Bringing the due date forward is never limited."""
     if not attribution.is_open:
         raise ValidationError(_("A returned loan cannot be extended."), code="already_returned")
     if new_due <= attribution.date_debut:
         raise ValidationError({"date_retour_prevue": _("The due date must be after the start of the loan.")})
     if new_due == attribution.date_retour_prevue:
         raise ValidationError({"date_retour_prevue": _("The new due date is the same as the current one.")})
+    limit = settings.EXTENSION_MAX_PER_LOAN
+    if new_due > attribution.date_retour_prevue and not may_extend_beyond_limit(by):
+        done = extensions_of(attribution.pk).count()
+        if done >= limit:
+            raise ValidationError(
+                _("This loan was already extended %(done)d times, the most allowed (%(limit)d).")
+                % {"done": done, "limit": limit},
+                code="extension_limit",
+            )
 
 
 def extend(
@@ -126,10 +151,18 @@ def extend(
     """Move the loan's due date (later or earlier); its duration class follows."""
     with transaction.atomic():
         locked = Attribution.objects.select_for_update().select_related("materiel", "client").get(pk=attribution.pk)
-        validate_extend(locked, new_due=new_due)
+        validate_extend(locked, new_due=new_due, by=by)
         previous_due = locked.date_retour_prevue
         locked.date_retour_prevue = new_due
         locked.save(update_fields=["date_retour_prevue"])
+        LoanEvent.objects.create(
+            attribution=locked,
+            kind=LoanEvent.Kind.EXTENDED,
+            at=now,
+            by=person(by),
+            old_due=previous_due,
+            new_due=new_due,
+        )
         transaction.on_commit(
             lambda: attribution_extended.send(
                 sender=Attribution, attribution=locked, now=now, previous_due=previous_due
@@ -137,3 +170,13 @@ def extend(
         )
     attribution.refresh_from_db()
     return locked
+
+
+def add_note(
+    attribution: Attribution, *, text: str, now: datetime, by: User | AnonymousUser | None = None
+) -> LoanEvent:
+    """A note on the loan's history (who said what, when); the loan itself does not change."""
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"note": _("Write the note first.")}, code="empty")
+    return LoanEvent.objects.create(attribution=attribution, kind=LoanEvent.Kind.NOTE, at=now, by=person(by), note=text)

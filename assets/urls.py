@@ -10,6 +10,7 @@ urlpatterns = [
     path("loans/<int:pk>/", views.loan_detail, name="loan_detail"),
     path("loans/<int:pk>/return/", views.loan_return, name="loan_return"),
     path("loans/<int:pk>/extend/", views.loan_extend, name="loan_extend"),
+    path("loans/<int:pk>/note/", views.loan_note, name="loan_note"),
     path("materials/", views.materiel_list, name="materiel_list"),
     path("materials/new/", views.materiel_edit, name="materiel_create"),
     path("materials/<int:pk>/", views.materiel_edit, name="materiel_edit"),

@@ -5,6 +5,7 @@ Views look up objects, call `assets.services` with `now`, and put its errors on 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.db.models import Q
@@ -14,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from notifications.api import NotificationLog, preferences_of, scheduler_status
 from radgestmat.input import parse_id
@@ -27,13 +28,14 @@ from .forms import (
     ExtendForm,
     LendForm,
     MaterielForm,
+    NoteForm,
     PreferencesForm,
     ReturnForm,
     client_label,
     client_search,
     find_materiel,
 )
-from .models import Attribution, Client, Duree, Materiel, classify_duree
+from .models import Attribution, Client, Duree, LoanEvent, Materiel, classify_duree, extensions_of
 
 LOAN_SORTS = {
     "due": ("date_retour_prevue", "id"),
@@ -193,10 +195,15 @@ def loan_timeline(loan: Attribution):
     )
 
 
+def loan_history(loan: Attribution) -> list[LoanEvent]:
+    return list(LoanEvent.objects.filter(attribution=loan).select_related("by").order_by("at", "id"))
+
+
 @staff_required
 def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     loan = get_object_or_404(Attribution.objects.select_related("materiel", "client", "created_by"), pk=pk)
     now = timezone.now()
+    history = loan_history(loan)
     return render(
         request,
         "assets/loan_detail.html",
@@ -206,8 +213,29 @@ def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "overdue": loan.is_overdue(now),
             "remaining": loan.time_remaining(now),
             "timeline": loan_timeline(loan),
+            "history": history,
+            "extensions": sum(event.is_extension for event in history),
+            "extension_max": settings.EXTENSION_MAX_PER_LOAN,
+            "note_form": NoteForm(),
         },
     )
+
+
+@staff_required
+@require_POST
+def loan_note(request: HttpRequest, pk: int) -> HttpResponse:
+    loan = get_object_or_404(Attribution, pk=pk)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.add_note(loan, text=form.cleaned_data["note"], now=timezone.now(), by=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Note added to the loan's history."))
+    else:
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    return redirect("loan_detail", pk=loan.pk)
 
 
 @staff_required
@@ -250,7 +278,18 @@ def loan_extend(request: HttpRequest, pk: int) -> HttpResponse:
                 },
             )
             return redirect("loan_detail", pk=loan.pk)
-    return render(request, "assets/loan_extend.html", {"loan": loan, "form": form, "now": timezone.now()})
+    return render(
+        request,
+        "assets/loan_extend.html",
+        {
+            "loan": loan,
+            "form": form,
+            "now": timezone.now(),
+            "extensions": extensions_of(loan.pk).count(),
+            "extension_max": settings.EXTENSION_MAX_PER_LOAN,
+            "beyond_limit": services.may_extend_beyond_limit(request.user),
+        },
+    )
 
 
 # --- Materials --------------------------------------------------------------

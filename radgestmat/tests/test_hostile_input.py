@@ -56,6 +56,7 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "loan_detail": ("GET", (), True),
     "loan_return": ("GET", (), True),
     "loan_extend": ("GET", (), True),
+    "loan_note": ("POST", ("note",), True),
     "materiel_list": ("GET", ("q", "state", "page"), False),
     "materiel_create": ("GET", (), False),
     "materiel_edit": ("GET", (), True),
