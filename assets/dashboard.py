@@ -48,9 +48,24 @@ class DayBar:
         return sum(self.counts.values())
 
 
-def loan_summary(now: datetime) -> dict:
+def today_bounds(now: datetime) -> tuple[datetime, datetime]:
     today = timezone.localtime(now).date()
-    day_start, day_end = local_midnight(today), local_midnight(today + timedelta(days=1))
+    return local_midnight(today), local_midnight(today + timedelta(days=1))
+
+
+def window_filter(window: str, now: datetime) -> Q:
+    """The loans behind one dashboard card, for the loan list it opens (`views.LOAN_WINDOWS`)."""
+    day_start, day_end = today_bounds(now)
+    return {
+        "due_2h": Q(date_retour_effective__isnull=True, date_retour_prevue__gte=now)
+        & Q(date_retour_prevue__lt=now + timedelta(hours=2)),
+        "due_today": Q(date_retour_effective__isnull=True, date_retour_prevue__gte=now, date_retour_prevue__lt=day_end),
+        "returned_today": Q(date_retour_effective__gte=day_start, date_retour_effective__lt=day_end),
+    }[window]
+
+
+def loan_summary(now: datetime) -> dict:
+    day_start, day_end = today_bounds(now)
     open_loans = Attribution.objects.open()
     by_class = dict(open_loans.order_by().values_list("duree").annotate(n=Count("id")))
     counts = open_loans.aggregate(

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from radgestmat.csv_export import csv_response
+from radgestmat.csv_export import Column, csv_table, spreadsheet_datetime
 from radgestmat.input import MAX_DB_INT, DayField, parse_id
 from radgestmat.staff import paginate, staff_required
 
@@ -193,8 +193,24 @@ def bulk(request: HttpRequest) -> HttpResponse:
     return back(request, default)
 
 
-def local_iso(value) -> str:
-    return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
+# The log export: translated headers and values (what the page shows), provider texts as received.
+LOG_COLUMNS: list[Column] = [
+    (gettext_lazy("Id"), lambda row: row.pk),
+    (gettext_lazy("Loan"), lambda row: row.attribution_id),
+    (gettext_lazy("Material code"), lambda row: row.attribution.materiel.code),
+    (gettext_lazy("Client"), lambda row: row.attribution.client.name),
+    (gettext_lazy("Type"), lambda row: row.get_type_notification_display()),
+    (gettext_lazy("Channel"), lambda row: row.get_canal_display()),
+    (gettext_lazy("Audience"), lambda row: row.get_audience_display()),
+    (gettext_lazy("Escalation level"), lambda row: row.niveau_escalade),
+    (gettext_lazy("Status"), lambda row: row.get_statut_display()),
+    (gettext_lazy("Scheduled for"), lambda row: spreadsheet_datetime(row.date_scheduled)),
+    (gettext_lazy("Sent at"), lambda row: spreadsheet_datetime(row.date_envoi)),
+    (gettext_lazy("Attempts"), lambda row: row.nb_tentatives),
+    (gettext_lazy("Recipient"), lambda row: row.destinataire),
+    (gettext_lazy("Cause"), lambda row: row.get_erreur_code_display() if row.erreur_code else ""),
+    (gettext_lazy("Error"), lambda row: row.erreur_message),
+]
 
 
 @staff_required
@@ -209,32 +225,8 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse | HttpResponseBadR
             "\n".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()),
             content_type="text/plain; charset=utf-8",
         )
-    header = [
-        "id", "attribution", "materiel", "client", "type_notification", "canal", "audience", "niveau_escalade",
-        "statut", "date_scheduled", "date_envoi", "nb_tentatives", "destinataire", "erreur_code", "erreur_message",
-    ]  # fmt: skip
-    lines = (
-        [
-            row.pk,
-            row.attribution_id,
-            row.attribution.materiel.code,
-            row.attribution.client.name,
-            row.type_notification,
-            row.canal,
-            row.audience,
-            row.niveau_escalade,
-            row.statut,
-            local_iso(row.date_scheduled),
-            local_iso(row.date_envoi),
-            row.nb_tentatives,
-            row.destinataire,
-            row.erreur_code,
-            row.erreur_message,
-        ]  # fmt: skip
-        for row in rows.iterator(chunk_size=2000)
-    )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    return csv_response(f"notifications-{stamp}.csv", header, lines)
+    return csv_table(f"notifications-{stamp}.csv", LOG_COLUMNS, rows.iterator(chunk_size=2000))
 
 
 class PeriodForm(forms.Form):

@@ -54,7 +54,7 @@ def test_staff_cannot_extend_past_the_limit_but_may_bring_the_date_forward(setti
     now = timezone.now()
     desk = StaffFactory(username="desk")
     loan = lent(now, by=desk)
-    for day in (1, 2):
+    for _day in (1, 2):
         services.extend(loan, new_due=loan.date_retour_prevue + timedelta(days=1), now=now, by=desk)
         loan.refresh_from_db()
 

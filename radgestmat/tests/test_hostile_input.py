@@ -50,7 +50,9 @@ HOSTILE_VALUES = {
 # url name: (method, query or form parameters, whether the url has an <int:pk>)
 PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "home": ("GET", (), False),
-    "loan_list": ("GET", ("state", "sort", "duree", "q", "page"), False),
+    "loan_list": ("GET", ("state", "sort", "duree", "q", "window", "page"), False),
+    "loan_export": ("GET", ("state", "sort", "duree", "q", "window"), False),
+    "overdue_report": ("GET", (), False),
     "loan_lend": ("GET", ("client", "code"), False),
     "lend_preview": ("GET", ("code", "due"), False),
     "loan_detail": ("GET", (), True),
