@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
@@ -134,6 +135,19 @@ def notification_week(now: datetime) -> dict:
 def capped_count(queryset, cap: int = ALERT_COUNT_CAP) -> int:
     """COUNT that stops at ``cap``: the banner needs "how many, roughly", not a scan of a backlog."""
     return queryset.order_by().values("id")[:cap].count()
+
+
+def grace_until(now: datetime) -> datetime | None:
+    """End of the start-up grace period, or None once it is over.
+
+    The grace period is the first DASHBOARD_STARTUP_GRACE_MINUTES after this web process started
+    (`AssetsConfig.started_at`): when the stack starts together, beat has not ticked yet, the workers
+    are still booting and the relay has a backlog to catch up, so "not sending" is expected for a
+    few minutes and must not turn the front desk's page red. The scheduler page still tells it all.
+    """
+    started = apps.get_app_config("assets").started_at
+    end = started + timedelta(minutes=settings.DASHBOARD_STARTUP_GRACE_MINUTES)
+    return end if started <= now < end else None
 
 
 def alerts(now: datetime) -> dict:

@@ -60,8 +60,20 @@ LOAN_WINDOWS = {
 @staff_required
 def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    context = {"now": now, **dash.loan_summary(now), **dash.notification_week(now), "alerts": dash.alerts(now)}
-    context["scheduler"] = scheduler_status()
+    status = scheduler_status()
+    alerts = dash.alerts(now)
+    grace_until = dash.grace_until(now)
+    # Sending stopped, in desk words; what exactly is wrong is for the scheduler page.
+    not_sending = bool(alerts["stuck"]) or not status["healthy"]
+    context = {
+        "now": now,
+        **dash.loan_summary(now),
+        **dash.notification_week(now),
+        "alerts": alerts,
+        "starting_up": not_sending and grace_until is not None,
+        "grace_until": grace_until,
+        "not_sending": not_sending and grace_until is None,
+    }
     return render(request, "assets/dashboard.html", context)
 
 

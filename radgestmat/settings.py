@@ -135,6 +135,8 @@ LANGUAGE_CODE = env("LANGUAGE_CODE", default="fr")
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 USE_I18N = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# One way of writing dates per language on every page (English: "1 December 2026, 09:30").
+FORMAT_MODULE_PATH = ["radgestmat.formats"]
 
 # --- Static files -------------------------------------------------------
 STATIC_URL = "static/"
