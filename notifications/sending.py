@@ -32,7 +32,7 @@ from django.db.models import F
 
 from radgestmat.masking import mask_address, mask_email
 
-from . import caps, lifecycle, outbox, recipients, timeline
+from . import caps, lifecycle, outbox, reasons, recipients, timeline
 from .channels import ChannelError, PermanentError, TransientError, get_channel, spec_of
 from .exceptions import RetryLater
 from .messages import Message, render, with_override_flag
@@ -76,8 +76,8 @@ def claim(log_id: int, *, now: datetime) -> bool:
     )
 
 
-def irrelevance(log: NotificationLog, *, now: datetime) -> str:
-    """Why this row should no longer be sent, or "" when it should."""
+def irrelevance(log: NotificationLog, *, now: datetime) -> dict | None:
+    """Why this row should no longer be sent (the reason fields to write), or None when it should."""
     attribution = log.attribution
     kind = log.type_notification
     lapsed = timeline.lapse_reason(
@@ -87,18 +87,20 @@ def irrelevance(log: NotificationLog, *, now: datetime) -> str:
         duree=attribution.duree,
         now=now,
     )
-    if lapsed or log.audience != Audience.CLIENT:
-        return lapsed
+    if lapsed:
+        return reasons.reason(lapsed)
+    if log.audience != Audience.CLIENT:
+        return None
     prefs = recipients.preferences_of(attribution.client)
     if kind in REMINDER_TYPES and not recipients.wants(prefs, kind):
-        return "The borrower switched this reminder off."
+        return reasons.reason("REMINDER_OFF")
     if (
         kind != TypeNotification.RETARD
         and log.fallback_of_id is None
         and not getattr(prefs, spec_of(log.canal).preference_flag)
     ):
-        return f"The borrower switched {log.canal} off."
-    return ""
+        return reasons.reason("CHANNEL_OFF", canal=log.canal)
+    return None
 
 
 def _finish(log: NotificationLog, **fields) -> None:
@@ -147,16 +149,32 @@ def _emit(log: NotificationLog, outcome: str, started: float, provider_id: str =
     )
 
 
-def _fail_permanently(log: NotificationLog, reason: str, code: str, *, now: datetime, fallback: bool) -> None:
+def _fail_permanently(
+    log: NotificationLog,
+    reason: str,
+    code: str,
+    *,
+    now: datetime,
+    fallback: bool,
+    gave_up_after: int = 0,
+    why: dict | None = None,
+) -> None:
+    """``reason`` is the channel's or provider's text, kept as received; what we add goes in the reason fields."""
+    why = why or {}
+    params = dict(why.get("reason_params") or {})
+    if gave_up_after:
+        params["gave_up_after"] = gave_up_after
     with transaction.atomic():
         replacement = lifecycle.fall_back(log, now=now) if fallback else None
         if replacement is not None:
-            reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
+            params.update(fallback_canal=replacement.canal, fallback_id=replacement.pk)
         _finish(
             log,
             statut=Statut.ECHEC_PERMANENT,
             erreur_code=code,
             erreur_message=reason,
+            reason_code=why.get("reason_code", ""),
+            reason_params=params or None,
             date_tentative_prochaine=None,
             destinataire=log.destinataire,
         )
@@ -207,10 +225,12 @@ def _release(log_id: int) -> None:
 def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
     log = with_override_flag(NotificationLog.objects.select_related(*SEND_RELATED)).get(pk=log_id)
 
-    reason = irrelevance(log, now=now)
-    if reason:
-        _finish(log, statut=Statut.ANNULEE, erreur_code="", erreur_message=reason, nb_tentatives=F("nb_tentatives") - 1)
-        _emit(log, Statut.ANNULEE, started, detail=reason)
+    why = irrelevance(log, now=now)
+    if why:
+        _finish(
+            log, statut=Statut.ANNULEE, erreur_code="", erreur_message="", nb_tentatives=F("nb_tentatives") - 1, **why
+        )
+        _emit(log, Statut.ANNULEE, started, detail=why["reason_code"])
         return Statut.ANNULEE
 
     channel = get_channel(log.canal)
@@ -230,8 +250,8 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
                 date_tentative_prochaine=None,
                 date_scheduled=resume,
                 erreur_code=CodeErreur.CAP_REACHED,
-                erreur_message=f"Daily cap of {caps.cap_for(log.canal)} {log.canal} messages reached; "
-                f"waits until {resume.isoformat()}.",
+                erreur_message="",
+                **reasons.reason("CAP_REACHED", cap=caps.cap_for(log.canal), canal=log.canal, until=resume),
             )
             _emit(log, "capped", started)
             return Statut.EN_ATTENTE
@@ -254,12 +274,13 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
     except Exception as error:
         if not isinstance(error, ChannelError):
             logger.exception("notification %s: unexpected error", log.pk)
-        reason = str(error) if isinstance(error, TransientError) else f"Unexpected error: {error!r}"
+        reason = str(error) if isinstance(error, TransientError) else repr(error)
+        unexpected = {} if isinstance(error, TransientError) else reasons.reason("UNEXPECTED")
         code = error.code if isinstance(error, ChannelError) else CodeErreur.OTHER
         if log.nb_tentatives >= settings.NOTIFICATION_MAX_ATTEMPTS:
             _patiently(
                 lambda: _fail_permanently(
-                    log, f"Gave up after {log.nb_tentatives} attempts: {reason}", code, now=now, fallback=True
+                    log, reason, code, now=now, fallback=True, gave_up_after=log.nb_tentatives, why=unexpected
                 ),
                 log.pk,
                 started,
@@ -274,6 +295,8 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
                 statut=Statut.ECHEC,
                 erreur_code=code,
                 erreur_message=reason,
+                reason_code=unexpected.get("reason_code", ""),
+                reason_params=unexpected.get("reason_params"),
                 date_tentative_prochaine=now + timedelta(seconds=retry_in),
                 destinataire=log.destinataire,
             ),
@@ -295,6 +318,8 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
             variant_id=message.variant_id,
             erreur_code="",
             erreur_message="",
+            reason_code="",
+            reason_params=None,
             date_tentative_prochaine=None,
         ),
         log.pk,

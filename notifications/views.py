@@ -31,9 +31,14 @@ from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 from .scheduler_status import scheduler_status
 
 RETRYABLE = (Statut.ECHEC, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
+# Failures a retry cannot fix: the address itself is wrong or refuses us. The page offers to edit the client.
+FIX_THE_CLIENT = (CodeErreur.INVALID_RECIPIENT, CodeErreur.OPTED_OUT)
+TAB_COUNT_CAP = 1000
+CANCELLABLE = (Statut.EN_ATTENTE, Statut.ECHEC)
 # The spec's delivery targets, in percent of the notifications that reached a final state.
 DELIVERY_TARGETS = {Canal.EMAIL: 95, Canal.WHATSAPP: 90}
 CANCEL_PERMISSION = "notifications.change_notificationlog"
+MAX_CONFIRM_ROWS = 500
 
 
 def local_day_start(day) -> datetime:
@@ -96,20 +101,65 @@ def filtered_log(request: HttpRequest) -> tuple[LogFilterForm, QuerySet[Notifica
     return form, form.filter(rows)
 
 
+# The log's tabs: what happened (newest first), what is planned (soonest first), the failures, everything.
+LOG_TABS = {
+    "activity": gettext_lazy("Activity"),
+    "planned": gettext_lazy("Planned"),
+    "failed": gettext_lazy("Failed"),
+    "all": gettext_lazy("All"),
+}
+
+
+def in_tab(rows: QuerySet[NotificationLog], tab: str, now: datetime) -> QuerySet[NotificationLog]:
+    if tab == "activity":
+        return rows.filter(date_scheduled__lte=now)
+    if tab == "planned":
+        return rows.filter(statut=Statut.EN_ATTENTE, date_scheduled__gt=now).order_by("date_scheduled", "id")
+    if tab == "failed":
+        return rows.filter(statut__in=[Statut.ECHEC, Statut.ECHEC_PERMANENT])
+    return rows
+
+
+def capped_count(rows: QuerySet, cap: int = TAB_COUNT_CAP) -> int:
+    return rows.order_by().values("id")[:cap].count()
+
+
 @staff_required
 def log(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
     form, rows = filtered_log(request)
+    tab = request.GET.get("tab", "activity")
+    if tab not in LOG_TABS:
+        tab = "activity"
+    # Counts where an index answers them and the number stays small enough to mean something.
+    counts = {name: capped_count(in_tab(rows, name, now)) for name in ("planned", "failed")}
     return render(
         request,
         "notifications/log.html",
         {
             "form": form,
-            "page": paginate(request, rows),
+            "tab": tab,
+            "tabs": [(name, label, counts.get(name)) for name, label in LOG_TABS.items()],
+            "count_cap": TAB_COUNT_CAP,
+            "page": paginate(request, in_tab(rows, tab, now)),
+            "now": now,
             "retryable": RETRYABLE,
+            "fix_the_client": FIX_THE_CLIENT,
             "can_cancel": request.user.has_perm(CANCEL_PERMISSION),
             "export_query": request.GET.urlencode(),
         },
     )
+
+
+def rendered_message(row: NotificationLog) -> dict:
+    """The message as the borrower got it (or will get it): its text at the time it went or goes out."""
+    from .messages import render as render_message
+
+    try:
+        message = render_message(row, now=row.date_envoi or row.date_scheduled)
+    except Exception as error:  # noqa: BLE001  a broken template must not break the page that explains it
+        return {"error": str(error)}
+    return {"subject": message.subject, "body": message.body, "language": message.language}
 
 
 @staff_required
@@ -123,8 +173,10 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "log": row,
             "fallbacks": row.fallbacks.order_by("id"),
-            "retryable": row.statut in RETRYABLE,
-            "cancellable": row.statut in (Statut.EN_ATTENTE, Statut.ECHEC) and request.user.has_perm(CANCEL_PERMISSION),
+            "retryable": row.statut in RETRYABLE and row.erreur_code not in FIX_THE_CLIENT,
+            "fix_the_client": row.erreur_code in FIX_THE_CLIENT,
+            "cancellable": row.statut in CANCELLABLE and request.user.has_perm(CANCEL_PERMISSION),
+            "message": rendered_message(row),
         },
     )
 
@@ -181,9 +233,25 @@ def bulk(request: HttpRequest) -> HttpResponse:
     elif action == "cancel":
         if not request.user.has_perm(CANCEL_PERMISSION):
             raise PermissionDenied
+        if request.POST.get("confirm") != "yes":
+            # A second look first: cancelled messages are not sent, and nobody is told.
+            rows = NotificationLog.objects.filter(id__in=ids[:MAX_CONFIRM_ROWS]).select_related(
+                "attribution__materiel", "attribution__client"
+            )
+            return render(
+                request,
+                "notifications/cancel_confirm.html",
+                {
+                    "rows": rows.order_by("date_scheduled", "id"),
+                    "cancellable": CANCELLABLE,
+                    "ids": ids[:MAX_CONFIRM_ROWS],
+                    "next": request.POST.get("next", ""),
+                },
+            )
         n = lifecycle.cancel(
             NotificationLog.objects.filter(id__in=ids),
-            reason=_("Cancelled by %(user)s.") % {"user": request.user.get_username()},
+            code="CANCELLED_BY",
+            user=request.user.get_username(),
         )
         messages.success(
             request, ngettext("%(n)d notification cancelled.", "%(n)d notifications cancelled.", n) % {"n": n}
@@ -209,7 +277,8 @@ LOG_COLUMNS: list[Column] = [
     (gettext_lazy("Attempts"), lambda row: row.nb_tentatives),
     (gettext_lazy("Recipient"), lambda row: row.destinataire),
     (gettext_lazy("Cause"), lambda row: row.get_erreur_code_display() if row.erreur_code else ""),
-    (gettext_lazy("Error"), lambda row: row.erreur_message),
+    (gettext_lazy("Reason"), lambda row: row.our_words),
+    (gettext_lazy("Provider's message"), lambda row: row.erreur_message),
 ]
 
 

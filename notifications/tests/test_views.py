@@ -154,10 +154,18 @@ def test_bulk_cancel_needs_the_change_permission(staff_client, staff_user):
     assert row.statut == Statut.EN_ATTENTE
 
     staff_user.user_permissions.add(Permission.objects.get(codename="change_notificationlog"))
-    response = staff_client.post(reverse("notification_bulk"), {"action": "cancel", "ids": [row.pk]}, follow=True)
+    first = staff_client.post(reverse("notification_bulk"), {"action": "cancel", "ids": [row.pk]})
+    row.refresh_from_db()
+    assert first.status_code == 200 and 'id="confirm-cancel"' in first.content.decode()
+    assert row.statut == Statut.EN_ATTENTE  # nothing cancelled before the confirmation
+
+    response = staff_client.post(
+        reverse("notification_bulk"), {"action": "cancel", "ids": [row.pk], "confirm": "yes"}, follow=True
+    )
     row.refresh_from_db()
     assert row.statut == Statut.ANNULEE
-    assert row.erreur_message == "Cancelled by desk."
+    assert (row.reason_code, row.reason_params, row.erreur_message) == ("CANCELLED_BY", {"user": "desk"}, "")
+    assert row.our_words == "Cancelled by desk."
     assert "1 notification cancelled." in response.content.decode()
 
 
@@ -224,7 +232,7 @@ def test_export_neutralises_every_cell_a_spreadsheet_would_evaluate(staff_client
     response = staff_client.get(reverse("notification_export"))
     [row] = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"), newline="")))
     assert row["Material code"] == "'=1+1"
-    for column in ("Client", "Recipient", "Error"):
+    for column in ("Client", "Recipient", "Provider's message"):
         assert row[column] == "'" + hostile, column
     assert row["Type"] == "Loan confirmation" and row["Escalation level"] == "0"
 
@@ -272,7 +280,9 @@ def test_export_has_the_failure_cause_column(staff_client, settings):
     make_log(statut=Statut.ENVOYEE)
     response = staff_client.get(reverse("notification_export"), {"erreur_code": "INVALID_RECIPIENT"})
     rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
-    assert [(row["Cause"], row["Error"]) for row in rows] == [("Invalid or refused recipient", "550 no such user")]
+    assert [(row["Cause"], row["Provider's message"]) for row in rows] == [
+        ("Invalid or refused recipient", "550 no such user")
+    ]
 
 
 def test_detail_shows_the_cause_above_the_error(staff_client):
@@ -285,3 +295,39 @@ def test_detail_shows_the_cause_above_the_error(staff_client):
     html = staff_client.get(reverse("notification_detail", args=[row.pk])).content.decode()
     assert "May have gone out: check the provider&#x27;s logs" in html
     assert html.index('id="error-cause"') < html.index('id="error-text"')
+
+
+def test_the_activity_tab_is_what_happened_newest_first_and_the_planned_tab_what_comes_soonest_first(staff_client):
+    sent = make_log(statut=Statut.ENVOYEE, date_scheduled=NOW - timedelta(hours=3))
+    failed = make_log(statut=Statut.ECHEC_PERMANENT, date_scheduled=NOW - timedelta(minutes=5))
+    later = make_log(statut=Statut.EN_ATTENTE, date_scheduled=NOW + timedelta(days=2))
+    sooner = make_log(statut=Statut.EN_ATTENTE, date_scheduled=NOW + timedelta(hours=2))
+
+    def ids(**params):
+        return [row.pk for row in staff_client.get(reverse("notification_log"), params).context["page"]]
+
+    assert ids() == [failed.pk, sent.pk]
+    assert ids(tab="planned") == [sooner.pk, later.pk]
+    assert ids(tab="failed") == [failed.pk]
+    assert set(ids(tab="all")) == {sent.pk, failed.pk, later.pk, sooner.pk}
+    tabs = {name: count for name, _label, count in staff_client.get(reverse("notification_log")).context["tabs"]}
+    assert tabs == {"activity": None, "planned": 2, "failed": 1, "all": None}
+
+
+def test_an_invalid_address_offers_to_edit_the_client_instead_of_a_retry(staff_client):
+    bad = make_log(statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.INVALID_RECIPIENT, erreur_message="550 no")
+    busy = make_log(statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.PROVIDER_UNAVAILABLE)
+    html = staff_client.get(reverse("notification_log")).content.decode()
+    edit = reverse("client_edit", args=[bad.attribution.client_id])
+
+    assert f'<a class="button small" href="{edit}" data-action="edit-client">' in html
+    assert f'id="retry-{bad.pk}"' not in html and f'id="retry-{busy.pk}"' in html
+    detail = staff_client.get(reverse("notification_detail", args=[bad.pk])).content.decode()
+    assert 'id="edit-client"' in detail and reverse("notification_retry", args=[bad.pk]) not in detail
+
+
+def test_the_detail_page_shows_the_message_as_the_borrower_reads_it(staff_client):
+    loan = AttributionFactory(materiel__code="CAM-77", client=ClientFactory(name="Zoé", language="fr"))
+    row = make_log(loan, statut=Statut.ENVOYEE, date_envoi=NOW - timedelta(hours=1))
+    html = staff_client.get(reverse("notification_detail", args=[row.pk])).content.decode()
+    assert 'id="message-body"' in html and "CAM-77" in html and "Zoé" in html

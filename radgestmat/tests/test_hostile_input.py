@@ -69,7 +69,18 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "client_edit": ("GET", (), True),
     "notification_log": (
         "GET",
-        ("type_notification", "canal", "statut", "erreur_code", "date_from", "date_to", "client", "loan", "page"),
+        (
+            "type_notification",
+            "canal",
+            "statut",
+            "erreur_code",
+            "date_from",
+            "date_to",
+            "client",
+            "loan",
+            "tab",
+            "page",
+        ),
         False,
     ),
     "notification_export": (
@@ -77,7 +88,7 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
         ("type_notification", "canal", "statut", "erreur_code", "date_from", "date_to", "client", "loan"),
         False,
     ),
-    "notification_bulk": ("POST", ("ids", "action", "next"), False),
+    "notification_bulk": ("POST", ("ids", "action", "next", "confirm"), False),
     "delivery_report": ("GET", ("date_from", "date_to"), False),
     "notification_detail": ("GET", (), True),
     "notification_retry": ("POST", ("next",), True),
