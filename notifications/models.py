@@ -80,6 +80,9 @@ class CodeErreur(models.TextChoices):
     OTHER = "OTHER", _("Other")
 
 
+# Failures a retry cannot fix: the address itself is wrong or refuses us. The pages offer to edit the client.
+FIX_THE_CLIENT = (CodeErreur.INVALID_RECIPIENT, CodeErreur.OPTED_OUT)
+
 # A send task may only claim a row in one of these states.
 CLAIMABLE_STATUTS = (Statut.EN_ATTENTE, Statut.ECHEC)
 FINAL_STATUTS = (Statut.ENVOYEE, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
@@ -234,6 +237,10 @@ class NotificationLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_notification_display()} / {self.get_canal_display()} — {self.get_statut_display()}"
+
+    @property
+    def needs_client_fix(self) -> bool:
+        return self.erreur_code in FIX_THE_CLIENT
 
     @property
     def our_words(self) -> str:

@@ -27,12 +27,10 @@ from radgestmat.input import MAX_DB_INT, DayField, parse_id
 from radgestmat.staff import paginate, staff_required
 
 from . import lifecycle
-from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
+from .models import FIX_THE_CLIENT, Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 from .scheduler_status import scheduler_status
 
 RETRYABLE = (Statut.ECHEC, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
-# Failures a retry cannot fix: the address itself is wrong or refuses us. The page offers to edit the client.
-FIX_THE_CLIENT = (CodeErreur.INVALID_RECIPIENT, CodeErreur.OPTED_OUT)
 TAB_COUNT_CAP = 1000
 CANCELLABLE = (Statut.EN_ATTENTE, Statut.ECHEC)
 # The spec's delivery targets, in percent of the notifications that reached a final state.
