@@ -18,6 +18,8 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from .channels import REGISTRY as CHANNEL_REGISTRY
+
 # code -> sentence; %(name)s are the row's `reason_params`. Codes are stored: never rename one.
 REASONS: dict[str, Any] = {
     "LOAN_RETURNED": _("Loan returned before this notification was sent."),
@@ -59,9 +61,7 @@ def stored(value: Any) -> Any:
 
 def shown(name: str, value: Any) -> Any:
     if name == "canal":
-        from .models import Canal
-
-        return dict(Canal.choices).get(value, value)
+        return next((str(spec.label) for spec in CHANNEL_REGISTRY if spec.canal == value), value)
     if name in DATETIME_PARAMS and isinstance(value, str):
         moment = parse_datetime(value)
         if moment is not None:
