@@ -183,6 +183,8 @@ TWILIO_SMS_FROM = env("TWILIO_SMS_FROM", default="")
 TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="")
 TWILIO_TIMEOUT = env.int("TWILIO_TIMEOUT", default=10)
 WHATSAPP_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM)
+# Borrowers' messages (Twilio's inbound webhook): at most this many per number per hour are acted on.
+INBOUND_RATE_LIMIT_PER_HOUR = env.int("INBOUND_RATE_LIMIT_PER_HOUR", default=20)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="FR")
 
 # --- Notification engine (channels, sending, retries) -------------------
