@@ -31,6 +31,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 
 from assets.models import Attribution, Client, normalize_phone
+from assets.validators import CONTROL_CHARACTER, TEXT_LAYOUT
 from radgestmat.masking import mask_phone
 
 from .channels import spec_of
@@ -69,7 +70,7 @@ class Inbound:
     @classmethod
     def from_post(cls, data) -> Inbound | None:
         """Read a webhook's POST; None when it is not a message from a phone number we could answer."""
-        sid = (data.get("MessageSid") or data.get("SmsMessageSid") or "").strip()
+        sid = plain_text(data.get("MessageSid") or data.get("SmsMessageSid") or "").strip()
         sender = (data.get("From") or "").strip()
         canal = Canal.WHATSAPP if sender.startswith("whatsapp:") else Canal.SMS
         try:
@@ -82,10 +83,15 @@ class Inbound:
             message_sid=sid,
             canal=canal,
             number=number,
-            body=(data.get("Body") or "")[:BODY_MAX_CHARS],
-            button_payload=(data.get("ButtonPayload") or "").strip()[:200],
-            replied_to_sid=(data.get("OriginalRepliedMessageSid") or "").strip()[:64],
+            body=plain_text(data.get("Body") or "")[:BODY_MAX_CHARS],
+            button_payload=plain_text(data.get("ButtonPayload") or "").strip()[:200],
+            replied_to_sid=plain_text(data.get("OriginalRepliedMessageSid") or "").strip()[:64],
         )
+
+
+def plain_text(text: str) -> str:
+    """``text`` without control characters but line breaks and tabs (PostgreSQL refuses NUL; the rest is invisible)."""
+    return CONTROL_CHARACTER.sub(lambda match: match.group() if match.group() in TEXT_LAYOUT else "", text)
 
 
 def keyword(text: str) -> str:
@@ -203,6 +209,7 @@ def plan_reply(inbound: InboundMessage, *, now: datetime) -> NotificationLog | N
         attribution=inbound.attribution,
         type_notification=TypeNotification.REPONSE,
         canal=inbound.canal,
+        destinataire=inbound.from_number,  # the number that wrote (`TwilioChannel.recipient`)
         date_scheduled=now,
         duree_emprunt=inbound.attribution.duree,
     )

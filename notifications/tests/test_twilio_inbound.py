@@ -426,3 +426,17 @@ def test_keyword(text, word):
 def test_classify(payload, body, expected):
     message = Inbound(message_sid="SM1", canal=Canal.WHATSAPP, number=NUMBER, body=body, button_payload=payload)
     assert classify(message) == expected
+
+
+def test_the_reply_goes_to_the_number_that_wrote(client, django_capture_on_commit_callbacks, twilio, loan):
+    NotificationPreferences.objects.filter(client=loan.client).update(phone_number="+33687654321")
+
+    deliver(client, django_capture_on_commit_callbacks, inbound_message(NUMBER, "Bonjour"))
+
+    assert [m["To"] for m in twilio.sent] == [NUMBER]
+
+
+def test_control_characters_in_the_text_are_dropped_before_it_is_stored(client, twilio, loan):
+    post(client, inbound_message(WHATSAPP, "Bon\x00jour\u202e\x1b\nà demain"))
+
+    assert InboundMessage.objects.get().body == "Bonjour\u202e\nà demain"
