@@ -42,9 +42,10 @@ REMINDER_TYPES = frozenset(
     }
 )
 
-# Sent while the borrower is standing at the desk: these go through the priority queue
-# (`radgestmat.queues`), never behind a backlog of reminders.
-DESK_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
+# Sent while the borrower is standing at the desk, or has just written to us and waits for the
+# answer (REPONSE): these go through the priority queue (`radgestmat.queues`), never behind a
+# backlog of reminders.
+DESK_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.REPONSE})
 
 
 # Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.

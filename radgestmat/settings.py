@@ -364,7 +364,7 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 EVENT_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
-# notifications.publishing sends CREATION and RESTITUTION to queues.PRIORITY.
+# notifications.publishing sends CREATION, RESTITUTION and REPONSE (notifications.models.DESK_TYPES) to queues.PRIORITY.
 CELERY_TASK_ROUTES = {"tasks.send_notification": {"queue": queues.NOTIFICATIONS}}
 CELERY_BEAT_SCHEDULER = "radgestmat.beat_scheduler:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
