@@ -32,6 +32,7 @@ from django.db.models import Q
 
 from assets.models import Attribution, Client, normalize_phone
 from assets.validators import CONTROL_CHARACTER, TEXT_LAYOUT
+from radgestmat.input import parse_id
 from radgestmat.masking import mask_phone
 
 from .channels import spec_of
@@ -108,7 +109,7 @@ def classify(message: Inbound) -> tuple[str, int | None]:
         name, _, loan_id = message.button_payload.partition(":")
         kind = BUTTON_KINDS.get(name.strip().upper())
         if kind is not None:
-            return kind, int(loan_id) if loan_id.strip().isdigit() and len(loan_id) < 12 else None
+            return kind, parse_id(loan_id.strip())
     word = keyword(message.body)
     if word in STOP_WORDS:
         return Kind.STOP, None

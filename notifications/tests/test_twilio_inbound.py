@@ -396,6 +396,8 @@ def test_messages_past_the_rate_limit_are_ignored_but_stop_is_still_honoured(
         {"MessageSid": "SMx" * 40, "From": WHATSAPP},
         {"MessageSid": "SMx", "From": WHATSAPP, "ButtonPayload": "EXTEND:99999999999999999999"},
         {"MessageSid": "SMy", "From": WHATSAPP, "ButtonPayload": "EXTEND:abc", "Body": "\x00\u202e"},
+        {"MessageSid": "SMz", "From": WHATSAPP, "ButtonPayload": "RETURNED:²"},
+        {"MessageSid": "SMw", "From": WHATSAPP, "ButtonPayload": "EXTEND:-1"},
     ],
 )
 def test_odd_but_signed_requests_never_answer_500(client, twilio, loan, params):
