@@ -237,16 +237,16 @@ def receive(message: Inbound, *, now: datetime) -> InboundMessage | None:
         )
         return None
     kind, named_loan_id = classify(message)
-    if not admit(message.number):
+    admitted = admit(message.number)
+    if not admitted:
         logger.warning(
             "inbound messages from %s over the rate limit: %s",
             mask_phone(message.number),
             "STOP honoured, no reply" if kind == Kind.STOP else "ignored",
             extra={"provider_id": message.message_sid, "channel": message.canal},
         )
-        if kind == Kind.STOP:
-            set_channel(clients, message.canal, on=False)
-        return None
+        if kind != Kind.STOP:
+            return None
     loan = loan_of(message, clients, named_loan_id)
     try:
         with transaction.atomic():
@@ -265,7 +265,8 @@ def receive(message: Inbound, *, now: datetime) -> InboundMessage | None:
                 set_channel(clients, message.canal, on=kind == Kind.START)
             elif kind == Kind.EXTEND:
                 request_extension(inbound, now=now)
-            plan_reply(inbound, now=now)
+            if admitted:
+                plan_reply(inbound, now=now)
     except IntegrityError:
         return None  # the same MessageSid, handled meanwhile by a concurrent delivery of this webhook
     logger.info(

@@ -381,6 +381,7 @@ def test_messages_past_the_rate_limit_are_ignored_but_stop_is_still_honoured(
 
     assert prefs_of(loan.client).notifications_whatsapp is False
     assert len(twilio.sent) == 2  # no confirmation past the limit
+    assert InboundMessage.objects.filter(kind="STOP", reply__isnull=True).count() == 1  # recorded: a replay acts never
     other = ClientFactory(phone="+33622223333")
     AttributionFactory(client=other)
     deliver(client, django_capture_on_commit_callbacks, inbound_message("+33622223333", "Bonjour"))
