@@ -443,3 +443,17 @@ def test_control_characters_in_the_text_are_dropped_before_it_is_stored(client, 
     post(client, inbound_message(WHATSAPP, "Bon\x00jour\u202e\x1b\nà demain"))
 
     assert InboundMessage.objects.get().body == "Bonjour\u202e\nà demain"
+
+
+def test_two_replies_in_the_same_slot_go_out_as_two_messages(client, twilio, loan, settings):
+    settings.DIGESTS_ENABLED = True
+    settings.DIGEST_WINDOW_MINUTES = 60
+    post(client, inbound_message(WHATSAPP, "STOP"))
+    post(client, inbound_message(WHATSAPP, "START"))
+    first, second = (message.reply for message in InboundMessage.objects.order_by("id"))
+
+    assert sending.send_notification(first.pk, now=timezone.now()) == Statut.ENVOYEE
+    assert sending.send_notification(second.pk, now=timezone.now()) == Statut.ENVOYEE
+    assert len(twilio.sent) == 2
+    assert twilio.sent[0]["Body"].startswith("C'est noté : vous ne recevrez plus nos messages")
+    assert twilio.sent[1]["Body"].startswith("C'est noté : vous recevez à nouveau nos messages")
