@@ -18,7 +18,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
-from notifications.api import NotificationLog, preferences_of, scheduler_status
+from notifications.api import (
+    NotificationLog,
+    borrower_messages_of,
+    preferences_of,
+    recent_borrower_requests,
+    scheduler_status,
+)
 from radgestmat.csv_export import Column, csv_table, spreadsheet_datetime
 from radgestmat.input import parse_id
 from radgestmat.staff import paginate, staff_required
@@ -73,6 +79,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "starting_up": not_sending and grace_until is not None,
         "grace_until": grace_until,
         "not_sending": not_sending and grace_until is None,
+        "borrower_requests": recent_borrower_requests(now),
     }
     return render(request, "assets/dashboard.html", context)
 
@@ -310,6 +317,7 @@ def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "extensions": sum(event.is_extension for event in history),
             "extension_max": settings.EXTENSION_MAX_PER_LOAN,
             "note_form": NoteForm(),
+            "borrower_messages": borrower_messages_of(loan),
         },
     )
 

@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0012_experiments_and_send_time"),
+        ("notifications", "0013_inbound_messages"),
     ]
 
     operations = [

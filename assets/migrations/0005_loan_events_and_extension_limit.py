@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("assets", "0003_alter_client_name_alter_client_organisation_and_more"),
+        ("assets", "0004_loan_extensions"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
