@@ -178,6 +178,10 @@ class EmailChannel(Channel):
             reply_to=[settings.ORGANISATION_REPLY_TO] if settings.ORGANISATION_REPLY_TO else None,
             headers={"Message-ID": message_id, "X-RadGestMat-Notification": str(log.pk or "")},
         )
+        if message.unsubscribe_url:
+            # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to the address.
+            email.extra_headers["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            email.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         if message.html:
             email.attach_alternative(message.html, "text/html")
         try:
