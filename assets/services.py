@@ -158,8 +158,7 @@ def validate_extension_request(attribution: Attribution, *, new_due: datetime, n
         raise ValidationError(_("This loan was already returned."), code="already_returned")
     if new_due <= attribution.date_retour_prevue or new_due <= now:
         raise ValidationError(
-            {"new_due": _("Choose a time after the current due time.")},
-            code="not_later",
+            {"new_due": ValidationError(_("Choose a time after the current due time."), code="not_later")}
         )
     late = elapsed(attribution.date_retour_prevue, now)
     limit_hours = settings.EXTENSION_REFUSE_WHEN_LATE_HOURS
@@ -186,17 +185,12 @@ def validate_extension_request(attribution: Attribution, *, new_due: datetime, n
         )
     max_days = settings.EXTENSION_MAX_TOTAL_DAYS
     if elapsed(attribution.date_debut, new_due) > timedelta(days=max_days):
-        raise ValidationError(
-            {
-                "new_due": ngettext(
-                    "A loan cannot last more than %(days)d day in all.",
-                    "A loan cannot last more than %(days)d days in all.",
-                    max_days,
-                )
-                % {"days": max_days}
-            },
-            code="too_long",
-        )
+        message = ngettext(
+            "A loan cannot last more than %(days)d day in all.",
+            "A loan cannot last more than %(days)d days in all.",
+            max_days,
+        ) % {"days": max_days}
+        raise ValidationError({"new_due": ValidationError(message, code="too_long")})
 
 
 def default_extension_due(attribution: Attribution) -> datetime:
