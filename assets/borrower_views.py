@@ -59,9 +59,10 @@ def admitted(request: HttpRequest, token: str) -> bool:
 
 
 def _private(response: HttpResponse, language: str) -> HttpResponse:
-    # The token is in the path: no cache keeps the page, no site it links to learns the address.
+    # The token is in the path: no cache keeps the page, no other site it links to learns the address.
+    # Not "no-referrer": Chromium then sends "Origin: null" with the page's own forms, and CSRF refuses them.
     response["Cache-Control"] = "no-store, private"
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["X-Robots-Tag"] = "noindex, nofollow"
     response["Content-Language"] = language
     return response

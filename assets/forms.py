@@ -176,6 +176,8 @@ class BorrowerPreferencesForm(forms.ModelForm):
             "rappel_j_moins_1",
             "rappel_final",
         ]
+        # The model's help speaks to staff ("only with the borrower's consent"): ticking it here is that consent.
+        help_texts = {"notifications_whatsapp": ""}
 
 
 class ExtensionDecisionForm(forms.Form):

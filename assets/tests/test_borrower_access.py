@@ -72,7 +72,7 @@ def test_the_link_opens_the_borrowers_own_open_loans_and_nothing_else(client, lo
     assert "CAM-1" in body and "MIC-2" in body
     assert "SECRET-9" not in body and "Bruno" not in body
     assert response["Cache-Control"] == "no-store, private"
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     assert response["Content-Language"] == "en"
     assert "6 h 00 left" in body  # time left, in the borrower's language
     assert second.pk
