@@ -85,7 +85,9 @@ def refused(response) -> bool:
     return response.status_code in (401, 403, 405)
 
 
-@pytest.mark.parametrize("name,url", [(n, u) for n, u in URLS if n not in PUBLIC | BORROWER_PAGES], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,url", [(n, u) for n, u in URLS if n not in PUBLIC | BORROWER_PAGES], ids=lambda v: str(v)
+)
 def test_anonymous_visitors_are_refused(client, name, url):
     for method in (client.get, client.post):
         response = method(url)
@@ -94,7 +96,9 @@ def test_anonymous_visitors_are_refused(client, name, url):
         )
 
 
-@pytest.mark.parametrize("name,url", [(n, u) for n, u in URLS if n not in PUBLIC | BORROWER_PAGES], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,url", [(n, u) for n, u in URLS if n not in PUBLIC | BORROWER_PAGES], ids=lambda v: str(v)
+)
 def test_logged_in_non_staff_users_are_refused_too(client, django_user_model, name, url):
     client.force_login(django_user_model.objects.create_user("borrower-account"))
     for method in (client.get, client.post):
