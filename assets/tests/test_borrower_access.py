@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.test import Client as HttpClient
 from django.urls import reverse
 
@@ -34,10 +33,8 @@ def frozen():
 
 
 @pytest.fixture(autouse=True)
-def fresh_counters():
-    cache.clear()  # this worktree's own Redis database (REDIS_URL)
+def fresh_counters(fresh_borrower_counters):
     yield
-    cache.clear()
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
-from django.core.cache import cache
 from django.utils import timezone
 
 from assets import services
@@ -36,11 +35,16 @@ def text_of(message) -> str:
     return message.get_body(preferencelist=("plain",)).get_content()
 
 
-def test_borrower_extends_from_the_email_link_and_staff_approve(browser, live_server, smtp_sink, settings):  # noqa: F811
+def test_borrower_extends_from_the_email_link_and_staff_approve(
+    browser,  # noqa: F811
+    live_server,
+    smtp_sink,  # noqa: F811
+    settings,
+    fresh_borrower_counters,
+):
     from playwright.sync_api import expect
 
     settings.PUBLIC_BASE_URL = live_server.url
-    cache.clear()
     with time_machine.travel(START, tick=True):
         StaffFactory(username="desk")
         alice = ClientFactory(name="Alice Martin", email="alice@example.org", language="fr")

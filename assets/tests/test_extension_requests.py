@@ -8,7 +8,6 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.core import mail
-from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
@@ -190,8 +189,9 @@ def test_the_dashboard_lists_the_waiting_requests_in_a_fixed_number_of_queries(
     assert response.content.decode().count('data-extension="') == 10
 
 
-def test_borrower_requests_from_the_page_and_staff_see_it_on_the_dashboard(client, staff_client, loan):
-    cache.clear()
+def test_borrower_requests_from_the_page_and_staff_see_it_on_the_dashboard(
+    client, staff_client, loan, fresh_borrower_counters
+):
     due = (NOW + timedelta(days=1)).astimezone(PARIS).strftime("%Y-%m-%dT%H:%M")
     url = reverse("borrower_extend", args=[borrower_links.make_token(loan)])
     response = client.post(url, {"loan": loan.pk, "new_due": due})
@@ -201,8 +201,7 @@ def test_borrower_requests_from_the_page_and_staff_see_it_on_the_dashboard(clien
     assert f'data-extension="{ExtensionRequest.objects.get().pk}"' in staff_client.get(reverse("home")).content.decode()
 
 
-def test_a_refused_request_shows_why_on_the_page(client, loan, settings):
-    cache.clear()
+def test_a_refused_request_shows_why_on_the_page(client, loan, settings, fresh_borrower_counters):
     settings.EXTENSION_MAX_TOTAL_DAYS = 3
     url = reverse("borrower_extend", args=[borrower_links.make_token(loan)])
     response = client.post(url, {"loan": loan.pk, "new_due": "2026-04-30T10:00"})
