@@ -140,9 +140,11 @@ PENDING_EXTENSIONS_SHOWN = 20
 
 
 def pending_extensions() -> list[ExtensionRequest]:
-    """Borrowers' extension requests waiting for staff, oldest first (one query)."""
+    """Borrowers' extension requests waiting for staff on loans still out, oldest first (one query)."""
     return list(
-        ExtensionRequest.objects.filter(statut=ExtensionRequest.Statut.EN_ATTENTE)
+        ExtensionRequest.objects.filter(
+            statut=ExtensionRequest.Statut.EN_ATTENTE, attribution__date_retour_effective__isnull=True
+        )
         .select_related("attribution__materiel", "attribution__client")
         .order_by("requested_at", "id")[:PENDING_EXTENSIONS_SHOWN]
     )

@@ -236,3 +236,15 @@ def test_hostile_values_never_make_a_server_error(client, loan, settings):
             if response.status_code not in (200, 302, 400, 404):
                 wrong.append(f"{value[:10]!r}: {method} {url} {data!r:.60} -> {response.status_code}")
     assert wrong == []
+
+
+def test_the_page_costs_the_same_queries_for_one_loan_or_many(client, loan, django_assert_max_num_queries):
+    client.get(page_url(loan))  # warm up: the session-less CSRF cookie, content types
+    with django_assert_max_num_queries(20) as one:
+        client.get(page_url(loan))
+    for n in range(8):
+        other = AttributionFactory(client=loan.client, date_retour_prevue=NOW + timedelta(days=1, hours=n))
+        services.request_extension(other, now=NOW, new_due=NOW + timedelta(days=2))
+    with django_assert_max_num_queries(len(one)):
+        response = client.get(page_url(loan))
+    assert response.content.decode().count('class="loan-card"') == 9

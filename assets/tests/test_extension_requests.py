@@ -208,3 +208,12 @@ def test_a_refused_request_shows_why_on_the_page(client, loan, settings, fresh_b
     assert response.status_code == 400
     assert "cannot last more than 3 days" in response.content.decode()
     assert not ExtensionRequest.objects.exists()
+
+
+def test_a_request_of_a_loan_returned_meanwhile_leaves_the_dashboard(staff_client, loan):
+    services.request_extension(loan, now=NOW, new_due=NOW + timedelta(days=2))
+    assert len(staff_client.get(reverse("home")).context["pending_extensions"]) == 1
+    services.record_return(loan, now=NOW)
+    assert staff_client.get(reverse("home")).context["pending_extensions"] == []
+    page = staff_client.get(reverse("loan_detail", args=[loan.pk])).content.decode()
+    assert "approve-" not in page
