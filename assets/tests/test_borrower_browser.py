@@ -63,6 +63,8 @@ def test_borrower_extends_from_the_email_link_and_staff_approve(
         phone = browser.new_context(viewport=PHONE, locale="fr-FR", is_mobile=True, has_touch=True)
         borrower = phone.new_page()
         borrower.set_default_timeout(15_000)
+        refused_by_csp: list[str] = []
+        borrower.on("console", lambda m: refused_by_csp.append(m.text) if "Content Security Policy" in m.text else None)
         borrower.goto(link)
         expect(borrower.locator("h1")).to_contain_text("Bonjour Alice Martin")
         expect(borrower.locator(f"#loan-{loan.pk} .due-time")).to_be_visible()
@@ -130,5 +132,6 @@ def test_borrower_extends_from_the_email_link_and_staff_approve(
         borrower.click("#save-preferences")
         expect(borrower.locator("#done")).to_contain_text("préférences")
         assert not Attribution.objects.get(pk=loan.pk).client.notification_preferences.rappel_2h_avant
+    assert refused_by_csp == []  # nothing inline on the borrower pages
     phone.close()
     desk.close()
