@@ -248,3 +248,10 @@ def test_the_page_costs_the_same_queries_for_one_loan_or_many(client, loan, djan
     with django_assert_max_num_queries(len(one)):
         response = client.get(page_url(loan))
     assert response.content.decode().count('class="loan-card"') == 9
+
+
+def test_the_page_shows_the_return_desk_and_hours_when_set(client, loan, settings):
+    settings.ORGANISATION_RETURN_DESK = "Building B, ground floor"
+    settings.ORGANISATION_OPENING_HOURS = "Mon-Fri 9:00-17:00"
+    body = client.get(page_url(loan)).content.decode()
+    assert "Building B, ground floor" in body and "Mon-Fri 9:00-17:00" in body
