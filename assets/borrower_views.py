@@ -23,7 +23,7 @@ from django.utils import timezone, translation
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from notifications.api import NotificationPreferences, preferences_of
+from notifications.api import REMINDER_FLAGS, NotificationPreferences, preferences_of, stop_reminders
 from radgestmat.login import client_ip
 from radgestmat.ratelimit import hit
 
@@ -36,7 +36,6 @@ logger = logging.getLogger("radgestmat.security")
 
 # Far longer than any token we make: anything longer is refused before it is hashed or unsigned.
 MAX_TOKEN_LENGTH = 200
-REMINDER_FLAGS = ("rappel_2h_avant", "rappel_j_moins_2", "rappel_j_moins_1", "rappel_final")
 # What the page says after a POST (Post/Redirect/Get): a fixed word in the query, never free text.
 DONE = ("requested", "granted", "preferences")
 
@@ -142,7 +141,7 @@ def page_context(attribution: Attribution, token: str, now: datetime, **extra) -
         "now": now,
         "token": token,
         "has_phone": bool(prefs.phone_number or client.phone),
-        "reminders_on": any(getattr(prefs, flag) for flag in REMINDER_FLAGS),
+        "reminders_on": any(getattr(prefs, flag) for flag in REMINDER_FLAGS.values()),
         "preferences_form": extra.get("preferences_form") or BorrowerPreferencesForm(instance=prefs),
         "organisation": settings.ORGANISATION_NAME,
         "return_desk": getattr(settings, "ORGANISATION_RETURN_DESK", ""),
@@ -184,29 +183,23 @@ def extend(request: HttpRequest, attribution: Attribution, token: str, now: date
                 loan, now=now, new_due=form.cleaned_data["new_due"], source=ExtensionRequest.Source.PAGE
             )
         except ValidationError as error:
-            if hasattr(error, "error_dict") and "new_due" in error.error_dict:
-                form.add_error("new_due", error.error_dict["new_due"])
-            else:
-                form.add_error(None, error)
+            on_the_time = getattr(error, "error_dict", {}).get("new_due")
+            form.add_error("new_due" if on_the_time else None, on_the_time or error.messages)
         else:
             done = "granted" if made.statut == ExtensionRequest.Statut.ACCORDEE else "requested"
             return redirect(f"{reverse('borrower_page', args=[token])}?done={done}#loan-{loan.pk}")
         forms = {loan.pk: form}
+    elif form.cleaned_data.get("loan"):
+        forms = {form.cleaned_data["loan"]: form}  # shown only if it is one of the client's loans
     else:
-        forms = {}
-        loan_id = form.cleaned_data.get("loan") if hasattr(form, "cleaned_data") else None
-        if loan_id:
-            forms[loan_id] = form
-        else:
-            return problem(request, "bad_request", 400)
+        return problem(request, "bad_request", 400)
     return render(request, "borrower/page.html", page_context(attribution, token, now, forms=forms), status=400)
 
 
 @require_POST
 @borrower_view(borrower_links.PAGE)
 def preferences(request: HttpRequest, attribution: Attribution, token: str, now: datetime) -> HttpResponse:
-    client = attribution.client
-    prefs = NotificationPreferences.objects.filter(client=client).first() or NotificationPreferences(client=client)
+    prefs, _created = NotificationPreferences.objects.get_or_create(client=attribution.client)
     form = BorrowerPreferencesForm(request.POST, instance=prefs)
     if form.is_valid():
         form.save()
@@ -216,14 +209,6 @@ def preferences(request: HttpRequest, attribution: Attribution, token: str, now:
     )
 
 
-def unsubscribe_from_reminders(attribution: Attribution) -> None:
-    client = attribution.client
-    prefs = NotificationPreferences.objects.filter(client=client).first() or NotificationPreferences(client=client)
-    for flag in REMINDER_FLAGS:
-        setattr(prefs, flag, False)
-    prefs.save()
-
-
 # RFC 8058: the mail client POSTs "List-Unsubscribe=One-Click" with no cookie, so no CSRF token can come
 # with it; the single-purpose unsubscribe token in the address is the proof, and all it can do is stop reminders.
 @csrf_exempt
@@ -231,7 +216,7 @@ def unsubscribe_from_reminders(attribution: Attribution) -> None:
 @borrower_view(borrower_links.UNSUBSCRIBE)
 def unsubscribe(request: HttpRequest, attribution: Attribution, token: str, now: datetime) -> HttpResponse:
     if request.method == "POST":
-        unsubscribe_from_reminders(attribution)
+        stop_reminders(attribution.client)
         return render(
             request,
             "borrower/unsubscribed.html",
