@@ -16,7 +16,13 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET, require_POST
 
-from notifications.api import NotificationLog, preferences_of, scheduler_status
+from notifications.api import (
+    NotificationLog,
+    borrower_messages_of,
+    preferences_of,
+    recent_borrower_requests,
+    scheduler_status,
+)
 from radgestmat.input import parse_id
 from radgestmat.staff import paginate, redirect_back, staff_required
 
@@ -53,6 +59,7 @@ def home(request: HttpRequest) -> HttpResponse:
     context = {"now": now, **dash.loan_summary(now), **dash.notification_week(now), "alerts": dash.alerts(now)}
     context["scheduler"] = scheduler_status()
     context["pending_extensions"] = dash.pending_extensions()
+    context["borrower_requests"] = recent_borrower_requests(now)
     return render(request, "assets/dashboard.html", context)
 
 
@@ -211,6 +218,7 @@ def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "extension_requests": loan.extension_requests.select_related("decided_by").order_by("-requested_at")[:20],
             "decision_form": ExtensionDecisionForm(),
             "borrower_url": borrower_links.borrower_url(loan) if borrower_links.link_is_open(loan, now) else "",
+            "borrower_messages": borrower_messages_of(loan),
         },
     )
 

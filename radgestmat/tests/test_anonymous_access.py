@@ -24,6 +24,7 @@ PUBLIC = {
     "set_language",
     "healthz",
     "twilio_status_callback",
+    "twilio_inbound_message",
 }
 # The borrower's pages: anonymous by design, opened by the signed token of a loan's link instead of a
 # login; assets/tests/test_borrower_access.py proves a missing, forged, other loan's, expired or revoked
