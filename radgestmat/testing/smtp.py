@@ -65,6 +65,7 @@ class SmtpSink:
         self.by_log: Counter[int] = Counter()
         self.accepted_at: dict[int, float] = {}  # log id -> time.time() of its first acceptance
         self.message_ids: dict[int, set[str]] = {}  # log id -> the Message-IDs received for it
+        self.by_message_id: Counter[str] = Counter()  # Message-ID -> times received
         self.refused: Counter[str] = Counter()  # recipient address -> RCPT refusals
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list = []
@@ -142,6 +143,7 @@ class SmtpSink:
             self.by_log[log_id] += 1
             self.accepted_at.setdefault(log_id, time.time())
             self.message_ids.setdefault(log_id, set()).add(headers.get("Message-ID", ""))
+            self.by_message_id[headers.get("Message-ID", "")] += 1
             if self.keep_messages:
                 self.envelopes.append(envelope)
                 self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
@@ -163,6 +165,7 @@ class SmtpSink:
             self.by_log.clear()
             self.accepted_at.clear()
             self.message_ids.clear()
+            self.by_message_id.clear()
             self.count = 0
             self.refused.clear()
             self.messages.clear()
