@@ -122,7 +122,7 @@ class Stack:
         return env
 
     def _spawn(self, name: str, command: list[str], *, wrap: Callable[[list[str]], list[str]] | None = None) -> Proc:
-        log = self.workdir / f"{name}-{len(self.processes)}.log"
+        log = self.workdir / f"{name}-{len(list(self.workdir.glob('*.log')))}.log"  # unique across drills
         with open(log, "w") as out:
             popen = subprocess.Popen(
                 wrap(command) if wrap else command,

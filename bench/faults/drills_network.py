@@ -241,7 +241,8 @@ def cut_off(lab: Lab, *, postgres_only: bool, cut_seconds: int = CUT_SECONDS) ->
         f"max {result['late_max_s']} s; cut worker sends before/during/after {done_at_cut}/"
         f"{result['cut_worker_sends_during_cut']}/{result['cut_worker_sends_after_cut']}; "
         f"back on the broker {back_after} s after; relay recovered {result['relay_recovered']}, "
-        f"given up {result['given_up_worker_stopped_or_ambiguous']}"
+        f"given up by the relay {result['relay_failed_permanently']}, rows given up as ambiguous "
+        f"{result['given_up_worker_stopped_or_ambiguous']}"
     )
     return result
 
