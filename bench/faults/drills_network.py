@@ -141,10 +141,16 @@ def treated_as_dead(started_at) -> dict:
         statut=Statut.ECHEC_PERMANENT,
         erreur_code__in=[CodeErreur.WORKER_STOPPED, CodeErreur.AMBIGUOUS],
     )
+    # The relay's stranded-claim recovery says "The worker stopped ..."; the email channel's own
+    # ambiguity (no reply to the end of DATA, the connection cut) says "The mail server did not answer ...".
+    reasons = Counter(message[:60] for message in given_up.values_list("erreur_message", flat=True))
+    by_relay = sum(n for reason, n in reasons.items() if reason.startswith("The worker stopped"))
     return {
         "relay_recovered": recovered,
         "relay_failed_permanently": failed,
         "given_up_worker_stopped_or_ambiguous": given_up.count(),
+        "given_up_by_stranded_recovery": by_relay,
+        "given_up_reasons": dict(reasons),
         "given_up_ids": list(given_up.values_list("id", flat=True)[:20]),
     }
 
@@ -231,18 +237,18 @@ def cut_off(lab: Lab, *, postgres_only: bool, cut_seconds: int = CUT_SECONDS) ->
         problems.append("the cut-off worker exited")
     elif back_after is None or not result["cut_worker_sends_after_cut"]:
         problems.append("the cut-off worker did not come back (frozen?): no reconnection or no send after the cut")
-    if result["relay_recovered"] or result["given_up_worker_stopped_or_ambiguous"]:
+    if result["relay_recovered"] or result["given_up_by_stranded_recovery"]:
         problems.append(
             f"a live worker was treated as dead: {result['relay_recovered']} claims recovered, "
-            f"{result['given_up_worker_stopped_or_ambiguous']} rows given up as WORKER_STOPPED/AMBIGUOUS"
+            f"{result['given_up_by_stranded_recovery']} rows given up by the stranded-claim recovery"
         )
     result["notes"] = (
         f"cut {result['cut_seconds']} s; late p50 {result['late_p50_s']} / p95 {result['late_p95_s']} / "
         f"max {result['late_max_s']} s; cut worker sends before/during/after {done_at_cut}/"
         f"{result['cut_worker_sends_during_cut']}/{result['cut_worker_sends_after_cut']}; "
         f"back on the broker {back_after} s after; relay recovered {result['relay_recovered']}, "
-        f"given up by the relay {result['relay_failed_permanently']}, rows given up as ambiguous "
-        f"{result['given_up_worker_stopped_or_ambiguous']}"
+        f"given up as ambiguous {result['given_up_worker_stopped_or_ambiguous']} "
+        f"(by the stranded-claim recovery {result['given_up_by_stranded_recovery']})"
     )
     return result
 
