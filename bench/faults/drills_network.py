@@ -8,7 +8,7 @@ import json
 import re
 import time
 from collections import Counter
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 from bench.faults.drills_between_machines import PRODUCTION_TIMINGS, relay_every
 from bench.faults.lab import Lab, drill
@@ -16,9 +16,9 @@ from bench.stack import wait_until
 from radgestmat.testing.netns import Machine
 
 CUT_SECONDS = 90  # the top of issue 12's 60-90 s, and the hard time limit's length
-LENT_BEFORE = 150  # lent before the cut; sends are in flight on both workers when it comes
-LENT_DURING = 50  # lent during the cut
-LENT_AFTER = 25  # lent once the cut-off worker is back on the broker: it must take its share
+# Lent before the cut (sends are in flight on both workers when it comes), during it, and once the
+# cut-off worker is back on the broker (it must take its share).
+LENT = (150, 50, 25)
 SMTP_DELAY = 0.5  # each message waits this long for its "250", so sends are mid-way when the cut comes
 
 
@@ -155,14 +155,27 @@ def treated_as_dead(started_at) -> dict:
     }
 
 
-def cut_off(lab: Lab, *, postgres_only: bool, cut_seconds: int = CUT_SECONDS) -> dict:
+def cut_off(
+    lab: Lab,
+    *,
+    postgres_only: bool,
+    cut_seconds: int = CUT_SECONDS,
+    production: bool = True,
+    lent: tuple[int, int, int] = LENT,
+    smtp_delay: float = SMTP_DELAY,
+) -> dict:
+    """Without ``production``, the drills' short timings (lab.DRILL_SETTINGS, relay every 5 s)."""
     from django.utils import timezone
 
     stack = lab.stack
-    stack.settings.update(PRODUCTION_TIMINGS)
+    lent_before, lent_during, lent_after = lent
+    if production:
+        stack.settings.update(PRODUCTION_TIMINGS)
+    timings = relay_every(60) if production else nullcontext()
+    publishing = publishing_with(PRODUCTION_TIMINGS) if production else nullcontext()
     machine = Machine()
-    with machine, servers_reachable_from(lab, machine), relay_every(60), publishing_with(PRODUCTION_TIMINGS):
-        stack.smtp.delay = SMTP_DELAY
+    with machine, servers_reachable_from(lab, machine), timings, publishing:
+        stack.smtp.delay = smtp_delay
         host = machine.host_address
         stack.beat()
         host_worker = stack.worker("host", concurrency=2)
@@ -181,9 +194,9 @@ def cut_off(lab: Lab, *, postgres_only: bool, cut_seconds: int = CUT_SECONDS) ->
         wait_until(lambda: _ready(host_worker) and _ready(cut_worker), what="both workers to be ready", timeout=120)
         started = time.monotonic()
         started_at = timezone.now()
-        root_ids = lab.lend(LENT_BEFORE, with_phone=0)
+        root_ids = lab.lend(lent_before, with_phone=0)
         wait_until(
-            lambda: _sends_done(cut_worker) >= 10 and stack.smtp.count < LENT_BEFORE - 30,
+            lambda: _sends_done(cut_worker) >= min(10, lent_before // 10) and stack.smtp.count < lent_before * 4 // 5,
             what="the cut-off worker to be sending",
             timeout=120,
             interval=0.2,
@@ -193,8 +206,8 @@ def cut_off(lab: Lab, *, postgres_only: bool, cut_seconds: int = CUT_SECONDS) ->
         done_at_cut = _sends_done(cut_worker)
         machine.cut(ports=(lab.postgres.port,) if postgres_only else ())
         try:
-            time.sleep(10)
-            root_ids += lab.lend(LENT_DURING, with_phone=0)  # lent during the cut
+            time.sleep(min(10, cut_seconds / 3))
+            root_ids += lab.lend(lent_during, with_phone=0)  # lent during the cut
             time.sleep(max(0.0, cut_seconds - (time.monotonic() - cut_at)))
         finally:
             machine.mend()
@@ -210,7 +223,7 @@ def cut_off(lab: Lab, *, postgres_only: bool, cut_seconds: int = CUT_SECONDS) ->
             back_after = round(time.monotonic() - mended_at, 1)
         except Exception:  # noqa: BLE001 - reported below
             back_after = None
-        root_ids += lab.lend(LENT_AFTER, with_phone=0)
+        root_ids += lab.lend(lent_after, with_phone=0)
         result = lab.settle(root_ids, started, timeout=900)
         result.update(received_counts(lab, root_ids))
         result.update(treated_as_dead(started_at))
@@ -270,3 +283,10 @@ def worker_cut_off_postgres(lab: Lab) -> dict:
     """As `worker-cut-off-all`, but only PostgreSQL's packets are dropped: the worker still takes
     messages from Redis and reaches the mail server."""
     return cut_off(lab, postgres_only=True)
+
+
+@drill("worker-cut-off-quick", "A worker machine cut off from every server for 20 s (drill timings)", quick=True)
+def worker_cut_off_quick(lab: Lab) -> dict:
+    """`worker-cut-off-all` in small, for `make test`: 40 + 10 + 10 emails, a 20 s cut (past the drills'
+    15 s hard time limit, short of the 45 s after which a claim counts as stranded), relay every 5 s."""
+    return cut_off(lab, postgres_only=False, cut_seconds=20, production=False, lent=(40, 10, 10), smtp_delay=1.0)
