@@ -61,12 +61,12 @@ def publishing_with(timings: dict[str, str]):
     saved = task.soft_time_limit, task.time_limit
     task.soft_time_limit = int(timings["CELERY_TASK_SOFT_TIME_LIMIT"])
     task.time_limit = int(timings["CELERY_TASK_TIME_LIMIT"])
-    task._exec_options = None  # Celery's cache of them
+    task._exec_options = None  # type: ignore[attr-defined]  # Celery's cache of them
     try:
         yield
     finally:
         task.soft_time_limit, task.time_limit = saved
-        task._exec_options = None
+        task._exec_options = None  # type: ignore[attr-defined]
 
 
 def _ready(proc) -> bool:
