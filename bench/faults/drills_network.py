@@ -194,18 +194,18 @@ def cut_off(
         wait_until(lambda: _ready(host_worker) and _ready(cut_worker), what="both workers to be ready", timeout=120)
         started = time.monotonic()
         started_at = timezone.now()
-        root_ids = lab.lend(lent_before, with_phone=0)
-        wait_until(
-            lambda: _sends_done(cut_worker) >= min(10, lent_before // 10) and stack.smtp.count < lent_before * 4 // 5,
-            what="the cut-off worker to be sending",
-            timeout=120,
-            interval=0.2,
-        )
+        # Lend in small batches until the machine's worker is sending; the rest of the batch is lent
+        # during the cut (with a loaded machine, the workers keep pace with the lending).
+        root_ids: list[int] = []
+        while len(root_ids) < lent_before and _sends_done(cut_worker) < min(10, lent_before // 10):
+            root_ids += lab.lend(min(10, lent_before - len(root_ids)), with_phone=0)
+        lent_before_cut = len(root_ids)
         cut_at = time.monotonic()
         received_at_cut = stack.smtp.count
         done_at_cut = _sends_done(cut_worker)
         machine.cut(ports=(lab.postgres.port,) if postgres_only else ())
         try:
+            root_ids += lab.lend(lent_before - lent_before_cut, with_phone=0)
             time.sleep(min(10, cut_seconds / 3))
             root_ids += lab.lend(lent_during, with_phone=0)  # lent during the cut
             time.sleep(max(0.0, cut_seconds - (time.monotonic() - cut_at)))
@@ -230,6 +230,7 @@ def cut_off(
         result.update(
             cut_seconds=round(mended_at - cut_at, 1),
             received_before_cut=received_at_cut,
+            lent_before_cut=lent_before_cut,
             cut_worker_sends_before_cut=done_at_cut,
             cut_worker_sends_during_cut=done_at_mend - done_at_cut,
             cut_worker_sends_after_cut=_sends_done(cut_worker) - done_at_mend,
