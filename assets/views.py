@@ -27,13 +27,14 @@ from notifications.api import (
 )
 from radgestmat.csv_export import Column, csv_table, spreadsheet_datetime
 from radgestmat.input import parse_id
-from radgestmat.staff import paginate, staff_required
+from radgestmat.staff import paginate, redirect_back, staff_required
 
+from . import borrower_links, services
 from . import dashboard as dash
-from . import services
 from .forms import (
     ClientForm,
     ExtendForm,
+    ExtensionDecisionForm,
     LendForm,
     MaterielForm,
     NoteForm,
@@ -43,7 +44,17 @@ from .forms import (
     client_search,
     find_materiel,
 )
-from .models import Attribution, Client, Duree, LoanEvent, Materiel, classify_duree, elapsed, extensions_of
+from .models import (
+    Attribution,
+    Client,
+    Duree,
+    ExtensionRequest,
+    LoanEvent,
+    Materiel,
+    classify_duree,
+    elapsed,
+    extensions_of,
+)
 from .templatetags.staff_ui import span
 
 LOAN_SORTS = {
@@ -80,6 +91,8 @@ def home(request: HttpRequest) -> HttpResponse:
         "grace_until": grace_until,
         "not_sending": not_sending and grace_until is None,
         "borrower_requests": recent_borrower_requests(now),
+        "pending_extensions": dash.pending_extensions(),
+        "scheduler": status,
     }
     return render(request, "assets/dashboard.html", context)
 
@@ -317,6 +330,9 @@ def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "extensions": sum(event.is_extension for event in history),
             "extension_max": settings.EXTENSION_MAX_PER_LOAN,
             "note_form": NoteForm(),
+            "extension_requests": loan.extension_requests.select_related("decided_by").order_by("-requested_at")[:20],
+            "decision_form": ExtensionDecisionForm(),
+            "borrower_url": borrower_links.borrower_url(loan) if borrower_links.link_is_open(loan, now) else "",
             "borrower_messages": borrower_messages_of(loan),
         },
     )
@@ -336,6 +352,45 @@ def loan_note(request: HttpRequest, pk: int) -> HttpResponse:
             messages.success(request, _("Note added to the loan's history."))
     else:
         messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    return redirect("loan_detail", pk=loan.pk)
+
+
+@staff_required
+@require_POST
+def extension_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    extension = get_object_or_404(ExtensionRequest.objects.select_related("attribution__materiel"), pk=pk)
+    loan_page = reverse("loan_detail", args=[extension.attribution_id])
+    form = ExtensionDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose to approve or to refuse the request."))
+        return redirect_back(request, request.POST.get("next", ""), loan_page)
+    now = timezone.now()
+    try:
+        if form.cleaned_data["action"] == "approve":
+            services.approve_extension(extension, now=now, by=request.user)
+            messages.success(
+                request,
+                _("Extension granted: %(code)s is now due %(due)s.")
+                % {
+                    "code": extension.attribution.materiel.code,
+                    "due": date_format(timezone.localtime(extension.requested_due), "SHORT_DATETIME_FORMAT"),
+                },
+            )
+        else:
+            services.refuse_extension(extension, reason=form.cleaned_data["reason"], now=now, by=request.user)
+            messages.success(request, _("Extension refused: the borrower is told why."))
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    return redirect_back(request, request.POST.get("next", ""), loan_page)
+
+
+@staff_required
+@require_POST
+def loan_revoke_link(request: HttpRequest, pk: int) -> HttpResponse:
+    loan = get_object_or_404(Attribution, pk=pk)
+    services.revoke_borrower_link(loan)
+    messages.success(request, _("The borrower's link no longer works. The next message will carry a new one."))
     return redirect("loan_detail", pk=loan.pk)
 
 

@@ -16,7 +16,7 @@ from notifications import lifecycle
 from notifications.models import NotificationLog, Statut
 
 pytestmark = pytest.mark.django_db
-migration = importlib.import_module("notifications.migrations.0015_reason_texts_to_codes")
+migration = importlib.import_module("notifications.migrations.0016_reason_texts_to_codes")
 
 
 def planned(loan, kind="RAPPEL_2H"):

@@ -119,6 +119,6 @@ def forwards(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("notifications", "0014_reason_codes")]
+    dependencies = [("notifications", "0015_reason_codes")]
 
     operations = [migrations.RunPython(forwards, migrations.RunPython.noop, elidable=True)]

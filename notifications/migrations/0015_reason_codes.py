@@ -5,7 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("notifications", "0013_inbound_messages"),
+        ("notifications", "0014_prolongation_refusee"),
     ]
 
     operations = [

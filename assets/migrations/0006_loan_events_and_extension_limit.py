@@ -7,7 +7,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("assets", "0004_loan_extensions"),
+        ("assets", "0005_extension_requests_and_borrower_links"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
