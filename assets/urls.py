@@ -1,12 +1,14 @@
 from django.urls import path
 
-from . import views
+from . import desk_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("loans/", views.loan_list, name="loan_list"),
     path("loans/new/", views.loan_lend, name="loan_lend"),
     path("loans/preview/", views.lend_preview, name="lend_preview"),
+    path("loans/scan-return/", desk_views.scan_return, name="scan_return"),
+    path("loans/basket/", desk_views.basket, name="basket"),
     path("loans/<int:pk>/", views.loan_detail, name="loan_detail"),
     path("loans/<int:pk>/return/", views.loan_return, name="loan_return"),
     path("loans/<int:pk>/extend/", views.loan_extend, name="loan_extend"),

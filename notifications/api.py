@@ -17,7 +17,7 @@ from .models import (
     WhatsAppConfig,
     late_cutoff,
 )
-from .recipients import preferences_of
+from .recipients import Reachability, preferences_of, reachability, reachable_loans
 from .scheduler_status import forget_scheduler_status, scheduler_status
 from .sending import send_now
 
@@ -26,11 +26,14 @@ __all__ = [
     "MessageOverride",
     "NotificationLog",
     "NotificationPreferences",
+    "Reachability",
     "Statut",
     "WhatsAppConfig",
     "forget_scheduler_status",
     "late_cutoff",
     "preferences_of",
+    "reachability",
+    "reachable_loans",
     "scheduler_status",
     "send_now",
     "twilio_client",

@@ -17,14 +17,13 @@ from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpR
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from radgestmat.csv_export import csv_response
 from radgestmat.input import MAX_DB_INT, DayField, parse_id
-from radgestmat.staff import paginate, staff_required
+from radgestmat.staff import paginate, redirect_back, staff_required
 
 from . import lifecycle
 from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
@@ -130,13 +129,7 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
 
 
 def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
-    target = request.POST.get("next", "")
-    # A path on this site only: `redirect()` would take any other word for a URL name (NoReverseMatch: 500).
-    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = default
-    return HttpResponseRedirect(target)
+    return redirect_back(request, request.POST.get("next", ""), default)
 
 
 @staff_required

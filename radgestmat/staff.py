@@ -9,7 +9,8 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from radgestmat.input import MAX_DB_INT, page_number
 
@@ -71,3 +72,13 @@ def paginate(request: HttpRequest, queryset, per_page: int = PER_PAGE) -> Page:
         return Page([], number, False)  # beyond any table, and beyond what OFFSET accepts
     rows = list(queryset[offset : offset + per_page + 1])
     return Page(rows[:per_page], number, len(rows) > per_page)
+
+
+def redirect_back(request: HttpRequest, target: str, default: str) -> HttpResponseRedirect:
+    """Back to ``target`` (a form's ``next``: the page it was posted from) when it is a path on this site, else ``default``."""
+    # A path on this site only: `redirect()` would take any other word for a URL name (NoReverseMatch: 500).
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = default
+    return HttpResponseRedirect(target)
