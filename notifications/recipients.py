@@ -103,35 +103,45 @@ class ChannelReach:
     reached: bool
     obstacle: str = ""  # why not (or why only as a last resort), a code of `OBSTACLE_TEXTS`
     last_resort: bool = False
+    address: str = "email"  # what the channel sends to: "email" or "phone"
 
     @property
     def reason(self) -> str:
-        return str(OBSTACLE_TEXTS[self.obstacle]) % {"channel": self.label} if self.obstacle else ""
+        if not self.obstacle:
+            return ""
+        if self.obstacle == NO_ADDRESS:
+            return str(NO_ADDRESS_TEXTS[self.address])
+        return str(OBSTACLE_TEXTS[self.obstacle]) % {"channel": self.label}
 
 
 OBSTACLE_TEXTS = {
     NOT_CONFIGURED: _("%(channel)s not configured"),
-    NO_ADDRESS: _("no address for %(channel)s"),
     OPTED_OUT: _("opted out"),
     TYPE_OFF: _("this reminder is switched off"),
 }
+NO_ADDRESS_TEXTS = {"email": _("no email address"), "phone": _("no phone number")}
 
 
 def channel_reach(client: Client, prefs: NotificationPreferences, type_notification: str) -> list[ChannelReach]:
     """Each first-choice channel for one type of message to this client: whether it reaches them, and why not."""
     specs = first_choices()
     if not wants(prefs, type_notification):
-        return [ChannelReach(spec.canal, str(spec.label), False, TYPE_OFF) for spec in specs]
+        return [ChannelReach(spec.canal, str(spec.label), False, TYPE_OFF, address=spec.address) for spec in specs]
     obstacles = {spec.canal: obstacle(spec, client, prefs) for spec in specs}
     reaches = [
-        ChannelReach(spec.canal, str(spec.label), not obstacles[spec.canal], obstacles[spec.canal]) for spec in specs
+        ChannelReach(
+            spec.canal, str(spec.label), not obstacles[spec.canal], obstacles[spec.canal], address=spec.address
+        )
+        for spec in specs
     ]
     if type_notification == TypeNotification.RETARD and not any(r.reached for r in reaches):
         # Overdue alerts go out anyway: by email if we have one, else WhatsApp.
         for spec in last_resorts():
             if obstacles[spec.canal] == OPTED_OUT:
                 return [
-                    ChannelReach(r.canal, r.label, True, OPTED_OUT, last_resort=True) if r.canal == spec.canal else r
+                    ChannelReach(r.canal, r.label, True, OPTED_OUT, last_resort=True, address=r.address)
+                    if r.canal == spec.canal
+                    else r
                     for r in reaches
                 ]
     return reaches
