@@ -129,6 +129,7 @@ def basket(request: HttpRequest) -> HttpResponse:
                     services.validate_lend(materiel=materiel, client=None, start=timezone.now(), due=None)
                 except ValidationError as exc:
                     scan.add_error("code", exc.message_dict["materiel"])
+                    scan.busy_loan = services.open_loan_of(materiel)
                 else:
                     ids.append(materiel.pk)
                     scan = ScanForm()  # ready for the next code

@@ -143,6 +143,8 @@ class ScanForm(forms.Form):
         ),
     )
 
+    busy_loan: Attribution | None = None  # when the scanned material is already out
+
     def clean_code(self) -> Materiel:
         return find_materiel(self.cleaned_data["code"])
 
