@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from assets.desk_views import BASKET_SESSION_KEY
+from assets.models import Attribution, Materiel
 from assets.tests.factories import AttributionFactory, ClientFactory, MaterielFactory
 from assets.tests.test_list_queries import queries
 from notifications.models import NotificationPreferences
@@ -18,15 +19,13 @@ pytestmark = pytest.mark.django_db
 
 def returned_today(n: int) -> int:
     now = timezone.now()
-    loan = None
     for i in range(n):
-        loan = AttributionFactory(
+        AttributionFactory(
             date_debut=now - timedelta(minutes=30 + i),
             date_retour_prevue=now - timedelta(minutes=10) if i % 2 else now + timedelta(hours=1),
             date_retour_effective=now - timedelta(minutes=i % 20),
         )
-    assert loan is not None
-    return loan.pk
+    return Attribution.objects.latest("id").pk
 
 
 def test_the_scan_return_page_does_not_grow_with_returns(staff_client):
@@ -40,7 +39,7 @@ def fill_basket(http, n: int) -> None:
     session = http.session
     ids = session.get(BASKET_SESSION_KEY, [])
     for i in range(n):
-        materiel = MaterielFactory()
+        materiel: Materiel = MaterielFactory()  # type: ignore[assignment]  # factory-boy returns the model instance
         if i % 3 == 0:
             AttributionFactory(materiel=materiel)  # shows who has it
         ids.append(materiel.pk)
