@@ -25,7 +25,7 @@ def open_loan_of(materiel: Materiel) -> Attribution | None:
 
 
 def already_out_message(loan: Attribution) -> str:
-    return _("%(code)s is already out with %(client)s, due %(due)s.") % {
+    return _("%(code)s is already out with %(client)s (due %(due)s).") % {
         "code": loan.materiel.code,
         "client": loan.client.name,
         "due": date_format(timezone.localtime(loan.date_retour_prevue), "SHORT_DATETIME_FORMAT"),

@@ -181,8 +181,21 @@ class Reachability:
         return not any(r.reached for _t, _label, reaches in self.rows for r in reaches)
 
     @property
-    def channels(self) -> list[str]:
-        return [spec.canal for spec in first_choices()]
+    def display_rows(self) -> list[tuple[str, str, list[ChannelReach]]]:
+        """`rows` for a page: the reminders as one row when they agree, one row in all when every kind agrees."""
+
+        def cells(reaches: list[ChannelReach]) -> list[tuple[bool, str]]:
+            return [(r.reached, r.reason) for r in reaches]
+
+        reminders = [row for row in self.rows if row[0] in REMINDER_FLAGS]
+        rows = self.rows
+        if len({tuple(cells(row[2])) for row in reminders}) == 1:
+            first = next(i for i, row in enumerate(rows) if row[0] in REMINDER_FLAGS)
+            merged = ("REMINDERS", str(_("Reminders")), reminders[0][2])
+            rows = [*rows[:first], merged, *(row for row in rows[first:] if row[0] not in REMINDER_FLAGS)]
+        if len({tuple(cells(row[2])) for row in rows}) == 1:
+            return [("ALL", str(_("Every message")), rows[0][2])]
+        return rows
 
 
 def reachability(client: Client) -> Reachability:

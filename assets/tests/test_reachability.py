@@ -141,3 +141,14 @@ def test_the_lend_preview_tells_the_channels_of_the_client(settings, staff_clien
     data = staff_client.get(reverse("lend_preview"), {"client": f"x · #{client.pk}"}).json()
     assert data["client"]["ok"] is False
     assert "WhatsApp: WhatsApp not configured" in data["client"]["message"]
+
+
+def test_the_page_shows_one_row_when_every_kind_of_message_agrees(settings):
+    settings.WHATSAPP_ENABLED = False
+    assert [row[0] for row in reachability(ClientFactory(email="")).display_rows] == ["ALL"]
+    client = ClientFactory()
+    NotificationPreferences.objects.create(client=client, notifications_email=False)
+    assert [row[0] for row in reachability(client).display_rows] == ["CREATION", "REMINDERS", "RETARD", "RESTITUTION"]
+    other = ClientFactory()
+    NotificationPreferences.objects.create(client=other, rappel_2h_avant=False)
+    assert [row[0] for row in reachability(other).display_rows][:3] == ["CREATION", "RAPPEL_2H", "RAPPEL_J_MOINS_2"]

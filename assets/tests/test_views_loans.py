@@ -91,7 +91,7 @@ def test_material_already_out_names_the_borrower_and_due_date_and_links_to_the_r
         date_retour_prevue=local(NOW + timedelta(hours=2)),
     )
     due = date_format(timezone.localtime(loan.date_retour_prevue), "SHORT_DATETIME_FORMAT")
-    assert response.context["form"].errors["materiel"] == [f"CAM-003 is already out with Zoé Borrower, due {due}."]
+    assert response.context["form"].errors["materiel"] == [f"CAM-003 is already out with Zoé Borrower (due {due})."]
     assert reverse("loan_return", args=[loan.pk]) in response.content.decode()
     assert Attribution.objects.count() == 1
 

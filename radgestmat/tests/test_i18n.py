@@ -48,7 +48,7 @@ def test_service_errors_are_translated(db):
             materiel=loan.materiel, client=ClientFactory(), due=timezone.now() + timedelta(hours=2), now=timezone.now()
         )
     [message] = caught.value.message_dict["materiel"]
-    assert message.startswith("CAM-1 est déjà sorti chez Zoé, à rendre le ")
+    assert message.startswith("CAM-1 est déjà sorti chez Zoé (à rendre le ")
 
 
 def test_dates_follow_the_language_and_the_local_time_zone(staff_client, settings):
