@@ -46,6 +46,10 @@ PAGES = [
     ("log: one month", "/notifications/?date_from={month_ago}&date_to={today}"),
     ("log: page 100", "/notifications/?page=100"),
     ("delivery rate, 30 days", "/notifications/delivery/"),
+    ("lend form, client known", "/loans/new/?client={client}"),
+    ("loans: unreachable", "/loans/?reach=none"),
+    ("scan to return", "/loans/scan-return/?last={returned}"),
+    ("basket, 10 items", "/loans/basket/"),
 ]
 
 
@@ -131,7 +135,8 @@ def main(n_loans: int, n_logs: int) -> None:
     from django.test.utils import CaptureQueriesContext, setup_test_environment
     from django.utils import timezone
 
-    from assets.models import Attribution
+    from assets.desk_views import BASKET_SESSION_KEY
+    from assets.models import Attribution, Materiel
 
     setup_test_environment()
     settings.ALLOWED_HOSTS = ["testserver"]
@@ -140,8 +145,18 @@ def main(n_loans: int, n_logs: int) -> None:
     http.force_login(get_user_model().objects.get(username="bench"))
     loan = Attribution.objects.open().order_by("-id").first()
     assert loan is not None  # fill() just made open loans
+    returned = Attribution.objects.returned().order_by("-id").values_list("id", flat=True).first()
+    session = http.session
+    session[BASKET_SESSION_KEY] = list(Materiel.objects.order_by("id").values_list("id", flat=True)[:10])
+    session.save()
     today = timezone.localdate()
-    values = {"client": loan.client_id, "loan": loan.pk, "today": today, "month_ago": today - timedelta(days=30)}
+    values = {
+        "client": loan.client_id,
+        "loan": loan.pk,
+        "returned": returned,
+        "today": today,
+        "month_ago": today - timedelta(days=30),
+    }
     env = environment()
     print_environment(env)
     print(f"\n{n_loans} loans, {n_logs} log rows\n")
