@@ -55,7 +55,14 @@ def test_scan_to_return_records_at_once_and_says_how_late(desk, live_server):
         date_debut=now - timedelta(hours=6),
         date_retour_prevue=now - timedelta(hours=3),
     )
-    page.goto(f"{live_server.url}/loans/")
+    other = AttributionFactory(materiel__code="TRI-0007", date_debut=now - timedelta(hours=1))
+    page.goto(f"{live_server.url}/loans/?sort=material")
+    shoot(page, f"front-desk-loan-list-{language}-{width}.png")
+    page.click("button[data-return='TRI-0007']")  # return from the row: back on the same list
+    page.wait_for_url(re.compile(r"/loans/\?sort=material$"))
+    expect(page.locator("button[data-return='TRI-0007']")).to_have_count(0)
+    other.refresh_from_db()
+    assert not other.is_open
     page.click("#scan-return-link")
     page.wait_for_url(re.compile(r"/loans/scan-return/$"))
     # A USB scanner is a keyboard: it types the code (any case), then Enter. The field has the focus already.
