@@ -108,6 +108,8 @@ def basket(request: HttpRequest) -> HttpResponse:
     ids = basket_ids(request)
     check = None
     action = request.POST.get("action", "") if request.method == "POST" else ""
+    if request.POST.get("confirm"):
+        action = "lend"  # the "Lend anyway" button
     remove = parse_id(request.POST.get("remove")) if request.method == "POST" else None
     kept = {name: request.POST.get(name, "") for name in ("client", "date_retour_prevue", "notes")}
     scan = ScanForm()
@@ -133,7 +135,7 @@ def basket(request: HttpRequest) -> HttpResponse:
                 else:
                     ids.append(materiel.pk)
                     scan = ScanForm()  # ready for the next code
-    elif action in ("lend", "lend_anyway"):
+    elif action == "lend":
         lend_form = BasketLendForm(request.POST)
         valid = lend_form.is_valid()
         if not ids:
@@ -145,7 +147,7 @@ def basket(request: HttpRequest) -> HttpResponse:
             check = check_borrower(data["client"], now)
             if check.refusal:
                 lend_form.add_error("client", check.refusal)
-            elif not check.warnings or action == "lend_anyway":
+            elif not check.warnings or data["confirm"] == str(data["client"].pk):
                 items = basket_items(ids)
                 try:
                     loans = services.lend_many(

@@ -97,8 +97,9 @@ class LendForm(forms.Form):
     )
     date_retour_prevue = datetime_field(_("Due back"))
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    # Set by the "Lend anyway" button once staff have read the warnings about the borrower.
-    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    # The "Lend anyway" button sends the id of the borrower whose warnings staff have read:
+    # a borrower changed after the warnings gets their own.
+    confirm = forms.CharField(required=False, max_length=20, widget=forms.HiddenInput)
 
     busy_loan: Attribution | None = None  # the open loan of the material, when it is already out
 
@@ -155,7 +156,7 @@ class BasketLendForm(forms.Form):
     client = LendForm.base_fields["client"]
     date_retour_prevue = datetime_field(_("Due back"))
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
-    confirm = forms.BooleanField(required=False, widget=forms.HiddenInput)
+    confirm = LendForm.base_fields["confirm"]
 
     def clean_client(self) -> Client:
         return find_client(self.cleaned_data["client"])

@@ -127,7 +127,7 @@ def loan_lend(request: HttpRequest) -> HttpResponse:
             check = check_borrower(data["client"], now)
             if check.refusal:
                 form.add_error("client", check.refusal)
-            elif not check.warnings or data["confirm"]:
+            elif not check.warnings or data["confirm"] == str(data["client"].pk):
                 try:
                     loan = services.lend(
                         materiel=data["materiel"],

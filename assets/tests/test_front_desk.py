@@ -163,3 +163,17 @@ def test_the_lend_form_shows_every_problem_together(staff_client):
     assert "already out with Fay" in errors["materiel"][0]
     assert "no email address or phone number" in errors["client"][0]
     assert errors["date_retour_prevue"] == ["The due date must be after the start of the loan."]
+
+
+def test_a_basket_for_a_borrower_with_overdue_items_warns_then_lends_on_confirmation(staff_client):
+    MaterielFactory(code="CAM-1")
+    late = ClientFactory(name="Gus")
+    AttributionFactory(client=late, date_debut=NOW - timedelta(days=3), date_retour_prevue=NOW - timedelta(days=1))
+    add(staff_client, "CAM-1")
+    data = {"action": "lend", "client": f"Gus · #{late.pk}", "date_retour_prevue": local(NOW + timedelta(hours=5))}
+    response = staff_client.post(reverse("basket"), data)
+    assert "Gus has 1 overdue item now." in response.content.decode()
+    assert f'name="confirm" value="{late.pk}"' in response.content.decode()
+    response = staff_client.post(reverse("basket"), {**data, "confirm": str(late.pk)})
+    assert response.status_code == 302
+    assert Attribution.objects.filter(client=late, materiel__code="CAM-1").exists()

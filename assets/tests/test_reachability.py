@@ -114,7 +114,10 @@ def test_lending_to_someone_no_message_reaches_asks_for_confirmation(settings, s
     html = response.content.decode()
     assert "No message can reach Phone Only" in html and 'id="lend-anyway"' in html
 
-    response = lend(staff_client, **data, confirm="1")
+    response = lend(staff_client, **data, confirm=str(ClientFactory().pk))  # confirmed for someone else
+    assert response.status_code == 200 and not Attribution.objects.exists()
+
+    response = lend(staff_client, **data, confirm=str(client.pk))
     assert response.status_code == 302 and Attribution.objects.get().client == client
 
 
@@ -123,7 +126,9 @@ def test_the_refuse_setting_turns_the_warning_into_an_error(settings, staff_clie
     settings.LEND_UNREACHABLE = "refuse"
     MaterielFactory(code="CAM-101")
     client = ClientFactory(name="Phone Only", email="", phone="+33612345678")
-    response = lend(staff_client, materiel="CAM-101", client=f"x · #{client.pk}", date_retour_prevue=due(), confirm="1")
+    response = lend(
+        staff_client, materiel="CAM-101", client=f"x · #{client.pk}", date_retour_prevue=due(), confirm=str(client.pk)
+    )
     assert response.status_code == 200 and not Attribution.objects.exists()
     assert "No message can reach Phone Only" in response.context["form"].errors["client"][0]
 
