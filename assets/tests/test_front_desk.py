@@ -177,3 +177,19 @@ def test_a_basket_for_a_borrower_with_overdue_items_warns_then_lends_on_confirma
     response = staff_client.post(reverse("basket"), {**data, "confirm": str(late.pk)})
     assert response.status_code == 302
     assert Attribution.objects.filter(client=late, materiel__code="CAM-1").exists()
+
+
+@pytest.mark.parametrize("value", ["\x00", "CAM\x00-1", "9" * 20, str(2**63), "²", "é" * 10240, "-1", ""])
+def test_hostile_posts_to_the_desk_pages_never_answer_500(staff_client, value):
+    staff_client.raise_request_exception = False
+    MaterielFactory(code="CAM-1")
+    borrower = ClientFactory()
+    add(staff_client, "CAM-1")
+    fine = {"client": f"x · #{borrower.pk}", "date_retour_prevue": local(NOW + timedelta(hours=5))}
+    posts = [(reverse("scan_return"), {"code": value})]
+    posts += [(reverse("basket"), {"action": "add", "code": value})]
+    posts += [(reverse("basket"), {"remove": value}), (reverse("basket"), {"action": value})]
+    posts += [(reverse("basket"), {"action": "lend", **fine, field: value}) for field in (*fine, "notes", "confirm")]
+    posts += [(reverse("loan_lend"), {"materiel": "CAM-1", **fine, "confirm": value})]
+    for url, data in posts:
+        assert staff_client.post(url, data).status_code in (200, 302, 400), (url, data)
