@@ -16,7 +16,15 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from notifications.api import NotificationLog, preferences_of, reachability, reachable_loans, scheduler_status
+from notifications.api import (
+    NOT_CONFIGURED,
+    NotificationLog,
+    TypeNotification,
+    preferences_of,
+    reachability,
+    reachable_loans,
+    scheduler_status,
+)
 from radgestmat.input import parse_id
 from radgestmat.staff import paginate, redirect_back, staff_required
 
@@ -200,10 +208,9 @@ def client_preview(text: str) -> dict:
     except ValidationError:
         return {"ok": True, "message": ""}  # still typing: the form says what is wrong on submit
     check = check_borrower(client, timezone.now())
-    reach = check.reach
     parts = [
-        f"{r.label} ✓" if r.reached else f"{r.label}: {r.reason}"
-        for r in reach.rows[0][2]  # the loan confirmation
+        f"{r.label} ✓" if r.reached else r.reason if r.obstacle == NOT_CONFIGURED else f"{r.label}: {r.reason}"
+        for r in check.reach.channels_for(TypeNotification.CREATION)
     ]
     lines = [_("Confirmation: %(channels)s") % {"channels": " · ".join(parts)}, *check.warnings]
     if check.refusal:

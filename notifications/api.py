@@ -14,20 +14,23 @@ from .models import (
     NotificationLog,
     NotificationPreferences,
     Statut,
+    TypeNotification,
     WhatsAppConfig,
     late_cutoff,
 )
-from .recipients import Reachability, preferences_of, reachability, reachable_loans
+from .recipients import NOT_CONFIGURED, Reachability, preferences_of, reachability, reachable_loans
 from .scheduler_status import forget_scheduler_status, scheduler_status
 from .sending import send_now
 
 __all__ = [
+    "NOT_CONFIGURED",
     "Canal",
     "MessageOverride",
     "NotificationLog",
     "NotificationPreferences",
     "Reachability",
     "Statut",
+    "TypeNotification",
     "WhatsAppConfig",
     "forget_scheduler_status",
     "late_cutoff",

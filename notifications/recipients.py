@@ -165,10 +165,11 @@ class Reachability:
 
     rows: list[tuple[str, str, list[ChannelReach]]]  # (type, its label, the channels)
 
+    def channels_for(self, type_notification: str) -> list[ChannelReach]:
+        return next(reaches for t, _label, reaches in self.rows if t == type_notification)
+
     def reached_by(self, type_notification: str) -> list[str]:
-        return next(
-            [r.canal for r in reaches if r.reached] for t, _label, reaches in self.rows if t == type_notification
-        )
+        return [r.canal for r in self.channels_for(type_notification) if r.reached]
 
     @property
     def unreachable(self) -> bool:

@@ -145,7 +145,8 @@ def test_the_lend_preview_tells_the_channels_of_the_client(settings, staff_clien
     client = ClientFactory(email="", phone="+33612345678")
     data = staff_client.get(reverse("lend_preview"), {"client": f"x · #{client.pk}"}).json()
     assert data["client"]["ok"] is False
-    assert "WhatsApp: WhatsApp not configured" in data["client"]["message"]
+    assert "WhatsApp not configured" in data["client"]["message"]
+    assert "Email: no email address" in data["client"]["message"]
 
 
 def test_the_page_shows_one_row_when_every_kind_of_message_agrees(settings):
