@@ -150,7 +150,7 @@ def basket(request: HttpRequest) -> HttpResponse:
             elif not check.warnings or data["confirm"] == str(data["client"].pk):
                 items = basket_items(ids)
                 try:
-                    loans = services.lend_many(
+                    loans = services.lend_several(
                         materiels=[item["materiel"] for item in items],
                         client=data["client"],
                         due=data["date_retour_prevue"],

@@ -16,7 +16,7 @@ from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
-from .models import Attribution, Client, Materiel
+from .models import Attribution, Client, Extension, Materiel
 from .signals import attribution_created, attribution_extended, attribution_returned, sent_by_caller
 
 
@@ -57,7 +57,7 @@ def validate_lend(*, materiel: Materiel | None, client: Client | None, start: da
 def _create_loan(
     materiel: Materiel, *, client: Client, start: datetime, due: datetime, now: datetime, by, notes: str
 ) -> Attribution:
-    """Save one loan of a locked, validated material and announce it after commit."""
+    """Save one loan of a locked, validated material (the caller announces it)."""
     try:
         with transaction.atomic(), sent_by_caller():
             attribution = Attribution.objects.create(
@@ -73,7 +73,6 @@ def _create_loan(
             {"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}
         ) from None
     Materiel.objects.filter(pk=materiel.pk).update(state=Materiel.State.LENT)
-    transaction.on_commit(lambda: attribution_created.send(sender=Attribution, attribution=attribution, now=now))
     return attribution
 
 
@@ -88,23 +87,23 @@ def lend(
     notes: str = "",
 ) -> Attribution:
     """Record that ``materiel`` leaves with ``client`` from ``start`` (default ``now``) until ``due``."""
-    return lend_many(materiels=[materiel], client=client, due=due, now=now, start=start, by=by, notes=notes)[0]
+    with transaction.atomic():
+        [attribution] = _lend(materiels=[materiel], client=client, due=due, now=now, start=start, by=by, notes=notes)
+        transaction.on_commit(lambda: attribution_created.send(sender=Attribution, attribution=attribution, now=now))
+    return attribution
 
 
-def lend_many(
+def _lend(
     *,
     materiels: list[Materiel],
     client: Client,
     due: datetime,
     now: datetime,
-    start: datetime | None = None,
-    by: User | AnonymousUser | None = None,
-    notes: str = "",
+    start: datetime | None,
+    by: User | AnonymousUser | None,
+    notes: str,
 ) -> list[Attribution]:
-    """Lend several materials to one client in one transaction, all due at the same time: all or none.
-
-    Every material's problem is reported together (under "materiel"), with the client's and the date's.
-    """
+    """Lock, check (every problem of every item at once, under "materiel"), then save each loan."""
     start = start or now
     with transaction.atomic():
         # Lock the material rows (in id order, so two desks never deadlock) so two desks lending one item queue up.
@@ -130,6 +129,35 @@ def lend_many(
             _create_loan(locked[m.pk], client=client, start=start, due=due, now=now, by=by, notes=notes)
             for m in materiels
         ]
+
+
+def lend_several(
+    *,
+    materiels: list[Materiel],
+    client: Client,
+    due: datetime,
+    now: datetime,
+    start: datetime | None = None,
+    by: User | AnonymousUser | None = None,
+    notes: str = "",
+) -> list[Attribution]:
+    """Lend several items to one borrower at once, all due at the same time: all or none, each its own loan.
+
+    Every item's problem is reported together. Their confirmations are planned together once
+    everything is saved, so the borrower gets one message listing the items (the notifications'
+    digests), not one per item.
+    """
+    with transaction.atomic():
+        loans = _lend(materiels=materiels, client=client, due=due, now=now, start=start, by=by, notes=notes)
+        transaction.on_commit(lambda: _announce_together(loans, now=now))
+    return loans
+
+
+def _announce_together(loans: list[Attribution], *, now: datetime) -> None:
+    # One transaction around the receivers: what they plan is published once all of it is saved.
+    with transaction.atomic():
+        for attribution in loans:
+            attribution_created.send(sender=Attribution, attribution=attribution, now=now)
 
 
 # How far ahead of the server's clock a typed return time may be: a desk clock runs a little fast,
@@ -188,6 +216,13 @@ def extend(
         previous_due = locked.date_retour_prevue
         locked.date_retour_prevue = new_due
         locked.save(update_fields=["date_retour_prevue"])
+        Extension.objects.create(
+            attribution=locked,
+            previous_due=previous_due,
+            new_due=new_due,
+            created_by=by if isinstance(by, User) else None,
+            created_at=now,
+        )
         transaction.on_commit(
             lambda: attribution_extended.send(
                 sender=Attribution, attribution=locked, now=now, previous_due=previous_due

@@ -20,9 +20,11 @@ from notifications.api import (
     NOT_CONFIGURED,
     NotificationLog,
     TypeNotification,
+    borrower_messages_of,
     preferences_of,
     reachability,
     reachable_loans,
+    recent_borrower_requests,
     scheduler_status,
 )
 from radgestmat.input import parse_id
@@ -61,6 +63,7 @@ def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     context = {"now": now, **dash.loan_summary(now), **dash.notification_week(now), "alerts": dash.alerts(now)}
     context["scheduler"] = scheduler_status()
+    context["borrower_requests"] = recent_borrower_requests(now)
     return render(request, "assets/dashboard.html", context)
 
 
@@ -247,6 +250,7 @@ def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "overdue": loan.is_overdue(now),
             "remaining": loan.time_remaining(now),
             "timeline": loan_timeline(loan),
+            "borrower_messages": borrower_messages_of(loan),
         },
     )
 

@@ -1,4 +1,5 @@
-"""Twilio's message status callbacks: what happened to a WhatsApp/SMS after Twilio accepted it.
+"""Twilio's webhooks: message status callbacks (what happened to a WhatsApp/SMS after Twilio accepted
+it) and inbound messages (what a borrower sent us, acted on by `notifications.inbound`).
 
 Twilio signs each callback with the account's auth token over the exact URL it
 called plus the POST parameters. Behind a proxy the URL Django sees is not the
@@ -11,7 +12,13 @@ and ``read`` are final, so a later ``failed``/``undelivered`` changes nothing an
 starts no fallback (the borrower has the message). A
 delivery failure (``failed``/``undelivered``, e.g. 63016 outside the WhatsApp
 session window) makes the row a permanent failure and starts the fallback
-exactly once.
+exactly once. A group of rows sent as one message shares its MessageSid: each report
+applies to every row of the group.
+
+An inbound message is signature-checked the same way; a forged one gets 403 and
+changes nothing, a replayed one (the same MessageSid) is acted on only the first time.
+The answer to Twilio is an empty TwiML document: replies go out through the send
+path (`NotificationLog`), not as TwiML.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
-from . import lifecycle
+from . import inbound, lifecycle
 from .channels.twilio_api import cause_of_twilio_error
 from .models import NotificationLog, Statut
 
@@ -58,26 +65,30 @@ def moves_forward(current: str, new: str) -> bool:
 
 
 def record_delivery_status(message_sid: str, status: str, error_code: str, *, now) -> NotificationLog | None:
-    """Apply one status report to the row sent as ``message_sid``; returns the row, or None if unknown."""
+    """Apply one status report to the rows sent as ``message_sid`` — one row, or every row of a group
+    sent as one message (`notifications.digest`); returns the first row, or None if unknown."""
     with transaction.atomic():
-        log = NotificationLog.objects.select_for_update().filter(provider_message_id=message_sid).first()
-        if log is None:
-            return None
-        if not moves_forward(log.delivery_status, status):
-            return log
-        log.delivery_status = status
-        fields = ["delivery_status", "updated_at"]
-        if status in DELIVERY_FAILURES:
-            reason = f"Twilio reported the message {status}: error {error_code or 'unknown'}."
-            replacement = lifecycle.fall_back(log, now=now)
-            if replacement is not None:
-                reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
-            log.statut = Statut.ECHEC_PERMANENT
-            log.erreur_code = cause_of_twilio_error(None, error_code)
-            log.erreur_message = reason
-            fields += ["statut", "erreur_code", "erreur_message"]
-        log.save(update_fields=fields)
-    return log
+        rows = list(NotificationLog.objects.select_for_update().filter(provider_message_id=message_sid).order_by("id"))
+        for log in rows:
+            _apply(log, status, error_code, now=now)
+    return rows[0] if rows else None
+
+
+def _apply(log: NotificationLog, status: str, error_code: str, *, now) -> None:
+    if not moves_forward(log.delivery_status, status):
+        return
+    log.delivery_status = status
+    fields = ["delivery_status", "updated_at"]
+    if status in DELIVERY_FAILURES:
+        reason = f"Twilio reported the message {status}: error {error_code or 'unknown'}."
+        replacement = lifecycle.fall_back(log, now=now)
+        if replacement is not None:
+            reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
+        log.statut = Statut.ECHEC_PERMANENT
+        log.erreur_code = cause_of_twilio_error(None, error_code)
+        log.erreur_message = reason
+        fields += ["statut", "erreur_code", "erreur_message"]
+    log.save(update_fields=fields)
 
 
 @csrf_exempt
@@ -101,3 +112,20 @@ def twilio_status_callback(request: HttpRequest) -> HttpResponse:
         },
     )
     return HttpResponse(status=204)
+
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@csrf_exempt
+@require_POST
+def twilio_inbound_message(request: HttpRequest) -> HttpResponse:
+    if not is_signed_by_twilio(request):
+        logger.warning("twilio inbound message refused: bad or missing signature")
+        return HttpResponseForbidden("invalid signature")
+    message = inbound.Inbound.from_post(request.POST)
+    if message is None:
+        logger.info("twilio inbound webhook without a message SID or a phone number: ignored")
+    else:
+        inbound.receive(message, now=timezone.now())
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")

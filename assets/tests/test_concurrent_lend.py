@@ -58,7 +58,9 @@ def test_two_baskets_sharing_an_item_one_lends_all_the_other_nothing():
         try:
             barrier.wait()
             now = timezone.now()
-            services.lend_many(materiels=baskets[name], client=ClientFactory(), due=now + timedelta(hours=2), now=now)
+            services.lend_several(
+                materiels=baskets[name], client=ClientFactory(), due=now + timedelta(hours=2), now=now
+            )
             outcomes[name] = "lent"
         except ValidationError:
             outcomes[name] = "refused"

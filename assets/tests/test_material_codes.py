@@ -45,8 +45,8 @@ def test_lookups_ignore_the_case(staff_client):
     assert [row.pk for row in page] == [loan.pk]
 
 
-BEFORE = [("assets", "0003_alter_client_name_alter_client_organisation_and_more")]
-AFTER = [("assets", "0004_materiel_code_unique_any_case")]
+BEFORE = [("assets", "0004_loan_extensions")]
+AFTER = [("assets", "0006_materiel_code_unique_any_case")]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -65,6 +65,7 @@ class SmtpSink:
         self.by_log: Counter[int] = Counter()
         self.accepted_at: dict[int, float] = {}  # log id -> time.time() of its first acceptance
         self.message_ids: dict[int, set[str]] = {}  # log id -> the Message-IDs received for it
+        self.by_message_id: Counter[str] = Counter()  # Message-ID -> times received
         self.refused: Counter[str] = Counter()  # recipient address -> RCPT refusals
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list = []
@@ -133,15 +134,19 @@ class SmtpSink:
         if self.delay:
             await asyncio.sleep(self.delay)
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(envelope.content)
+        # One message for several rows (a group) names them all; else the one row it is for.
+        listed = headers.get("X-RadGestMat-Notifications") or headers.get("X-RadGestMat-Notification") or "0"
         try:
-            log_id = int(headers.get("X-RadGestMat-Notification") or 0)
+            log_ids = [int(part) for part in listed.split(",")]
         except ValueError:  # not a NotificationLog's message (a test's own)
-            log_id = 0
+            log_ids = [0]
         with self.lock:
             self.count += 1
-            self.by_log[log_id] += 1
-            self.accepted_at.setdefault(log_id, time.time())
-            self.message_ids.setdefault(log_id, set()).add(headers.get("Message-ID", ""))
+            self.by_message_id[headers.get("Message-ID", "")] += 1
+            for log_id in log_ids:
+                self.by_log[log_id] += 1
+                self.accepted_at.setdefault(log_id, time.time())
+                self.message_ids.setdefault(log_id, set()).add(headers.get("Message-ID", ""))
             if self.keep_messages:
                 self.envelopes.append(envelope)
                 self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
@@ -163,6 +168,7 @@ class SmtpSink:
             self.by_log.clear()
             self.accepted_at.clear()
             self.message_ids.clear()
+            self.by_message_id.clear()
             self.count = 0
             self.refused.clear()
             self.messages.clear()

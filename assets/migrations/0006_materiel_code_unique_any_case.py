@@ -40,7 +40,7 @@ def refuse_clashing_codes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("assets", "0003_alter_client_name_alter_client_organisation_and_more"),
+        ("assets", "0004_loan_extensions"),
     ]
 
     operations = [
