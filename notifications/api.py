@@ -20,12 +20,21 @@ from .models import (
     WhatsAppConfig,
     late_cutoff,
 )
-from .recipients import NOT_CONFIGURED, Reachability, preferences_of, reachability, reachable_loans
+from .recipients import (
+    NOT_CONFIGURED,
+    REMINDER_FLAGS,
+    Reachability,
+    preferences_of,
+    reachability,
+    reachable_loans,
+    stop_reminders,
+)
 from .scheduler_status import forget_scheduler_status, scheduler_status
 from .sending import send_now
 
 __all__ = [
     "NOT_CONFIGURED",
+    "REMINDER_FLAGS",
     "Canal",
     "MessageOverride",
     "NotificationLog",
@@ -43,5 +52,6 @@ __all__ = [
     "recent_borrower_requests",
     "scheduler_status",
     "send_now",
+    "stop_reminders",
     "twilio_client",
 ]

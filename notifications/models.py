@@ -29,6 +29,7 @@ class TypeNotification(models.TextChoices):
     RAPPEL_FINAL = "RAPPEL_FINAL", _("Reminder on the due day")
     RETARD = "RETARD", _("Overdue alert")
     RESTITUTION = "RESTITUTION", _("Return receipt")
+    PROLONGATION_REFUSEE = "PROLONGATION_REFUSEE", _("Extension refused")
     # The answer to a message the borrower sent us (`notifications.inbound`): never planned, one per inbound message.
     REPONSE = "REPONSE", _("Reply to the borrower")
 

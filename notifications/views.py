@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
@@ -128,10 +128,6 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
-    return redirect_back(request, request.POST.get("next", ""), default)
-
-
 @staff_required
 @require_POST
 def retry(request: HttpRequest, pk: int) -> HttpResponse:
@@ -144,7 +140,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
             _("This notification is “%(statut)s”: only failed or cancelled ones can be retried.")
             % {"statut": row.get_statut_display()},
         )
-    return back(request, reverse("notification_detail", args=[row.pk]))
+    return redirect_back(request, request.POST.get("next", ""), reverse("notification_detail", args=[row.pk]))
 
 
 @staff_required
@@ -183,7 +179,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
         )
     else:
         messages.error(request, _("Unknown action."))
-    return back(request, default)
+    return redirect_back(request, request.POST.get("next", ""), default)
 
 
 def local_iso(value) -> str:

@@ -35,6 +35,16 @@ def staff_required(view: Callable | None = None, *, perm: str | None = None) -> 
     return decorator(view) if view is not None else decorator
 
 
+def redirect_back(request: HttpRequest, target: str, default: str) -> HttpResponseRedirect:
+    """Back to ``target`` (a staff form's ``next`` field), if that is a path on this site; else to ``default``."""
+    # A path on this site only: `redirect()` would take any other word for a URL name (NoReverseMatch: 500).
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = default
+    return HttpResponseRedirect(target)
+
+
 @dataclass
 class Page:
     """One page of a list, without counting the whole table (a COUNT over a million rows costs more than the page).
@@ -72,13 +82,3 @@ def paginate(request: HttpRequest, queryset, per_page: int = PER_PAGE) -> Page:
         return Page([], number, False)  # beyond any table, and beyond what OFFSET accepts
     rows = list(queryset[offset : offset + per_page + 1])
     return Page(rows[:per_page], number, len(rows) > per_page)
-
-
-def redirect_back(request: HttpRequest, target: str, default: str) -> HttpResponseRedirect:
-    """Back to ``target`` (a form's ``next``: the page it was posted from) when it is a path on this site, else ``default``."""
-    # A path on this site only: `redirect()` would take any other word for a URL name (NoReverseMatch: 500).
-    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = default
-    return HttpResponseRedirect(target)

@@ -40,7 +40,7 @@ def refuse_clashing_codes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("assets", "0004_loan_extensions"),
+        ("assets", "0005_extension_requests_and_borrower_links"),
     ]
 
     operations = [

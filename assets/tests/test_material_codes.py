@@ -45,7 +45,7 @@ def test_lookups_ignore_the_case(staff_client):
     assert [row.pk for row in page] == [loan.pk]
 
 
-BEFORE = [("assets", "0004_loan_extensions")]
+BEFORE = [("assets", "0005_extension_requests_and_borrower_links")]
 AFTER = [("assets", "0006_materiel_code_unique_any_case")]
 
 
