@@ -31,12 +31,23 @@ from django.template.base import Lexer, TokenType
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext
 
-from assets.models import Attribution, Client, Materiel, elapsed
+from assets import borrower_links
+from assets.models import Attribution, Client, ExtensionRequest, Materiel, elapsed
 from assets.validators import one_line
 
 from .assignment import assign
 from .channels.base import PermanentError
-from .models import Audience, Canal, CodeErreur, Experiment, MessageOverride, NotificationLog, TypeNotification, Variant
+from .models import (
+    Audience,
+    Canal,
+    CodeErreur,
+    Experiment,
+    InboundMessage,
+    MessageOverride,
+    NotificationLog,
+    TypeNotification,
+    Variant,
+)
 
 _SENTINEL = "@@MISSING:%s@@"
 _SENTINEL_RE = re.compile(r"@@MISSING:([^@]*)@@")
@@ -73,6 +84,8 @@ class Message:
     content_variables: dict[str, str] = field(default_factory=dict)
     # The experiment variant whose text this is (`notifications.experiments`), recorded on the row sent.
     variant_id: int | None = None
+    # The borrower's one-click unsubscribe address (RFC 8058), for an email's List-Unsubscribe headers.
+    unsubscribe_url: str = ""
     # The rows this one message is sent for: several for a group (`render_group`), else empty.
     log_ids: tuple[int, ...] = ()
     # Files sent with an email: the calendar entry of the loan (`notifications.calendar`).
@@ -181,7 +194,44 @@ def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
         "late_by": format_duration(late, language),
         "niveau_escalade": log.niveau_escalade,
         "public_url": settings.PUBLIC_BASE_URL,
+        "borrower_url": borrower_url_of(log),
+        **refusal_of(log, language),
+        "reply_kind": reply_kind(log),
     }
+
+
+def borrower_url_of(log: NotificationLog) -> str:
+    """The borrower's personal page (`assets.borrower_links`); none in staff copies or for an unsaved sample."""
+    if log.audience != Audience.CLIENT or log.attribution.pk is None:
+        return ""
+    return borrower_links.borrower_url(log.attribution)
+
+
+def refusal_of(log: NotificationLog, language: str) -> dict:
+    """What a PROLONGATION_REFUSEE message says: the reason and the time asked for, from the latest refusal."""
+    if log.type_notification != TypeNotification.PROLONGATION_REFUSEE:
+        return {"refusal_reason": "", "requested_due": ""}
+    refusal = None
+    if log.attribution.pk is not None:
+        refusal = (
+            ExtensionRequest.objects.filter(attribution_id=log.attribution.pk, statut=ExtensionRequest.Statut.REFUSEE)
+            .order_by("-decided_at", "-id")
+            .first()
+        )
+    if refusal is None:  # a sample, to check a template or an override
+        return {"refusal_reason": gettext("The material is booked right after you."), "requested_due": ""}
+    return {
+        "refusal_reason": one_line(refusal.reason),
+        "requested_due": format_datetime(refusal.requested_due, language),
+    }
+
+
+def reply_kind(log: NotificationLog) -> str:
+    """What a REPONSE row answers (an `InboundMessage.Kind`); "" for every other type."""
+    if log.type_notification != TypeNotification.REPONSE:
+        return ""
+    inbound = InboundMessage.objects.filter(reply_id=log.pk).values_list("kind", flat=True).first() if log.pk else None
+    return inbound or InboundMessage.Kind.TEXT
 
 
 def _check(rendered: str, where: str) -> str:
@@ -322,6 +372,7 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
         language=language,
         content_variables={str(i): values[key] for i, key in enumerate(CONTENT_VARIABLES, start=1)},
         variant_id=variant.pk if variant else None,
+        unsubscribe_url=borrower_links.unsubscribe_url(log.attribution) if context["borrower_url"] else "",
     )
 
 
