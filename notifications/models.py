@@ -29,6 +29,7 @@ class TypeNotification(models.TextChoices):
     RAPPEL_FINAL = "RAPPEL_FINAL", _("Reminder on the due day")
     RETARD = "RETARD", _("Overdue alert")
     RESTITUTION = "RESTITUTION", _("Return receipt")
+    PROLONGATION = "PROLONGATION", _("Extension notice")
 
 
 REMINDER_TYPES = frozenset(
@@ -155,8 +156,12 @@ class NotificationLog(models.Model):
     canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
     audience = models.CharField(_("audience"), max_length=10, choices=Audience.choices, default=Audience.CLIENT)
     niveau_escalade = models.PositiveSmallIntegerField(
-        _("escalation level"), default=0, help_text=_("0 except for overdue alerts, which count 1, 2, 3…")
+        _("escalation level"),
+        default=0,
+        help_text=_("0 except for overdue alerts, which count 1, 2, 3…, and extension notices, one per extension."),
     )
+    # An extension notice's "moved from" date: the due date the borrower last heard of.
+    previous_due = models.DateTimeField(_("previous due date"), null=True, blank=True)
     statut = models.CharField(_("status"), max_length=20, choices=Statut.choices, default=Statut.EN_ATTENTE)
     # Default now: a row created by hand (the spec's integration test) is due at once.
     date_scheduled = models.DateTimeField(_("scheduled for"), default=timezone.now)

@@ -28,4 +28,8 @@ def notify_restitution(sender, attribution, now, **kwargs):
         NotificationLog.objects.filter(attribution=attribution, type_notification=TypeNotification.RETARD),
         reason=_("Loan returned before this overdue alert was sent."),
     )
+    lifecycle.cancel(
+        NotificationLog.objects.filter(attribution=attribution, type_notification=TypeNotification.PROLONGATION),
+        reason=_("Loan returned before this extension notice was sent."),
+    )
     outbox.plan([outbox.Planned(attribution, TypeNotification.RESTITUTION, now)], now=now)

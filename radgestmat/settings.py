@@ -135,6 +135,8 @@ LANGUAGE_CODE = env("LANGUAGE_CODE", default="fr")
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 USE_I18N = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# English dates in words ("1 December 2026, 09:30"), never Django's month-first numbers.
+FORMAT_MODULE_PATH = ["radgestmat.formats"]
 
 # --- Static files -------------------------------------------------------
 STATIC_URL = "static/"
@@ -153,6 +155,11 @@ STORAGES = {
 # --- Organisation (appears in messages to borrowers) --------------------
 ORGANISATION_NAME = env("ORGANISATION_NAME", default="RadGestMat")
 ORGANISATION_REPLY_TO = env("ORGANISATION_REPLY_TO", default="")
+# Where and when borrowers bring items back, and how to reach the desk: each line is left out of messages when empty.
+ORGANISATION_RETURN_DESK = env("ORGANISATION_RETURN_DESK", default="")
+ORGANISATION_OPENING_HOURS = env("ORGANISATION_OPENING_HOURS", default="")
+ORGANISATION_CONTACT_PHONE = env("ORGANISATION_CONTACT_PHONE", default="")
+ORGANISATION_CONTACT_EMAIL = env("ORGANISATION_CONTACT_EMAIL", default="")
 
 # --- Email --------------------------------------------------------------
 # Without EMAIL_HOST, mail is written to files under var/mail so nothing leaves the machine.
