@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -56,7 +57,21 @@ def test_dates_follow_the_language_and_the_local_time_zone(staff_client, setting
     settings.LANGUAGE_CODE = "fr"
     assert "14 juillet 2026 10:30" in staff_client.get(url).content.decode()  # Paris is UTC+2 in July
     settings.LANGUAGE_CODE = "en"
-    assert "July 14, 2026, 10:30" in staff_client.get(url).content.decode()
+    assert "14 July 2026, 10:30" in staff_client.get(url).content.decode()
+
+
+def test_english_pages_write_dates_day_first_in_words(staff_client, settings):
+    """Never 07/14/2026 (or 12/01/2026, which a French reader takes for 12 January)."""
+    AttributionFactory(
+        date_debut=datetime(2026, 7, 14, 8, 30, tzinfo=UTC), date_retour_prevue=datetime(2099, 7, 16, 8, 30, tzinfo=UTC)
+    )
+    settings.LANGUAGE_CODE = "en"
+    html = staff_client.get(reverse("loan_list")).content.decode()
+    assert not re.search(r"\b\d{1,2}/\d{1,2}/\d{4}\b", html)
+    assert "16 Jul 2099, 10:30" in html
+    assert not re.search(r"\b\d{1,2}/\d{1,2}/\d{4}\b", staff_client.get(reverse("home")).content.decode())
+    settings.LANGUAGE_CODE = "fr"
+    assert "16/07/2099 10:30" in staff_client.get(reverse("loan_list")).content.decode()  # French as before
 
 
 def test_the_french_catalog_is_complete_and_compiled(settings):
