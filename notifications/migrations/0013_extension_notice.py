@@ -4,35 +4,77 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('notifications', '0012_experiments_and_send_time'),
+        ("notifications", "0012_experiments_and_send_time"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='notificationlog',
-            name='previous_due',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='previous due date'),
+            model_name="notificationlog",
+            name="previous_due",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="previous due date"),
         ),
         migrations.AlterField(
-            model_name='experiment',
-            name='type_notification',
-            field=models.CharField(choices=[('CREATION', 'Loan confirmation'), ('RAPPEL_2H', 'Reminder 2 h before'), ('RAPPEL_J_MOINS_2', 'Reminder 2 days before'), ('RAPPEL_J_MOINS_1', 'Reminder 1 day before'), ('RAPPEL_FINAL', 'Reminder on the due day'), ('RETARD', 'Overdue alert'), ('RESTITUTION', 'Return receipt'), ('PROLONGATION', 'Extension notice')], max_length=20, verbose_name='type'),
+            model_name="experiment",
+            name="type_notification",
+            field=models.CharField(
+                choices=[
+                    ("CREATION", "Loan confirmation"),
+                    ("RAPPEL_2H", "Reminder 2 h before"),
+                    ("RAPPEL_J_MOINS_2", "Reminder 2 days before"),
+                    ("RAPPEL_J_MOINS_1", "Reminder 1 day before"),
+                    ("RAPPEL_FINAL", "Reminder on the due day"),
+                    ("RETARD", "Overdue alert"),
+                    ("RESTITUTION", "Return receipt"),
+                    ("PROLONGATION", "Extension notice"),
+                ],
+                max_length=20,
+                verbose_name="type",
+            ),
         ),
         migrations.AlterField(
-            model_name='messageoverride',
-            name='type_notification',
-            field=models.CharField(choices=[('CREATION', 'Loan confirmation'), ('RAPPEL_2H', 'Reminder 2 h before'), ('RAPPEL_J_MOINS_2', 'Reminder 2 days before'), ('RAPPEL_J_MOINS_1', 'Reminder 1 day before'), ('RAPPEL_FINAL', 'Reminder on the due day'), ('RETARD', 'Overdue alert'), ('RESTITUTION', 'Return receipt'), ('PROLONGATION', 'Extension notice')], max_length=20, verbose_name='type'),
+            model_name="messageoverride",
+            name="type_notification",
+            field=models.CharField(
+                choices=[
+                    ("CREATION", "Loan confirmation"),
+                    ("RAPPEL_2H", "Reminder 2 h before"),
+                    ("RAPPEL_J_MOINS_2", "Reminder 2 days before"),
+                    ("RAPPEL_J_MOINS_1", "Reminder 1 day before"),
+                    ("RAPPEL_FINAL", "Reminder on the due day"),
+                    ("RETARD", "Overdue alert"),
+                    ("RESTITUTION", "Return receipt"),
+                    ("PROLONGATION", "Extension notice"),
+                ],
+                max_length=20,
+                verbose_name="type",
+            ),
         ),
         migrations.AlterField(
-            model_name='notificationlog',
-            name='niveau_escalade',
-            field=models.PositiveSmallIntegerField(default=0, help_text='0 except for overdue alerts, which count 1, 2, 3…, and extension notices, one per extension.', verbose_name='escalation level'),
+            model_name="notificationlog",
+            name="niveau_escalade",
+            field=models.PositiveSmallIntegerField(
+                default=0,
+                help_text="0 except for overdue alerts, which count 1, 2, 3…, and extension notices, one per extension.",
+                verbose_name="escalation level",
+            ),
         ),
         migrations.AlterField(
-            model_name='notificationlog',
-            name='type_notification',
-            field=models.CharField(choices=[('CREATION', 'Loan confirmation'), ('RAPPEL_2H', 'Reminder 2 h before'), ('RAPPEL_J_MOINS_2', 'Reminder 2 days before'), ('RAPPEL_J_MOINS_1', 'Reminder 1 day before'), ('RAPPEL_FINAL', 'Reminder on the due day'), ('RETARD', 'Overdue alert'), ('RESTITUTION', 'Return receipt'), ('PROLONGATION', 'Extension notice')], max_length=20, verbose_name='type'),
+            model_name="notificationlog",
+            name="type_notification",
+            field=models.CharField(
+                choices=[
+                    ("CREATION", "Loan confirmation"),
+                    ("RAPPEL_2H", "Reminder 2 h before"),
+                    ("RAPPEL_J_MOINS_2", "Reminder 2 days before"),
+                    ("RAPPEL_J_MOINS_1", "Reminder 1 day before"),
+                    ("RAPPEL_FINAL", "Reminder on the due day"),
+                    ("RETARD", "Overdue alert"),
+                    ("RESTITUTION", "Return receipt"),
+                    ("PROLONGATION", "Extension notice"),
+                ],
+                max_length=20,
+                verbose_name="type",
+            ),
         ),
     ]

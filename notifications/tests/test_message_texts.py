@@ -26,7 +26,9 @@ NOW = paris(2026, 12, 1, 7, 30)
 DESK, HOURS, PHONE, MAIL = "Accueil, batiment B", "lun.-ven. 9h-17h", "+33 1 23 45 67 89", "pret@example.org"
 BORROWER_URL = "https://pret.example.org/b/Zx81"
 # Words that agree with the item's gender or number: wrong for "Batteries" or "une caméra".
-AGREEMENT = re.compile(r"\b(rendue?s?|rapportée?s?|prêtée?s?|il est|elle est|ils sont|elles sont|la rapporter|les rapporter)\b")
+AGREEMENT = re.compile(
+    r"\b(rendue?s?|rapportée?s?|prêtée?s?|il est|elle est|ils sont|elles sont|la rapporter|les rapporter)\b"
+)
 WORDS = {
     "fr": {"due": "1 décembre 2026 à 09h30", "due_short": "1 décembre à 09h30", "late_due": "1 décembre à 04h30"},
     "en": {"due": "1 December 2026, 09:30", "due_short": "1 December, 09:30", "late_due": "1 December, 04:30"},
