@@ -122,7 +122,10 @@ def language_of(log: NotificationLog) -> str:
 
 
 def format_datetime(value: datetime, language: str, *, short: bool = False) -> str:
-    """ "mardi 1 décembre 2026 à 09h30" / "Tuesday 1 December 2026, 09:30" (``short``: "1 décembre à 09h30" / "1 December, 09:30")."""
+    """The date in words: "mardi 1 décembre 2026 à 09h30", "Tuesday 1 December 2026, 09:30".
+
+    ``short`` drops weekday and year (for SMS): "1 décembre à 09h30", "1 December, 09:30".
+    """
     patterns = SHORT_DATETIME_FORMATS if short else DATETIME_FORMATS
     with translation.override(language):
         return formats.date_format(timezone.localtime(value), patterns.get(language, patterns["en"]))
