@@ -42,7 +42,9 @@ def celery_worker_pool():
 
 @pytest.fixture
 def celery_worker_parameters():
-    return {"queues": ("default", "notifications"), "perform_ping_check": False, "shutdown_timeout": 10}
+    from radgestmat import queues
+
+    return {"queues": queues.ALL, "perform_ping_check": False, "shutdown_timeout": 10}
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from radgestmat import queues as queues_
 from radgestmat.testing import net
 from radgestmat.testing.net import ServerError as StackError
 from radgestmat.testing.net import free_port, port_open
@@ -137,7 +138,7 @@ class Stack:
         *,
         concurrency: int = 2,
         pool: str = "prefork",
-        queues: str = "default,notifications",
+        queues: str = queues_.WORKER_QUEUES,
         extra_args: tuple[str, ...] = (),
     ) -> Proc:
         return self._spawn(

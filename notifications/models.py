@@ -41,6 +41,10 @@ REMINDER_TYPES = frozenset(
     }
 )
 
+# Sent while the borrower is standing at the desk: these go through the priority queue
+# (`radgestmat.queues`), never behind a backlog of reminders.
+DESK_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
+
 
 # Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
 Canal = models.TextChoices("Canal", [(spec.canal, (spec.canal, spec.label)) for spec in CHANNEL_REGISTRY])  # type: ignore[call-overload]  # django-stubs: functional API with (value, label) members

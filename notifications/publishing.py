@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from django.db import transaction
 
+from radgestmat import queues
 from radgestmat.celery import app
 
 logger = logging.getLogger("radgestmat.notifications")
@@ -40,18 +41,45 @@ def publish(log_ids: list[int]) -> None:
     # A signature by name runs the registered task's own apply_async (eager in tests, its routing and
     # options), and falls back to send_task in a process that has not imported the tasks.
     send = app.signature(SEND_TASK)
-    for index, log_id in enumerate(log_ids):
+    at_the_desk = desk_rows(log_ids)
+    ordered = sorted(log_ids, key=lambda log_id: log_id not in at_the_desk)
+    for index, log_id in enumerate(ordered):
         try:
-            send.apply_async((log_id,), retry_policy=PUBLISH_ONCE)
+            if log_id in at_the_desk:
+                send.apply_async((log_id,), retry_policy=PUBLISH_ONCE, queue=queues.PRIORITY)
+            else:
+                send.apply_async((log_id,), retry_policy=PUBLISH_ONCE)  # the task's route
         except OperationalError as error:
             logger.warning(
                 "broker unreachable (%s): %d notification(s) left to the relay",
                 error,
-                len(log_ids) - index,
-                extra={"log_ids": log_ids[index:][:20]},
+                len(ordered) - index,
+                extra={"log_ids": ordered[index:][:20]},
             )
-            forget_redelivery(log_ids[index:])
+            forget_redelivery(ordered[index:])
             return
+
+
+def desk_rows(log_ids: list[int]) -> set[int]:
+    """The rows among ``log_ids`` someone at the desk is waiting for (CREATION, RESTITUTION): one query.
+
+    If the database does not answer, every row takes the normal queue: it is still sent.
+    """
+    from django.db import DatabaseError
+
+    from .models import DESK_TYPES, NotificationLog
+
+    if app.conf.task_always_eager:
+        return set()  # sent inline: no queue to choose
+    try:
+        return set(
+            NotificationLog.objects.filter(id__in=log_ids, type_notification__in=DESK_TYPES).values_list(
+                "id", flat=True
+            )
+        )
+    except DatabaseError:
+        logger.warning("could not read the types of %d notification(s): all go to the normal queue", len(log_ids))
+        return set()
 
 
 def forget_redelivery(log_ids: list[int]) -> None:

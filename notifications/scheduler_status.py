@@ -16,12 +16,12 @@ from django.db.models import Count, Q
 from django.utils.translation import get_language, ngettext
 from django.utils.translation import gettext as _
 
-from radgestmat import clock
+from radgestmat import clock, queues
 
 from . import schedule
 from .models import NotificationLog, Statut, due_by, late_cutoff
 
-NOTIFICATION_QUEUES = ("default", "notifications")
+NOTIFICATION_QUEUES = queues.ALL
 SCHEDULER_STATUS_CACHE_KEY = "staff-ui:scheduler-status"
 SCHEDULER_STATUS_CACHE_SECONDS = 30
 SCHEDULER_PING_TIMEOUT = 0.5
@@ -227,7 +227,7 @@ def get_scheduler_status(*, now: datetime | None = None, ping_timeout: float = 1
             ...
           ],
           "workers": {"ok": bool, "workers": ["celery@host", ...], "error": str},
-          "queues": {"ok": bool, "lengths": {"default": int, "notifications": int}, "error": str},
+          "queues": {"ok": bool, "lengths": {queue: int for each of radgestmat.queues.ALL}, "error": str},
           "beats": {"ok": bool,     # exactly one beat heartbeat seen in the last minute
                     "instances": ["host:pid", ...], "error": str},
           "notifications": {"waiting": int,   # EN_ATTENTE, any time

@@ -12,6 +12,8 @@ from pathlib import Path
 import environ
 from django.utils.translation import gettext_lazy as _
 
+from radgestmat import queues
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
@@ -352,6 +354,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "socket_keepalive": True,
     "socket_keepalive_options": {socket.TCP_KEEPIDLE: 10, socket.TCP_KEEPINTVL: 5, socket.TCP_KEEPCNT: 3},
     "health_check_interval": 10,
+    # A worker serves its queues in the order of radgestmat.queues.ALL: the desk's messages first.
+    "queue_order_strategy": "priority",
 }
 if REDIS_SENTINEL_MASTER:
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
@@ -364,8 +368,9 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 # forever and froze the worker's main process during a network cut (radgestmat/celery.py).
 EVENT_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
-CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"tasks.send_notification": {"queue": "notifications"}}
+CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
+# notifications.publishing sends CREATION and RESTITUTION to queues.PRIORITY.
+CELERY_TASK_ROUTES = {"tasks.send_notification": {"queue": queues.NOTIFICATIONS}}
 CELERY_BEAT_SCHEDULER = "radgestmat.beat_scheduler:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 

@@ -8,6 +8,7 @@ from contextlib import contextmanager
 
 from bench.faults.lab import RELAY_EVERY_SECONDS, Lab, drill
 from bench.stack import wait_until
+from radgestmat import queues
 
 # The product's defaults (radgestmat/settings.py), for drills whose fault is about timing.
 PRODUCTION_TIMINGS = {
@@ -151,7 +152,7 @@ def worker_clocks_skewed(lab: Lab) -> dict:
     between 0 and 120 s after its time, by the database's clock."""
     stack = lab.stack
     stack.beat()
-    shifted_worker(stack, "ahead", SHIFT_SECONDS, concurrency=2, queues="default,notifications")
+    shifted_worker(stack, "ahead", SHIFT_SECONDS, concurrency=2, queues=queues.WORKER_QUEUES)
     shifted_worker(stack, "behind", -SHIFT_SECONDS, concurrency=2, queues="notifications")
     started = time.monotonic()
     from datetime import timedelta

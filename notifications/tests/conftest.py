@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from radgestmat import queues
 from radgestmat.testing.smtp import SmtpSink
 from radgestmat.testing.twilio import TWILIO_SID, TwilioScript
 from radgestmat.testing.workers import close_other_database_connections, purge_queues
@@ -113,7 +114,7 @@ def send_time_learning(request, settings):
     return request.param
 
 
-QUEUES = ("default", "notifications")
+QUEUES = queues.ALL
 
 
 def purge_broker() -> None:

@@ -41,7 +41,11 @@ def test_it_lists_the_jobs_with_last_and_next_run_and_counts_the_rows():
     assert jobs["check_court_terme_reminders"]["schedule"].startswith("*/30 * * * *")
     assert jobs["cleanup_old_notifications"]["enabled"] is False
     assert jobs["cleanup_old_notifications"]["next_run"] is None
-    assert status["queues"]["ok"] is True and set(status["queues"]["lengths"]) == {"default", "notifications"}
+    assert status["queues"]["ok"] is True and set(status["queues"]["lengths"]) == {
+        "notifications_priority",
+        "default",
+        "notifications",
+    }
     assert status["workers"]["ok"] is False  # no worker runs in this test
     assert status["notifications"]["waiting"] == 1 and status["notifications"]["late"] == 1
     assert status["notifications"]["failed"] == 1 and status["notifications"]["due"] == 1

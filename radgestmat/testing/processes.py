@@ -10,6 +10,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from radgestmat.queues import WORKER_QUEUES
+
 
 def stop_process(process: subprocess.Popen, timeout: float = 10.0) -> None:
     """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
@@ -68,7 +70,7 @@ def celery_worker_command(
     *,
     pool: str = "prefork",
     concurrency: int = 2,
-    queues: str = "default,notifications",
+    queues: str = WORKER_QUEUES,
     extra_args: tuple[str, ...] = (),
 ) -> list[str]:
     """`celery -A radgestmat worker` named ``name@host``, with this interpreter."""

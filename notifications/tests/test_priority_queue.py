@@ -1,0 +1,72 @@
+"""A loan's confirmation does not wait behind a backlog of reminders: the desk's messages take the priority queue."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.db import transaction
+from django.utils import timezone
+
+from assets.services import lend
+from assets.tests.factories import ClientFactory, MaterielFactory
+from notifications import publishing
+from notifications.models import NotificationLog, Statut, TypeNotification
+from radgestmat import queues
+from radgestmat.celery import app
+from radgestmat.testing.net import wait_until
+
+from .conftest import make_log, purge_broker
+
+BACKLOG = 60
+
+
+def queue_lengths() -> dict[str, int]:
+    with app.connection_for_write() as conn:
+        client = conn.default_channel.client  # type: ignore[attr-defined]  # kombu-stubs: StdChannel; Redis's channel has its client
+        return {queue: client.llen(queue) for queue in queues.ALL}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_desk_messages_are_published_to_the_priority_queue(celery_app, empty_broker):
+    creation = make_log(TypeNotification.CREATION, "EMAIL")
+    reminder = make_log(TypeNotification.RAPPEL_J_MOINS_1, "EMAIL")
+    receipt = make_log(TypeNotification.RESTITUTION, "EMAIL")
+
+    publishing.publish([reminder.pk, creation.pk, receipt.pk])
+
+    assert queue_lengths() == {queues.PRIORITY: 2, queues.DEFAULT: 0, queues.NOTIFICATIONS: 1}
+    purge_broker()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_confirmation_overtakes_a_backlog_of_reminders(live_worker, smtp_sink, settings):
+    settings.WHATSAPP_ENABLED = False
+    backlog = [make_log(TypeNotification.RAPPEL_2H, "EMAIL").pk for _ in range(BACKLOG)]
+    publishing.publish(backlog)
+
+    committed: list[float] = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: committed.append(time.time()))  # runs before the publish
+        now = timezone.now()
+        loan = lend(
+            materiel=MaterielFactory(code="DESK-1"),
+            client=ClientFactory(email="at-the-desk@example.org"),
+            due=now + timezone.timedelta(days=3),
+            now=now,
+        )
+    creation = NotificationLog.objects.get(attribution=loan, type_notification=TypeNotification.CREATION)
+
+    wait_until(lambda: creation.pk in smtp_sink.accepted_at, what="the confirmation email", timeout=60)
+    arrived_at = smtp_sink.accepted_at[creation.pk]
+    overtaken = [pk for pk in backlog if committed[0] <= smtp_sink.accepted_at.get(pk, float("inf")) < arrived_at]
+    still_waiting = [pk for pk in backlog if smtp_sink.accepted_at.get(pk, float("inf")) > arrived_at]
+    # The worker may already hold the reminder it fetched before the loan was saved.
+    assert len(overtaken) <= 2, f"{len(overtaken)} reminders went out between the loan and its confirmation"
+    assert still_waiting, "the backlog drained before the loan: nothing was overtaken, the test proves nothing"
+
+    wait_until(
+        lambda: NotificationLog.objects.filter(pk__in=backlog, statut=Statut.ENVOYEE).count() == BACKLOG,
+        what="the backlog to drain",
+        timeout=120,
+    )
