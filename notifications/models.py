@@ -43,7 +43,7 @@ REMINDER_TYPES = frozenset(
 
 # Sent while the borrower is standing at the desk: these go through the priority queue
 # (`radgestmat.queues`), never behind a backlog of reminders.
-DESK_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
+DESK_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.PROLONGATION})
 
 
 # Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
