@@ -182,10 +182,10 @@ def expectations(loan: Loan, week_end: datetime = WEEK_END, problems: list[str] 
         if loan.returned:
             add("RESTITUTION", canal, "CLIENT", 0, loan.returned, until=week_end)
     # One extension notice per extension, unless the loan comes back or is extended again before it goes out.
-    for level, (when, _new_due) in enumerate(loan.extensions, start=1):
+    for level, (extended_at, _new_due) in enumerate(loan.extensions, start=1):
         following = loan.extensions[level][0] if level < len(loan.extensions) else None
         for canal in client_channels:
-            at = when if canal == "EMAIL" else whatsapp_time("PROLONGATION", when, loan.start, loan.due)
+            at = extended_at if canal == "EMAIL" else whatsapp_time("PROLONGATION", extended_at, loan.start, loan.due)
             add("PROLONGATION", canal, "CLIENT", level, at, until=loan.returned or week_end, must_precede=following)
 
     segments = [(loan.start, loan.due)] + list(loan.extensions)
