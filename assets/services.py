@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from .models import Attribution, Client, Materiel
+from .models import Attribution, Client, Extension, Materiel
 from .signals import attribution_created, attribution_extended, attribution_returned, sent_by_caller
 
 
@@ -50,6 +50,22 @@ def lend(
     notes: str = "",
 ) -> Attribution:
     """Record that ``materiel`` leaves with ``client`` from ``start`` (default ``now``) until ``due``."""
+    with transaction.atomic():
+        attribution = _lend(materiel=materiel, client=client, due=due, now=now, start=start, by=by, notes=notes)
+        transaction.on_commit(lambda: attribution_created.send(sender=Attribution, attribution=attribution, now=now))
+    return attribution
+
+
+def _lend(
+    *,
+    materiel: Materiel,
+    client: Client,
+    due: datetime,
+    now: datetime,
+    start: datetime | None,
+    by: User | AnonymousUser | None,
+    notes: str,
+) -> Attribution:
     start = start or now
     with transaction.atomic():
         # Lock the material row so two desks lending the same item queue up here.
@@ -70,8 +86,38 @@ def lend(
                 {"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}
             ) from None
         Materiel.objects.filter(pk=materiel.pk).update(state=Materiel.State.LENT)
-        transaction.on_commit(lambda: attribution_created.send(sender=Attribution, attribution=attribution, now=now))
     return attribution
+
+
+def lend_several(
+    *,
+    materiels: list[Materiel],
+    client: Client,
+    due: datetime,
+    now: datetime,
+    start: datetime | None = None,
+    by: User | AnonymousUser | None = None,
+    notes: str = "",
+) -> list[Attribution]:
+    """Lend several items to one borrower at once: all or none, each its own loan.
+
+    Their confirmations are planned together once everything is saved, so the borrower
+    gets one message listing the items (the notifications' digests), not one per item.
+    """
+    with transaction.atomic():
+        loans = [
+            _lend(materiel=materiel, client=client, due=due, now=now, start=start, by=by, notes=notes)
+            for materiel in materiels
+        ]
+        transaction.on_commit(lambda: _announce_together(loans, now=now))
+    return loans
+
+
+def _announce_together(loans: list[Attribution], *, now: datetime) -> None:
+    # One transaction around the receivers: what they plan is published once all of it is saved.
+    with transaction.atomic():
+        for attribution in loans:
+            attribution_created.send(sender=Attribution, attribution=attribution, now=now)
 
 
 # How far ahead of the server's clock a typed return time may be: a desk clock runs a little fast,
@@ -130,6 +176,13 @@ def extend(
         previous_due = locked.date_retour_prevue
         locked.date_retour_prevue = new_due
         locked.save(update_fields=["date_retour_prevue"])
+        Extension.objects.create(
+            attribution=locked,
+            previous_due=previous_due,
+            new_due=new_due,
+            created_by=by if isinstance(by, User) else None,
+            created_at=now,
+        )
         transaction.on_commit(
             lambda: attribution_extended.send(
                 sender=Attribution, attribution=locked, now=now, previous_due=previous_due

@@ -4,7 +4,9 @@ Templates live under ``templates/notifications/``:
 
 - ``email/<lang>/<type>.txt``: first line is the subject, then a blank line, then the text part;
 - ``email/<lang>/<type>.html``: the HTML part, extending the shared ``email/layout.html``;
-- ``whatsapp/<lang>/<type>.txt`` and ``sms/<lang>/<type>.txt``: the message body.
+- ``whatsapp/<lang>/<type>.txt`` and ``sms/<lang>/<type>.txt``: the message body;
+- ``<channel>/<lang>/<type>_group.*``, else ``<channel>/<lang>/group.*``: one message for several
+  items (`notifications.digest`, `render_group`), listing them from ``items``.
 
 Staff and manager copies of an overdue alert use ``email/<lang>/retard_staff.*`` in the
 default UI language. A `MessageOverride` (admin) replaces the text of one
@@ -75,6 +77,22 @@ class Message:
     content_variables: dict[str, str] = field(default_factory=dict)
     # The experiment variant whose text this is (`notifications.experiments`), recorded on the row sent.
     variant_id: int | None = None
+    # The rows this one message is sent for: several for a group (`render_group`), else empty.
+    log_ids: tuple[int, ...] = ()
+    # Files sent with an email: the calendar entry of the loan (`notifications.calendar`).
+    attachments: tuple[Attachment, ...] = ()
+
+    @property
+    def is_group(self) -> bool:
+        return len(self.log_ids) > 1
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: str
+    # The full Content-Type, parameters included ("text/calendar; method=REQUEST").
+    content_type: str
 
 
 # Tags an admin's override may not use: they read other files (include, extends, the old ssi)
@@ -315,15 +333,13 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
                     html_name,
                 )
     delay = context["late_by"] if context["is_late"] else context["remaining"]
-    where = ", ".join(part for part in (context["return_desk"], context["opening_hours"]) if part)
     values = {
         "client_name": context["client_name"],
         "materiel": f"{context['materiel_name']} ({context['materiel_code']})",
         "due": context["due"],
         "delay": delay,
         "organisation": context["organisation"],
-        # A template variable may not be empty: the organisation stands in for an unset desk.
-        "where": where or context["organisation"],
+        "where": where_of(context),
         "previous_due": context["previous_due"] or context["due"],
     }
     return Message(
@@ -333,6 +349,89 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
         language=language,
         content_variables={str(i): values[key] for i, key in enumerate(CONTENT_VARIABLES, start=1)},
         variant_id=variant.pk if variant else None,
+    )
+
+
+def _group_templates(log: NotificationLog, language: str, suffix: str) -> list[str]:
+    folder = f"notifications/{log.canal.lower()}/{language}"
+    return [f"{folder}/{log.type_notification.lower()}_group.{suffix}", f"{folder}/group.{suffix}"]
+
+
+def item_of(log: NotificationLog, *, now: datetime, language: str) -> dict:
+    """One line of a group message: the facts of one row's loan."""
+    attribution = log.attribution
+    late = elapsed(attribution.date_retour_prevue, now)
+    return {
+        "materiel_code": one_line(attribution.materiel.code),
+        "materiel_name": one_line(attribution.materiel.name),
+        "start": format_datetime(attribution.date_debut, language),
+        "due": format_datetime(attribution.date_retour_prevue, language),
+        "returned_at": format_datetime(attribution.date_retour_effective, language)
+        if attribution.date_retour_effective
+        else "",
+        "is_late": late > timedelta(0),
+        "remaining": format_duration(-late, language),
+        "late_by": format_duration(late, language),
+    }
+
+
+def where_of(context: dict) -> str:
+    """The return desk and hours for a WhatsApp template variable; never empty (WhatsApp refuses that)."""
+    where = ", ".join(part for part in (context["return_desk"], context["opening_hours"]) if part)
+    return where or context["organisation"]
+
+
+def render_group(group: list[NotificationLog], *, now: datetime) -> Message:
+    """One message for the rows of ``group`` (one borrower, type and channel): the items listed.
+
+    The group's first row gives the language and the borrower; overrides and experiments
+    apply to single-item messages only. Raises like `render`.
+    """
+    log = group[0]
+    language = language_of(log)
+    items = [item_of(row, now=now, language=language) for row in group]
+    dues = {row.attribution.date_retour_prevue for row in group}
+    context = {
+        **context_for(log, now=now, language=language),
+        "type": log.type_notification,
+        "items": items,
+        "count": len(items),
+        # Shown once instead of per item when every item is due at the same time.
+        "same_due": items[0]["due"] if len(dues) == 1 else "",
+    }
+    try:
+        with translation.override(language):
+            body = engine(False).select_template(_group_templates(log, language, "txt"))
+            text = _check(body.render(Context(context, autoescape=False)), str(body.origin.template_name))
+            subject, html = "", ""
+            if log.canal == Canal.EMAIL:
+                subject, _, text = text.strip().partition("\n")
+                page = engine(True).select_template(_group_templates(log, language, "html"))
+                html = _check(
+                    page.render(Context({**context, "subject": one_line(subject)}, autoescape=True)),
+                    str(page.origin.template_name),
+                )
+    except (TemplateDoesNotExist, TemplateSyntaxError) as error:
+        raise BrokenTemplate(f"Message template error: {error.__class__.__name__}: {error}") from error
+    first_due = min(dues)
+    late = elapsed(first_due, now)
+    values = {
+        "client_name": context["client_name"],
+        # One line: WhatsApp refuses line breaks in a template variable.
+        "materiel": ", ".join(f"{item['materiel_name']} ({item['materiel_code']})" for item in items),
+        "due": format_datetime(first_due, language),
+        "delay": format_duration(late if late > timedelta(0) else -late, language),
+        "organisation": context["organisation"],
+        "where": where_of(context),
+        "previous_due": context["previous_due"] or format_datetime(first_due, language),
+    }
+    return Message(
+        body=_tidy(text),
+        subject=one_line(subject),
+        html=html,
+        language=language,
+        content_variables={str(i): values[key] for i, key in enumerate(CONTENT_VARIABLES, start=1)},
+        log_ids=tuple(row.pk for row in group),
     )
 
 

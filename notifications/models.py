@@ -332,7 +332,8 @@ def content_sid_problems(mapping) -> list[StrOrPromise]:
         return [_("Give an object mapping notification types to template SIDs.")]
     problems: list[StrOrPromise] = []
     for kind, sid in mapping.items():
-        if kind not in TypeNotification.values:
+        # "<TYPE>_GROUP": the type's list form, for one message about several items.
+        if not isinstance(kind, str) or kind.removesuffix("_GROUP") not in TypeNotification.values:
             problems.append(
                 _("“%(type)s” is not a notification type (one of %(types)s).")
                 % {"type": kind, "types": ", ".join(TypeNotification.values)}

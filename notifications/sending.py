@@ -32,12 +32,11 @@ from django.db.models import F
 
 from radgestmat.masking import mask_address, mask_email
 
-from . import caps, lifecycle, outbox, recipients, timeline
+from . import caps, digest, ics, lifecycle, outbox, recipients, timeline
 from .channels import ChannelError, PermanentError, TransientError, get_channel, spec_of
 from .exceptions import RetryLater
-from .messages import Message, render, with_override_flag
+from .messages import Message, render, render_group, with_override_flag
 from .models import (
-    CLAIMABLE_STATUTS,
     REMINDER_TYPES,
     Audience,
     Canal,
@@ -66,14 +65,16 @@ CLAIM_CLOCK_SKEW = timedelta(minutes=1)
 
 
 def claim(log_id: int, *, now: datetime) -> bool:
-    """Take the row for this worker; False when another got there first, it no longer waits,
-    or it is not due yet (a message left over from before the row was re-armed to a later time:
-    the relay sends it when its time comes). ``now`` is the database's clock on a worker."""
-    return bool(
-        NotificationLog.objects.filter(
-            pk=log_id, statut__in=CLAIMABLE_STATUTS, date_scheduled__lte=now + CLAIM_CLOCK_SKEW
-        ).update(statut=Statut.EN_COURS, date_claimed=now, nb_tentatives=F("nb_tentatives") + 1)
-    )
+    """Take the row for this worker (with its group, `claim_group`); False when it was not ours to take."""
+    return bool(claim_group(log_id, now=now))
+
+
+def claim_group(log_id: int, *, now: datetime) -> list[int]:
+    """Take the row and the rest of its group (`notifications.digest`): the ids taken, or [] when another
+    task got there first, the row no longer waits, or it is not due yet (a message left over from before
+    the row was re-armed to a later time: the relay sends it when its time comes). ``now`` is the
+    database's clock on a worker."""
+    return digest.claim(log_id, now=now, due_by=now + CLAIM_CLOCK_SKEW)
 
 
 def irrelevance(log: NotificationLog, *, now: datetime) -> str:
@@ -101,12 +102,15 @@ def irrelevance(log: NotificationLog, *, now: datetime) -> str:
     return ""
 
 
-def _finish(log: NotificationLog, **fields) -> None:
-    # Only a row we still hold: never overwrite what someone else decided meanwhile.
-    NotificationLog.objects.filter(pk=log.pk, statut=Statut.EN_COURS).update(**fields)
-    for name, value in fields.items():
-        if not hasattr(value, "resolve_expression"):
-            setattr(log, name, value)
+def _finish(log: NotificationLog, *, group: list[NotificationLog] | None = None, **fields) -> None:
+    """Record an outcome on ``log``, or on every row of ``group`` (one message sent for them all)."""
+    rows = group or [log]
+    # Only rows we still hold: never overwrite what someone else decided meanwhile.
+    NotificationLog.objects.filter(pk__in=[row.pk for row in rows], statut=Statut.EN_COURS).update(**fields)
+    for row in rows:
+        for name, value in fields.items():
+            if not hasattr(value, "resolve_expression"):
+                setattr(row, name, value)
 
 
 def _redirect(canal: str, to: str, message: Message) -> tuple[str, Message, bool]:
@@ -147,19 +151,21 @@ def _emit(log: NotificationLog, outcome: str, started: float, provider_id: str =
     )
 
 
-def _fail_permanently(log: NotificationLog, reason: str, code: str, *, now: datetime, fallback: bool) -> None:
+def _fail_permanently(group: list[NotificationLog], reason: str, code: str, *, now: datetime, fallback: bool) -> None:
     with transaction.atomic():
-        replacement = lifecycle.fall_back(log, now=now) if fallback else None
-        if replacement is not None:
-            reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
-        _finish(
-            log,
-            statut=Statut.ECHEC_PERMANENT,
-            erreur_code=code,
-            erreur_message=reason,
-            date_tentative_prochaine=None,
-            destinataire=log.destinataire,
-        )
+        for log in group:
+            replacement = lifecycle.fall_back(log, now=now) if fallback else None
+            why = reason
+            if replacement is not None:
+                why = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
+            _finish(
+                log,
+                statut=Statut.ECHEC_PERMANENT,
+                erreur_code=code,
+                erreur_message=why,
+                date_tentative_prochaine=None,
+                destinataire=group[0].destinataire,
+            )
 
 
 def send_notification(log_id: int, *, now: datetime) -> str | None:
@@ -168,7 +174,8 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
     Raises `RetryLater` after recording a transient failure that has attempts left.
     """
     started = time.monotonic()
-    if not claim(log_id, now=now):
+    ids = claim_group(log_id, now=now)
+    if not ids:
         logger.info(
             "notification %s not claimed: already handled or gone",
             log_id,
@@ -176,12 +183,12 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
         )
         return None
     try:
-        return _send_claimed(log_id, now=now, started=started)
+        return _send_claimed(log_id, ids, now=now, started=started)
     except (OperationalError, InterfaceError):
         # The database went away before the provider was called (after it, outcomes are written
         # patiently): nothing was sent, so put the row back for the retry instead of stranding it
         # EN_COURS, which the relay would take for a send that may have gone out.
-        _patiently(lambda: _release(log_id), log_id, started, "could not be put back after a database error")
+        _patiently(lambda: _release(ids), log_id, started, "could not be put back after a database error")
         raise
 
 
@@ -198,32 +205,56 @@ def send_now(log: NotificationLog, *, now: datetime) -> bool:
     return log.statut == Statut.ENVOYEE
 
 
-def _release(log_id: int) -> None:
-    NotificationLog.objects.filter(pk=log_id, statut=Statut.EN_COURS).update(
+def _release(log_ids: list[int]) -> None:
+    NotificationLog.objects.filter(pk__in=log_ids, statut=Statut.EN_COURS).update(
         statut=Statut.EN_ATTENTE, nb_tentatives=F("nb_tentatives") - 1, date_claimed=None
     )
 
 
-def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
-    log = with_override_flag(NotificationLog.objects.select_related(*SEND_RELATED)).get(pk=log_id)
-
-    reason = irrelevance(log, now=now)
-    if reason:
-        _finish(log, statut=Statut.ANNULEE, erreur_code="", erreur_message=reason, nb_tentatives=F("nb_tentatives") - 1)
-        _emit(log, Statut.ANNULEE, started, detail=reason)
+def _send_claimed(log_id: int, ids: list[int], *, now: datetime, started: float) -> str:
+    """Send the claimed rows ``ids`` (``log_id`` and the rest of its group) as one message."""
+    rows = list(
+        ics.with_extension_count(with_override_flag(NotificationLog.objects.select_related(*SEND_RELATED)))
+        .filter(pk__in=ids)
+        .order_by("date_scheduled", "id")
+    )
+    own = {row.pk: row for row in rows}[log_id]
+    group = []
+    for row in rows:
+        reason = irrelevance(row, now=now)
+        if reason:
+            # It leaves the group before anything is sent.
+            _finish(
+                row, statut=Statut.ANNULEE, erreur_code="", erreur_message=reason, nb_tentatives=F("nb_tentatives") - 1
+            )
+            _emit(row, Statut.ANNULEE, started, detail=reason)
+        else:
+            group.append(row)
+    if not group:
         return Statut.ANNULEE
+    outcome = _send_group(group, now=now, started=started)
+    return own.statut if own not in group else outcome
 
+
+def _send_group(group: list[NotificationLog], *, now: datetime, started: float) -> str:
+    # The first row speaks for the group: its recipient, language and provider message id.
+    log = group[0]
+    attempts = max(row.nb_tentatives for row in group)
     channel = get_channel(log.canal)
     provider_id = ""
     try:
         to = channel.recipient(log)
-        log.destinataire = to
-        message = render(log, now=now)
+        for row in group:
+            row.destinataire = to
+        message = render(log, now=now) if len(group) == 1 else render_group(group, now=now)
+        if log.canal == Canal.EMAIL:
+            message = replace(message, attachments=ics.attachments_for(group, now=now))
         to, message, dry_run = _redirect(log.canal, to, message)
         if not dry_run and not caps.reserve(log.canal, now=now):
             resume = caps.next_window(now)
             _finish(
                 log,
+                group=group,
                 statut=Statut.EN_ATTENTE,
                 nb_tentatives=F("nb_tentatives") - 1,
                 date_claimed=None,
@@ -233,7 +264,7 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
                 erreur_message=f"Daily cap of {caps.cap_for(log.canal)} {log.canal} messages reached; "
                 f"waits until {resume.isoformat()}.",
             )
-            _emit(log, "capped", started)
+            _emit_all(group, "capped", started)
             return Statut.EN_ATTENTE
         if dry_run:
             logger.info("dry run: %s to %s: %s", log.canal, mask_address(to), message.subject or message.body[:80])
@@ -244,33 +275,34 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
     except PermanentError as error:
         reason, code, fallback = str(error), error.code, error.allows_fallback
         _patiently(
-            lambda: _fail_permanently(log, reason, code, now=now, fallback=fallback),
+            lambda: _fail_permanently(group, reason, code, now=now, fallback=fallback),
             log.pk,
             started,
             "failed for good but could not be recorded",
         )
-        _emit(log, Statut.ECHEC_PERMANENT, started, detail=str(error))
+        _emit_all(group, Statut.ECHEC_PERMANENT, started, detail=str(error))
         return Statut.ECHEC_PERMANENT
     except Exception as error:
         if not isinstance(error, ChannelError):
             logger.exception("notification %s: unexpected error", log.pk)
         reason = str(error) if isinstance(error, TransientError) else f"Unexpected error: {error!r}"
         code = error.code if isinstance(error, ChannelError) else CodeErreur.OTHER
-        if log.nb_tentatives >= settings.NOTIFICATION_MAX_ATTEMPTS:
+        if attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
             _patiently(
                 lambda: _fail_permanently(
-                    log, f"Gave up after {log.nb_tentatives} attempts: {reason}", code, now=now, fallback=True
+                    group, f"Gave up after {attempts} attempts: {reason}", code, now=now, fallback=True
                 ),
                 log.pk,
                 started,
                 "failed for good but could not be recorded",
             )
-            _emit(log, Statut.ECHEC_PERMANENT, started, detail=reason)
+            _emit_all(group, Statut.ECHEC_PERMANENT, started, detail=reason)
             return Statut.ECHEC_PERMANENT
-        retry_in = retry_delay(log.nb_tentatives)
+        retry_in = retry_delay(attempts)
         _patiently(
             lambda: _finish(
                 log,
+                group=group,
                 statut=Statut.ECHEC,
                 erreur_code=code,
                 erreur_message=reason,
@@ -281,12 +313,13 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
             started,
             "failed but could not be recorded",
         )
-        _emit(log, Statut.ECHEC, started, detail=reason)
+        _emit_all(group, Statut.ECHEC, started, detail=reason)
         raise RetryLater(reason, retry_in) from error
 
     _patiently(
         lambda: _finish(
             log,
+            group=group,
             statut=Statut.ENVOYEE,
             date_envoi=now,
             provider_message_id=provider_id,
@@ -301,8 +334,13 @@ def _send_claimed(log_id: int, *, now: datetime, started: float) -> str:
         started,
         "was sent but could not be recorded: the relay may send it again",
     )
-    _emit(log, Statut.ENVOYEE, started, provider_id=provider_id)
+    _emit_all(group, Statut.ENVOYEE, started, provider_id=provider_id)
     return Statut.ENVOYEE
+
+
+def _emit_all(group: list[NotificationLog], outcome: str, started: float, **kwargs) -> None:
+    for row in group:
+        _emit(row, outcome, started, **kwargs)
 
 
 # Waits between tries at writing an outcome while the database is away.

@@ -11,7 +11,8 @@ and ``read`` are final, so a later ``failed``/``undelivered`` changes nothing an
 starts no fallback (the borrower has the message). A
 delivery failure (``failed``/``undelivered``, e.g. 63016 outside the WhatsApp
 session window) makes the row a permanent failure and starts the fallback
-exactly once.
+exactly once. A group of rows sent as one message shares its MessageSid: each report
+applies to every row of the group.
 """
 
 from __future__ import annotations
@@ -58,26 +59,30 @@ def moves_forward(current: str, new: str) -> bool:
 
 
 def record_delivery_status(message_sid: str, status: str, error_code: str, *, now) -> NotificationLog | None:
-    """Apply one status report to the row sent as ``message_sid``; returns the row, or None if unknown."""
+    """Apply one status report to the rows sent as ``message_sid`` — one row, or every row of a group
+    sent as one message (`notifications.digest`); returns the first row, or None if unknown."""
     with transaction.atomic():
-        log = NotificationLog.objects.select_for_update().filter(provider_message_id=message_sid).first()
-        if log is None:
-            return None
-        if not moves_forward(log.delivery_status, status):
-            return log
-        log.delivery_status = status
-        fields = ["delivery_status", "updated_at"]
-        if status in DELIVERY_FAILURES:
-            reason = f"Twilio reported the message {status}: error {error_code or 'unknown'}."
-            replacement = lifecycle.fall_back(log, now=now)
-            if replacement is not None:
-                reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
-            log.statut = Statut.ECHEC_PERMANENT
-            log.erreur_code = cause_of_twilio_error(None, error_code)
-            log.erreur_message = reason
-            fields += ["statut", "erreur_code", "erreur_message"]
-        log.save(update_fields=fields)
-    return log
+        rows = list(NotificationLog.objects.select_for_update().filter(provider_message_id=message_sid).order_by("id"))
+        for log in rows:
+            _apply(log, status, error_code, now=now)
+    return rows[0] if rows else None
+
+
+def _apply(log: NotificationLog, status: str, error_code: str, *, now) -> None:
+    if not moves_forward(log.delivery_status, status):
+        return
+    log.delivery_status = status
+    fields = ["delivery_status", "updated_at"]
+    if status in DELIVERY_FAILURES:
+        reason = f"Twilio reported the message {status}: error {error_code or 'unknown'}."
+        replacement = lifecycle.fall_back(log, now=now)
+        if replacement is not None:
+            reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
+        log.statut = Statut.ECHEC_PERMANENT
+        log.erreur_code = cause_of_twilio_error(None, error_code)
+        log.erreur_message = reason
+        fields += ["statut", "erreur_code", "erreur_message"]
+    log.save(update_fields=fields)
 
 
 @csrf_exempt

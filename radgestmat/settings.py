@@ -211,6 +211,12 @@ NOTIFICATION_DRY_RUN = env.bool("NOTIFICATION_DRY_RUN", default=False)
 # Approved WhatsApp Content Template SIDs per type, e.g. "CREATION=HX…,RETARD=HX…" (WhatsAppConfig wins).
 WHATSAPP_CONTENT_SIDS = env.dict("WHATSAPP_CONTENT_SIDS", default={})
 SMS_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_SMS_FROM)
+# Approved WhatsApp Content Template SIDs for the one-message-for-several-items form, per type ("CREATION=HX…").
+WHATSAPP_GROUP_CONTENT_SIDS = env.dict("WHATSAPP_GROUP_CONTENT_SIDS", default={})
+# One message for several items (docs/notifications.md): a borrower's notifications of one type on one
+# channel whose send times fall in the same slot of this many minutes go out as one message.
+DIGESTS_ENABLED = env.bool("DIGESTS_ENABLED", default=True)
+DIGEST_WINDOW_MINUTES = env.int("DIGEST_WINDOW_MINUTES", default=15)
 
 # --- Scheduling (timeline, checks, relay, overdue ladder, quiet hours) ----
 # See docs/timing.md.

@@ -93,6 +93,36 @@ class Lab:
             ).values_list("pk", flat=True)
         )
 
+    def lend_groups(self, borrowers: int, items: int, *, with_phone: float = 0.5) -> list[int]:
+        """Lend ``items`` items at once to each of ``borrowers`` borrowers (`services.lend_several`), due in
+        five days: each borrower's confirmations go as one message per channel. Return the CREATION row ids."""
+        from django.utils import timezone
+
+        from assets import services
+        from assets.models import Client, Materiel
+        from notifications.models import NotificationLog, NotificationPreferences, TypeNotification
+
+        now = timezone.now()
+        attribution_ids = []
+        for index in range(borrowers):
+            self.serial += 1
+            n = self.serial
+            client = Client.objects.create(
+                name=f"Emprunteur {n}",
+                email=f"borrower{n}@example.org",
+                phone=f"+336{n:08d}" if (index % 100) < with_phone * 100 else "",
+            )
+            if client.phone:
+                NotificationPreferences.objects.create(client=client, notifications_whatsapp=True)
+            materiels = [Materiel.objects.create(code=f"DRILL-{n:06d}-{item}", name="Caméra") for item in range(items)]
+            loans = services.lend_several(materiels=materiels, client=client, due=now + timedelta(days=5), now=now)
+            attribution_ids += [loan.pk for loan in loans]
+        return list(
+            NotificationLog.objects.filter(
+                attribution_id__in=attribution_ids, type_notification=TypeNotification.CREATION
+            ).values_list("pk", flat=True)
+        )
+
     def lend_to(self, clients) -> list[int]:
         """Lend a new Materiel to each of these saved clients (made by the drill), due in five days;
         return their CREATION row ids."""

@@ -9,6 +9,7 @@ import secrets
 import smtplib
 import socket
 import threading
+from email.mime.text import MIMEText
 from email.utils import formataddr, parseaddr
 
 from django.conf import settings
@@ -25,6 +26,7 @@ from .base import AmbiguousError, Channel, PermanentError, TransientError
 from .smtp_backend import EndOfDataUnanswered
 
 _local = threading.local()
+GROUP_HEADER = "X-RadGestMat-Notifications"
 
 
 def message_id_local_part(log: NotificationLog) -> str:
@@ -130,12 +132,25 @@ def classify(error: Exception) -> Exception:
     return TransientError(f"Unexpected mail error: {error!r}", code=CodeErreur.OTHER)
 
 
-def mark_maybe_accepted(log: NotificationLog) -> None:
-    """Note on the claimed row that the server may accept the message from now on: if this worker
-    dies before the reply, the relay gives the row up as ambiguous instead of sending it again."""
+def mark_maybe_accepted(log_ids: list[int]) -> None:
+    """Note on the claimed rows (one message, several for a group) that the server may accept the message
+    from now on: if this worker dies before the reply, the relay gives them up as ambiguous instead of
+    sending them again."""
     from notifications.models import Statut
 
-    NotificationLog.objects.filter(pk=log.pk, statut=Statut.EN_COURS).update(erreur_code=CodeErreur.AMBIGUOUS)
+    NotificationLog.objects.filter(pk__in=log_ids, statut=Statut.EN_COURS).update(erreur_code=CodeErreur.AMBIGUOUS)
+
+
+def calendar_part(attachment) -> MIMEText:
+    """An .ics as calendar clients want it: text/calendar with its METHOD parameter, as an attachment."""
+    base, _sep, params = attachment.content_type.partition(";")
+    part = MIMEText(attachment.content, base.split("/", 1)[1], "utf-8")
+    for param in params.split(";"):
+        name, _eq, value = param.strip().partition("=")
+        if name:
+            part.set_param(name, value)
+    part.add_header("Content-Disposition", "attachment", filename=attachment.filename)
+    return part
 
 
 class EmailChannel(Channel):
@@ -178,13 +193,19 @@ class EmailChannel(Channel):
             reply_to=[settings.ORGANISATION_REPLY_TO] if settings.ORGANISATION_REPLY_TO else None,
             headers={"Message-ID": message_id, "X-RadGestMat-Notification": str(log.pk or "")},
         )
+        if message.is_group:
+            # Every row the message is sent for: the drills' ledger, and a trace in the mail server's logs.
+            email.extra_headers[GROUP_HEADER] = ",".join(str(pk) for pk in message.log_ids)
         if message.html:
             email.attach_alternative(message.html, "text/html")
+        for attachment in message.attachments:
+            email.attach(calendar_part(attachment))
         try:
             connection = shared_connection()
             smtp = getattr(connection, "connection", None)
             if smtp is not None and log.pk is not None:
-                smtp.before_end_of_data = lambda: mark_maybe_accepted(log)
+                rows = list(message.log_ids) or [log.pk]
+                smtp.before_end_of_data = lambda: mark_maybe_accepted(rows)
             sent = connection.send_messages([email])
         except Exception as error:
             drop_connection()

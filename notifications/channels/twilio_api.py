@@ -139,12 +139,13 @@ class TwilioChannel(Channel):
     def sender(self) -> str:
         raise NotImplementedError
 
-    def content_sid(self, log: NotificationLog) -> str:
+    def content_sid(self, log: NotificationLog, *, group: bool = False) -> str:
         return ""
 
-    def origin(self, log: NotificationLog) -> tuple[str, str]:
-        """The sender and the approved template (content SID, "" for a plain body) for this row."""
-        return self.sender(), self.content_sid(log)
+    def origin(self, log: NotificationLog, *, group: bool = False) -> tuple[str, str]:
+        """The sender and the approved template (content SID, "" for a plain body) for this row,
+        or for the one message sent for its group (``group``)."""
+        return self.sender(), self.content_sid(log, group=group)
 
     def is_configured(self) -> bool:
         return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and self.sender())
@@ -170,7 +171,7 @@ class TwilioChannel(Channel):
         return number
 
     def send(self, log: NotificationLog, message: Message, to: str) -> str:
-        sender, content_sid = self.origin(log)
+        sender, content_sid = self.origin(log, group=message.is_group)
         if not (settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN and sender):
             raise PermanentError(
                 f"{self.canal} is not configured (Twilio credentials or sender missing).", code=CodeErreur.MISCONFIGURED

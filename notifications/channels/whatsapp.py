@@ -20,12 +20,12 @@ class WhatsAppChannel(TwilioChannel):
     def sender(self) -> str:
         return _sender(active_config())
 
-    def content_sid(self, log: NotificationLog) -> str:
-        return _content_sid(active_config(), log)
+    def content_sid(self, log: NotificationLog, *, group: bool = False) -> str:
+        return _content_sid(active_config(), log, group=group)
 
-    def origin(self, log: NotificationLog) -> tuple[str, str]:
+    def origin(self, log: NotificationLog, *, group: bool = False) -> tuple[str, str]:
         config = active_config()  # one query for both
-        return _sender(config), _content_sid(config, log)
+        return _sender(config), _content_sid(config, log, group=group)
 
 
 def _sender(config: WhatsAppConfig | None) -> str:
@@ -33,6 +33,18 @@ def _sender(config: WhatsAppConfig | None) -> str:
     return sender.removeprefix("whatsapp:")
 
 
-def _content_sid(config: WhatsAppConfig | None, log: NotificationLog) -> str:
+def _content_sid(config: WhatsAppConfig | None, log: NotificationLog, *, group: bool = False) -> str:
+    """The approved template for the type; for a group, its list form ("<TYPE>_GROUP" in the
+    configuration, or WHATSAPP_GROUP_CONTENT_SIDS), else the single-item one, whose item variable
+    then lists the items (docs/notifications.md)."""
     mapped = (config.content_templates if config else None) or {}
-    return mapped.get(log.type_notification) or settings.WHATSAPP_CONTENT_SIDS.get(log.type_notification, "")
+    kind = log.type_notification
+    if group:
+        listed = mapped.get(f"{kind}{GROUP_SUFFIX}") or settings.WHATSAPP_GROUP_CONTENT_SIDS.get(kind, "")
+        if listed:
+            return listed
+    return mapped.get(kind) or settings.WHATSAPP_CONTENT_SIDS.get(kind, "")
+
+
+# The key of a type's list-form template in `WhatsAppConfig.content_templates`.
+GROUP_SUFFIX = "_GROUP"

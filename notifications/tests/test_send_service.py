@@ -241,8 +241,9 @@ def test_a_send_costs_a_constant_number_of_queries(mailoutbox, django_assert_max
     NotificationPreferences.objects.create(client=logs[1].attribution.client)
 
     for log in logs:
-        # claim, load the row with its loan, client, preferences, material and whether an override exists, record
-        with django_assert_max_num_queries(3):
+        # claim (read the row's group, take it), load the row with its loan, client, preferences, material,
+        # extensions and whether an override exists, record
+        with django_assert_max_num_queries(4):
             send(log)
 
 
@@ -251,8 +252,8 @@ def test_a_whatsapp_send_reads_the_whatsapp_config_once(settings, fake_twilio, d
     fake_twilio.accept()
     log = make_log("CREATION", "WHATSAPP", phone="+33612345678")
 
-    # claim, load, the active WhatsAppConfig (sender and template), record
-    with django_assert_max_num_queries(4):
+    # claim (read the group, take it), load, the active WhatsAppConfig (sender and template), record
+    with django_assert_max_num_queries(5):
         assert send(log) == Statut.ENVOYEE
 
 

@@ -133,15 +133,18 @@ class SmtpSink:
         if self.delay:
             await asyncio.sleep(self.delay)
         headers = email.parser.BytesHeaderParser(policy=email.policy.compat32).parsebytes(envelope.content)
+        # One message for several rows (a group) names them all; else the one row it is for.
+        listed = headers.get("X-RadGestMat-Notifications") or headers.get("X-RadGestMat-Notification") or "0"
         try:
-            log_id = int(headers.get("X-RadGestMat-Notification") or 0)
+            log_ids = [int(part) for part in listed.split(",")]
         except ValueError:  # not a NotificationLog's message (a test's own)
-            log_id = 0
+            log_ids = [0]
         with self.lock:
             self.count += 1
-            self.by_log[log_id] += 1
-            self.accepted_at.setdefault(log_id, time.time())
-            self.message_ids.setdefault(log_id, set()).add(headers.get("Message-ID", ""))
+            for log_id in log_ids:
+                self.by_log[log_id] += 1
+                self.accepted_at.setdefault(log_id, time.time())
+                self.message_ids.setdefault(log_id, set()).add(headers.get("Message-ID", ""))
             if self.keep_messages:
                 self.envelopes.append(envelope)
                 self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
