@@ -31,7 +31,7 @@ from assets.validators import one_line
 from .messages import Attachment, language_of
 from .models import Audience, NotificationLog, TypeNotification
 
-METHODS = {
+METHODS: dict[str, str] = {
     TypeNotification.CREATION: "REQUEST",
     TypeNotification.PROLONGATION: "REQUEST",
     TypeNotification.RESTITUTION: "CANCEL",
