@@ -16,7 +16,13 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
-from notifications.api import NotificationLog, preferences_of, scheduler_status
+from notifications.api import (
+    NotificationLog,
+    borrower_messages_of,
+    preferences_of,
+    recent_borrower_requests,
+    scheduler_status,
+)
 from radgestmat.input import parse_id
 from radgestmat.staff import paginate, staff_required
 
@@ -51,6 +57,7 @@ def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     context = {"now": now, **dash.loan_summary(now), **dash.notification_week(now), "alerts": dash.alerts(now)}
     context["scheduler"] = scheduler_status()
+    context["borrower_requests"] = recent_borrower_requests(now)
     return render(request, "assets/dashboard.html", context)
 
 
@@ -206,6 +213,7 @@ def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "overdue": loan.is_overdue(now),
             "remaining": loan.time_remaining(now),
             "timeline": loan_timeline(loan),
+            "borrower_messages": borrower_messages_of(loan),
         },
     )
 

@@ -8,6 +8,8 @@ reads notification data through the names below and nothing else of this package
 from __future__ import annotations
 
 from .channels.twilio_api import twilio_client
+from .inbound import messages_of as borrower_messages_of
+from .inbound import recent_requests as recent_borrower_requests
 from .models import (
     Canal,
     MessageOverride,
@@ -28,9 +30,11 @@ __all__ = [
     "NotificationPreferences",
     "Statut",
     "WhatsAppConfig",
+    "borrower_messages_of",
     "forget_scheduler_status",
     "late_cutoff",
     "preferences_of",
+    "recent_borrower_requests",
     "scheduler_status",
     "send_now",
     "twilio_client",

@@ -11,7 +11,7 @@ from assets.models import Attribution
 
 from . import channels as channel_registry
 from .channels import spec_of
-from .models import CLAIMABLE_STATUTS, REMINDER_TYPES, Audience, Canal, NotificationLog, Statut
+from .models import CLAIMABLE_STATUTS, REMINDER_TYPES, Audience, Canal, NotificationLog, Statut, TypeNotification
 from .outbox import mark_enqueued
 from .publishing import enqueue
 from .recipients import address_of, preferences_of
@@ -65,6 +65,8 @@ def fall_back(log: NotificationLog, *, now: datetime) -> NotificationLog | None:
     """
     if log.audience != Audience.CLIENT or spec_of(log.canal).address != "phone":
         return None
+    if log.type_notification == TypeNotification.REPONSE:
+        return None  # a reply answers on the channel the borrower wrote on, or not at all
     if NotificationLog.objects.filter(fallback_of=log).exists():
         return None  # already fell back (a status callback can report the same failure twice)
     attribution = log.attribution

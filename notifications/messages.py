@@ -37,7 +37,17 @@ from assets.validators import one_line
 
 from .assignment import assign
 from .channels.base import PermanentError
-from .models import Audience, Canal, CodeErreur, Experiment, MessageOverride, NotificationLog, TypeNotification, Variant
+from .models import (
+    Audience,
+    Canal,
+    CodeErreur,
+    Experiment,
+    InboundMessage,
+    MessageOverride,
+    NotificationLog,
+    TypeNotification,
+    Variant,
+)
 
 _SENTINEL = "@@MISSING:%s@@"
 _SENTINEL_RE = re.compile(r"@@MISSING:([^@]*)@@")
@@ -206,7 +216,16 @@ def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
         "late_by": format_duration(late, language),
         "niveau_escalade": log.niveau_escalade,
         "public_url": settings.PUBLIC_BASE_URL,
+        "reply_kind": reply_kind(log),
     }
+
+
+def reply_kind(log: NotificationLog) -> str:
+    """What a REPONSE row answers (an `InboundMessage.Kind`); "" for every other type."""
+    if log.type_notification != TypeNotification.REPONSE:
+        return ""
+    inbound = InboundMessage.objects.filter(reply_id=log.pk).values_list("kind", flat=True).first() if log.pk else None
+    return inbound or InboundMessage.Kind.TEXT
 
 
 def _check(rendered: str, where: str) -> str:

@@ -30,6 +30,8 @@ class TypeNotification(models.TextChoices):
     RETARD = "RETARD", _("Overdue alert")
     RESTITUTION = "RESTITUTION", _("Return receipt")
     PROLONGATION = "PROLONGATION", _("Extension notice")
+    # The answer to a message the borrower sent us (`notifications.inbound`): never planned, one per inbound message.
+    REPONSE = "REPONSE", _("Reply to the borrower")
 
 
 REMINDER_TYPES = frozenset(
@@ -41,9 +43,12 @@ REMINDER_TYPES = frozenset(
     }
 )
 
-# Sent while the borrower is standing at the desk: these go through the priority queue
-# (`radgestmat.queues`), never behind a backlog of reminders.
-DESK_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.PROLONGATION})
+# Sent while the borrower is standing at the desk, or has just written to us and waits for the
+# answer (REPONSE): these go through the priority queue (`radgestmat.queues`), never behind a
+# backlog of reminders.
+DESK_TYPES = frozenset(
+    {TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.PROLONGATION, TypeNotification.REPONSE}
+)
 
 
 # Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
@@ -212,6 +217,8 @@ class NotificationLog(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["attribution", "type_notification", "canal", "audience", "niveau_escalade"],
+                # Replies are one per inbound message (InboundMessage.reply), as many as the borrower writes.
+                condition=~Q(type_notification="REPONSE"),
                 name="one_notification_per_loan_type_channel_level",
             ),
             models.CheckConstraint(condition=Q(nb_tentatives__lte=10), name="nb_tentatives_bounded"),
@@ -538,3 +545,58 @@ class SendTimeChoice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.attribution_id} {self.type_notification} {self.source} {self.chosen_at:%Y-%m-%d %H:%M}"
+
+
+class InboundMessage(models.Model):
+    """One WhatsApp or SMS message a borrower sent us (Twilio's inbound webhook, `notifications.inbound`).
+
+    Unique on Twilio's ``message_sid``: a webhook delivered twice (Twilio retrying, or a replay)
+    is recorded once and acted on once. Messages from numbers no client has are not stored.
+    """
+
+    class Kind(models.TextChoices):
+        STOP = "STOP", _("Stop (channel switched off)")
+        START = "START", _("Start (channel switched back on)")
+        EXTEND = "EXTEND", _("Asks for an extension")
+        RETURNED = "RETURNED", _("Says it was returned")
+        TEXT = "TEXT", _("Message")
+
+    message_sid = models.CharField(_("Twilio message SID"), max_length=64, unique=True)
+    canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
+    from_number = models.CharField(_("from"), max_length=20)
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="inbound_messages", verbose_name=_("client")
+    )
+    attribution = models.ForeignKey(
+        Attribution,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="inbound_messages",
+        verbose_name=_("loan"),
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    body = models.TextField(_("text"), blank=True)
+    button_payload = models.CharField(_("button"), max_length=200, blank=True)
+    received_at = models.DateTimeField(_("received at"))
+    reply = models.OneToOneField(
+        NotificationLog,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="inbound",
+        verbose_name=_("reply"),
+    )
+
+    class Meta:
+        verbose_name = _("borrower message")
+        verbose_name_plural = _("borrower messages")
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["attribution", "received_at"], name="inbound_by_loan"),
+            # The dashboard: what borrowers asked for lately.
+            models.Index(fields=["kind", "received_at"], name="inbound_by_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} — {self.client}"

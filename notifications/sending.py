@@ -32,7 +32,7 @@ from django.db.models import F
 
 from radgestmat.masking import mask_address, mask_email
 
-from . import caps, digest, ics, lifecycle, outbox, recipients, timeline
+from . import caps, digest, ics, inbound, lifecycle, outbox, recipients, timeline
 from .channels import ChannelError, PermanentError, TransientError, get_channel, spec_of
 from .exceptions import RetryLater
 from .messages import Message, render, render_group, with_override_flag
@@ -90,6 +90,10 @@ def irrelevance(log: NotificationLog, *, now: datetime) -> str:
     )
     if lapsed or log.audience != Audience.CLIENT:
         return lapsed
+    if kind == TypeNotification.REPONSE:
+        # The borrower wrote to us on this channel: the answer goes there whatever their preferences
+        # (the STOP confirmation included), within WhatsApp's window.
+        return inbound.reply_lapse_reason(log, now=now)
     prefs = recipients.preferences_of(attribution.client)
     if kind in REMINDER_TYPES and not recipients.wants(prefs, kind):
         return "The borrower switched this reminder off."

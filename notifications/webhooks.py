@@ -1,4 +1,5 @@
-"""Twilio's message status callbacks: what happened to a WhatsApp/SMS after Twilio accepted it.
+"""Twilio's webhooks: message status callbacks (what happened to a WhatsApp/SMS after Twilio accepted
+it) and inbound messages (what a borrower sent us, acted on by `notifications.inbound`).
 
 Twilio signs each callback with the account's auth token over the exact URL it
 called plus the POST parameters. Behind a proxy the URL Django sees is not the
@@ -13,6 +14,11 @@ delivery failure (``failed``/``undelivered``, e.g. 63016 outside the WhatsApp
 session window) makes the row a permanent failure and starts the fallback
 exactly once. A group of rows sent as one message shares its MessageSid: each report
 applies to every row of the group.
+
+An inbound message is signature-checked the same way; a forged one gets 403 and
+changes nothing, a replayed one (the same MessageSid) is acted on only the first time.
+The answer to Twilio is an empty TwiML document: replies go out through the send
+path (`NotificationLog`), not as TwiML.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
-from . import lifecycle
+from . import inbound, lifecycle
 from .channels.twilio_api import cause_of_twilio_error
 from .models import NotificationLog, Statut
 
@@ -106,3 +112,20 @@ def twilio_status_callback(request: HttpRequest) -> HttpResponse:
         },
     )
     return HttpResponse(status=204)
+
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@csrf_exempt
+@require_POST
+def twilio_inbound_message(request: HttpRequest) -> HttpResponse:
+    if not is_signed_by_twilio(request):
+        logger.warning("twilio inbound message refused: bad or missing signature")
+        return HttpResponseForbidden("invalid signature")
+    message = inbound.Inbound.from_post(request.POST)
+    if message is None:
+        logger.info("twilio inbound webhook without a message SID or a phone number: ignored")
+    else:
+        inbound.receive(message, now=timezone.now())
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")

@@ -192,6 +192,8 @@ TWILIO_SMS_FROM = env("TWILIO_SMS_FROM", default="")
 TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="")
 TWILIO_TIMEOUT = env.int("TWILIO_TIMEOUT", default=10)
 WHATSAPP_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM)
+# Borrowers' messages (Twilio's inbound webhook): at most this many per number per hour are acted on.
+INBOUND_RATE_LIMIT_PER_HOUR = env.int("INBOUND_RATE_LIMIT_PER_HOUR", default=20)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="FR")
 
 # --- Notification engine (channels, sending, retries) -------------------
@@ -375,7 +377,7 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 EVENT_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
-# notifications.publishing sends CREATION and RESTITUTION to queues.PRIORITY.
+# notifications.publishing sends CREATION, RESTITUTION and REPONSE (notifications.models.DESK_TYPES) to queues.PRIORITY.
 CELERY_TASK_ROUTES = {"tasks.send_notification": {"queue": queues.NOTIFICATIONS}}
 CELERY_BEAT_SCHEDULER = "radgestmat.beat_scheduler:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -48,6 +48,22 @@ def make_override():
     )
 
 
+def make_inbound_message():
+    from notifications.models import Canal, InboundMessage
+
+    loan = AttributionFactory()
+    return InboundMessage.objects.create(
+        message_sid="SM" + "1" * 32,
+        canal=Canal.WHATSAPP,
+        from_number=loan.client.phone,
+        client=loan.client,
+        attribution=loan,
+        kind=InboundMessage.Kind.TEXT,
+        body="Bonjour",
+        received_at=timezone.now(),
+    )
+
+
 def _model(label: str):
     from django.apps import apps
 
@@ -86,6 +102,7 @@ MAKERS: dict[str, Callable] = {
         phone_number_sender="+33612345678"
     ),
     "notifications.MessageOverride": make_override,
+    "notifications.InboundMessage": make_inbound_message,
 }
 
 ACTIONS = [

@@ -24,6 +24,7 @@ PUBLIC = {
     "set_language",
     "healthz",
     "twilio_status_callback",
+    "twilio_inbound_message",
 }
 # A value for each kind of URL parameter.
 CONVERTER_SAMPLES = {"int": "1", "str": "x", "slug": "x", "path": "1", "uuid": "00000000-0000-0000-0000-000000000000"}

@@ -52,7 +52,8 @@ def email_of(kind: str, language: str, audience: str = Audience.CLIENT):
     return render(log, now=NOW, language=language)
 
 
-CASES = [(kind, language, Audience.CLIENT) for kind in TypeNotification.values for language in ("fr", "en")]
+LOAN_TYPES = [kind for kind in TypeNotification.values if kind != TypeNotification.REPONSE]  # REPONSE: docs/inbound.md
+CASES = [(kind, language, Audience.CLIENT) for kind in LOAN_TYPES for language in ("fr", "en")]
 CASES += [(TypeNotification.RETARD, language, Audience.STAFF) for language in ("fr", "en")]
 
 

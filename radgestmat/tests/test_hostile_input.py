@@ -85,7 +85,7 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "experiment_stop": ("POST", ("winner",), True),
 }
 # Pages open without a staff login: they have their own tests (login throttling, signatures, health).
-NOT_STAFF_PAGES = {"login", "logout", "set_language", "healthz", "twilio_status_callback"}
+NOT_STAFF_PAGES = {"login", "logout", "set_language", "healthz", "twilio_status_callback", "twilio_inbound_message"}
 ADMIN_LISTS = [model._meta.label for model in admin.site._registry]
 
 
