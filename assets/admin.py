@@ -10,7 +10,7 @@ from django.utils.translation import ngettext
 from notifications.api import NotificationLog, NotificationPreferences
 
 from . import services
-from .models import Attribution, Client, Materiel
+from .models import Attribution, Client, ExtensionRequest, Materiel
 
 
 @admin.register(Materiel)
@@ -161,3 +161,21 @@ class AttributionAdmin(admin.ModelAdmin):
         self.message_user(
             request, ngettext("%(n)d loan marked as returned.", "%(n)d loans marked as returned.", done) % {"n": done}
         )
+
+
+@admin.register(ExtensionRequest)
+class ExtensionRequestAdmin(admin.ModelAdmin):
+    """Read only: requests are decided on the staff pages, through `assets.services` (the extension goes through
+    `extend`, the borrower is told)."""
+
+    list_display = ["attribution", "requested_due", "statut", "source", "requested_at", "decided_by"]
+    list_filter = ["statut", "source"]
+    list_select_related = ["attribution__materiel", "attribution__client", "decided_by"]
+    date_hierarchy = "requested_at"
+    search_fields = ["attribution__materiel__code", "attribution__client__name"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

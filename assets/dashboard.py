@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from notifications.api import Canal, NotificationLog, Statut, late_cutoff
 
-from .models import Attribution, Duree, overdue_at
+from .models import Attribution, Duree, ExtensionRequest, overdue_at
 
 CHART_DAYS = 7
 # Status groups drawn as the stacked segments of each day's bar, bottom to top.
@@ -134,3 +134,17 @@ def alerts(now: datetime) -> dict:
         "stuck_after": settings.NOTIFICATION_BACKLOG_MAX_MINUTES,
         "cap": ALERT_COUNT_CAP,
     }
+
+
+PENDING_EXTENSIONS_SHOWN = 20
+
+
+def pending_extensions() -> list[ExtensionRequest]:
+    """Borrowers' extension requests waiting for staff on loans still out, oldest first (one query)."""
+    return list(
+        ExtensionRequest.objects.filter(
+            statut=ExtensionRequest.Statut.EN_ATTENTE, attribution__date_retour_effective__isnull=True
+        )
+        .select_related("attribution__materiel", "attribution__client")
+        .order_by("requested_at", "id")[:PENDING_EXTENSIONS_SHOWN]
+    )

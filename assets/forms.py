@@ -1,4 +1,4 @@
-"""Staff forms. Loans change only through `assets.services`; its field-keyed errors land on these fields."""
+"""Staff forms, and the borrower page's. Loans change only through `assets.services`; its field-keyed errors land on these fields."""
 
 from __future__ import annotations
 
@@ -151,3 +151,35 @@ class PreferencesForm(forms.ModelForm):
             "rappel_j_moins_1",
             "rappel_final",
         ]
+
+
+# --- The borrower page (assets.borrower_views) and staff decisions on its requests ---------------
+
+
+class BorrowerExtensionForm(forms.Form):
+    loan = forms.IntegerField(widget=forms.HiddenInput, min_value=1, max_value=2**31 - 1)
+    new_due = datetime_field(_("New return time"))
+
+
+class BorrowerPreferencesForm(forms.ModelForm):
+    """What a borrower may change from their link: channels and reminders (not the phone number: a link
+    forwarded to someone else must not redirect the messages)."""
+
+    class Meta:
+        model = NotificationPreferences
+        fields = [
+            "notifications_email",
+            "notifications_whatsapp",
+            "sms_enabled",
+            "rappel_2h_avant",
+            "rappel_j_moins_2",
+            "rappel_j_moins_1",
+            "rappel_final",
+        ]
+        # The model's help speaks to staff ("only with the borrower's consent"): ticking it here is that consent.
+        help_texts = {"notifications_whatsapp": ""}
+
+
+class ExtensionDecisionForm(forms.Form):
+    action = forms.ChoiceField(choices=[("approve", _("Approve")), ("refuse", _("Refuse"))])
+    reason = forms.CharField(label=_("Reason for refusal"), max_length=500, required=False)

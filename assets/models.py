@@ -178,6 +178,8 @@ class Attribution(models.Model):
     duree = models.CharField(_("duration class"), max_length=5, choices=Duree.choices, editable=False)
     notes = models.TextField(_("notes"), blank=True)
     created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+    # Part of the borrower's link (`assets.borrower_links`): staff revoke the link by moving it on.
+    borrower_link_version = models.PositiveIntegerField(_("borrower link version"), default=0, editable=False)
 
     objects = AttributionQuerySet.as_manager()
 
@@ -258,12 +260,66 @@ class Attribution(models.Model):
         return elapsed(now, self.date_retour_prevue)
 
 
+class ExtensionRequest(models.Model):
+    """A borrower asked for a later due time (`assets.services.request_extension`): granted, refused or waiting."""
+
+    class Statut(models.TextChoices):
+        EN_ATTENTE = "EN_ATTENTE", _("Waiting for staff")
+        ACCORDEE = "ACCORDEE", _("Granted")
+        REFUSEE = "REFUSEE", _("Refused")
+
+    class Source(models.TextChoices):
+        PAGE = "PAGE", _("Borrower page")
+        WHATSAPP = "WHATSAPP", _("WhatsApp")
+        SMS = "SMS", _("SMS")
+
+    attribution = models.ForeignKey(
+        Attribution, on_delete=models.CASCADE, related_name="extension_requests", verbose_name=_("loan")
+    )
+    requested_due = models.DateTimeField(_("requested due time"))
+    previous_due = models.DateTimeField(_("due time when asked"))
+    statut = models.CharField(_("status"), max_length=10, choices=Statut.choices, default=Statut.EN_ATTENTE)
+    source = models.CharField(_("asked through"), max_length=10, choices=Source.choices, default=Source.PAGE)
+    requested_at = models.DateTimeField(_("asked at"))
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    reason = models.TextField(_("reason for refusal"), blank=True, validators=[validate_single_line])
+
+    class Meta:
+        verbose_name = _("extension request")
+        verbose_name_plural = _("extension requests")
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["attribution"], condition=Q(statut="EN_ATTENTE"), name="one_pending_extension_per_loan"
+            ),
+        ]
+        indexes = [
+            # The dashboard's "waiting for staff", oldest first.
+            models.Index(fields=["requested_at"], condition=Q(statut="EN_ATTENTE"), name="extension_requests_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.attribution_id} → {self.requested_due:%Y-%m-%d %H:%M} ({self.statut})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.statut == self.Statut.EN_ATTENTE
+
+
 # The original spec imports the notification models from here (`from assets.models import NotificationLog`,
 # `from assets.models import *`). They live in `notifications`; they are looked up on first use so
 # that importing `assets.models` never imports `notifications` (which imports this module).
 SPEC_NOTIFICATION_MODELS = ("NotificationLog", "NotificationPreferences", "WhatsAppConfig", "MessageOverride")
 
-__all__ = ["Attribution", "Client", "Duree", "Language", "Materiel", *SPEC_NOTIFICATION_MODELS]
+__all__ = ["Attribution", "Client", "Duree", "ExtensionRequest", "Language", "Materiel", *SPEC_NOTIFICATION_MODELS]
 
 
 def __getattr__(name: str):

@@ -9,13 +9,23 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import F
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
-from .models import Attribution, Client, Extension, Materiel
-from .signals import attribution_created, attribution_extended, attribution_returned, sent_by_caller
+from .models import Attribution, Client, Extension, ExtensionRequest, Materiel, elapsed
+from .signals import (
+    attribution_created,
+    attribution_extended,
+    attribution_returned,
+    extension_refused,
+    sent_by_caller,
+)
+from .validators import validate_single_line
 
 
 def validate_lend(*, materiel: Materiel, client: Client, start: datetime, due: datetime) -> None:
@@ -190,3 +200,146 @@ def extend(
         )
     attribution.refresh_from_db()
     return locked
+
+
+# --- Extension requests (docs/borrower-page.md) -----------------------------
+
+
+def validate_extension_request(attribution: Attribution, *, new_due: datetime, now: datetime) -> None:
+    """The rules a borrower's request must meet (settings EXTENSION_*); ValidationError saying which it breaks."""
+    if not attribution.is_open:
+        raise ValidationError(_("This loan was already returned."), code="already_returned")
+    if new_due <= attribution.date_retour_prevue or new_due <= now:
+        raise ValidationError(
+            {"new_due": ValidationError(_("Choose a time after the current due time."), code="not_later")}
+        )
+    late = elapsed(attribution.date_retour_prevue, now)
+    limit_hours = settings.EXTENSION_REFUSE_WHEN_LATE_HOURS
+    if late > timedelta(hours=limit_hours):
+        raise ValidationError(
+            ngettext(
+                "This loan is more than %(hours)d hour late: it can no longer be extended here. Please contact us.",
+                "This loan is more than %(hours)d hours late: it can no longer be extended here. Please contact us.",
+                limit_hours,
+            )
+            % {"hours": limit_hours},
+            code="too_late",
+        )
+    granted = attribution.extension_requests.filter(statut=ExtensionRequest.Statut.ACCORDEE).count()
+    if granted >= settings.EXTENSION_MAX_PER_LOAN:
+        raise ValidationError(
+            ngettext(
+                "This loan was already extended %(count)d time, the most allowed. Please contact us.",
+                "This loan was already extended %(count)d times, the most allowed. Please contact us.",
+                granted,
+            )
+            % {"count": granted},
+            code="too_many",
+        )
+    max_days = settings.EXTENSION_MAX_TOTAL_DAYS
+    if elapsed(attribution.date_debut, new_due) > timedelta(days=max_days):
+        message = ngettext(
+            "A loan cannot last more than %(days)d day in all.",
+            "A loan cannot last more than %(days)d days in all.",
+            max_days,
+        ) % {"days": max_days}
+        raise ValidationError({"new_due": ValidationError(message, code="too_long")})
+
+
+def default_extension_due(attribution: Attribution) -> datetime:
+    """The time asked for by a request that names none (a "Prolonger" button): EXTENSION_DEFAULT_HOURS later,
+    within the maximum total duration."""
+    wanted = attribution.date_retour_prevue + timedelta(hours=settings.EXTENSION_DEFAULT_HOURS)
+    return min(wanted, attribution.date_debut + timedelta(days=settings.EXTENSION_MAX_TOTAL_DAYS))
+
+
+def request_extension(
+    attribution: Attribution,
+    *,
+    now: datetime,
+    new_due: datetime | None = None,
+    source: str = ExtensionRequest.Source.PAGE,
+) -> ExtensionRequest:
+    """The borrower asks for the loan to be due at ``new_due`` (default: `default_extension_due`).
+
+    Raises ValidationError when the rules refuse it (nothing is saved). Within the rules it is
+    granted at once through `extend` (statut ACCORDEE) or, with EXTENSION_REQUIRES_APPROVAL,
+    waits for staff (EN_ATTENTE). A loan has at most one waiting request: asking again while
+    one waits changes its time.
+    """
+    with transaction.atomic():
+        locked = Attribution.objects.select_for_update().select_related("materiel", "client").get(pk=attribution.pk)
+        new_due = new_due or default_extension_due(locked)
+        validate_extension_request(locked, new_due=new_due, now=now)
+        pending = locked.extension_requests.filter(statut=ExtensionRequest.Statut.EN_ATTENTE).first()
+        request = pending or ExtensionRequest(attribution=locked)
+        request.requested_due = new_due
+        request.previous_due = locked.date_retour_prevue
+        request.source = source
+        request.requested_at = now
+        if settings.EXTENSION_REQUIRES_APPROVAL:
+            request.save()
+            return request
+        request.statut = ExtensionRequest.Statut.ACCORDEE
+        request.decided_at = now
+        request.save()
+        extend(locked, new_due=new_due, now=now)
+    return request
+
+
+def _pending(request: ExtensionRequest) -> ExtensionRequest:
+    locked = (
+        ExtensionRequest.objects.select_for_update()
+        .select_related("attribution__client", "attribution__materiel")
+        .get(pk=request.pk)
+    )
+    if not locked.is_pending:
+        raise ValidationError(_("This request was already decided."), code="already_decided")
+    return locked
+
+
+def approve_extension(
+    request: ExtensionRequest, *, now: datetime, by: User | AnonymousUser | None = None
+) -> ExtensionRequest:
+    """Staff grant a waiting request: the loan is extended (`extend`: reminders re-armed, the borrower told)."""
+    with transaction.atomic():
+        locked = _pending(request)
+        extend(locked.attribution, new_due=locked.requested_due, now=now, by=by)
+        locked.statut = ExtensionRequest.Statut.ACCORDEE
+        locked.decided_at = now
+        locked.decided_by = by if isinstance(by, User) else None
+        locked.save(update_fields=["statut", "decided_at", "decided_by"])
+    return locked
+
+
+def refuse_extension(
+    request: ExtensionRequest, *, reason: str, now: datetime, by: User | AnonymousUser | None = None
+) -> ExtensionRequest:
+    """Staff refuse a waiting request with a reason; the borrower is told (PROLONGATION_REFUSEE)."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise ValidationError({"reason": _("Say why, for the borrower.")}, code="required")
+    try:
+        validate_single_line(reason)
+    except ValidationError as error:
+        raise ValidationError({"reason": error.messages}) from None
+    with transaction.atomic():
+        locked = _pending(request)
+        locked.statut = ExtensionRequest.Statut.REFUSEE
+        locked.reason = reason
+        locked.decided_at = now
+        locked.decided_by = by if isinstance(by, User) else None
+        locked.save(update_fields=["statut", "reason", "decided_at", "decided_by"])
+        attribution = locked.attribution
+        transaction.on_commit(
+            lambda: extension_refused.send(
+                sender=ExtensionRequest, attribution=attribution, now=now, extension_request=locked
+            )
+        )
+    return locked
+
+
+def revoke_borrower_link(attribution: Attribution) -> None:
+    """The loan's borrower links stop working at once; messages sent from now on carry a new one."""
+    Attribution.objects.filter(pk=attribution.pk).update(borrower_link_version=F("borrower_link_version") + 1)
+    attribution.refresh_from_db(fields=["borrower_link_version"])

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import borrower_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -10,6 +10,8 @@ urlpatterns = [
     path("loans/<int:pk>/", views.loan_detail, name="loan_detail"),
     path("loans/<int:pk>/return/", views.loan_return, name="loan_return"),
     path("loans/<int:pk>/extend/", views.loan_extend, name="loan_extend"),
+    path("loans/<int:pk>/revoke-link/", views.loan_revoke_link, name="loan_revoke_link"),
+    path("extension-requests/<int:pk>/decide/", views.extension_decide, name="extension_decide"),
     path("materials/", views.materiel_list, name="materiel_list"),
     path("materials/new/", views.materiel_edit, name="materiel_create"),
     path("materials/<int:pk>/", views.materiel_edit, name="materiel_edit"),
@@ -18,4 +20,9 @@ urlpatterns = [
     path("clients/lookup/", views.client_lookup, name="client_lookup"),
     path("clients/<int:pk>/", views.client_detail, name="client_detail"),
     path("clients/<int:pk>/edit/", views.client_edit, name="client_edit"),
+    # The borrower's pages: anonymous, opened by the signed token of their link (assets.borrower_links).
+    path("b/<str:token>/", borrower_views.page, name="borrower_page"),
+    path("b/<str:token>/extend/", borrower_views.extend, name="borrower_extend"),
+    path("b/<str:token>/preferences/", borrower_views.preferences, name="borrower_preferences"),
+    path("unsubscribe/<str:token>/", borrower_views.unsubscribe, name="borrower_unsubscribe"),
 ]

@@ -14,7 +14,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from notifications.api import (
     NotificationLog,
@@ -24,13 +24,14 @@ from notifications.api import (
     scheduler_status,
 )
 from radgestmat.input import parse_id
-from radgestmat.staff import paginate, staff_required
+from radgestmat.staff import paginate, redirect_back, staff_required
 
+from . import borrower_links, services
 from . import dashboard as dash
-from . import services
 from .forms import (
     ClientForm,
     ExtendForm,
+    ExtensionDecisionForm,
     LendForm,
     MaterielForm,
     PreferencesForm,
@@ -39,7 +40,7 @@ from .forms import (
     client_search,
     find_materiel,
 )
-from .models import Attribution, Client, Duree, Materiel, classify_duree
+from .models import Attribution, Client, Duree, ExtensionRequest, Materiel, classify_duree
 
 LOAN_SORTS = {
     "due": ("date_retour_prevue", "id"),
@@ -57,6 +58,7 @@ def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
     context = {"now": now, **dash.loan_summary(now), **dash.notification_week(now), "alerts": dash.alerts(now)}
     context["scheduler"] = scheduler_status()
+    context["pending_extensions"] = dash.pending_extensions()
     context["borrower_requests"] = recent_borrower_requests(now)
     return render(request, "assets/dashboard.html", context)
 
@@ -213,9 +215,51 @@ def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "overdue": loan.is_overdue(now),
             "remaining": loan.time_remaining(now),
             "timeline": loan_timeline(loan),
+            "extension_requests": loan.extension_requests.select_related("decided_by").order_by("-requested_at")[:20],
+            "decision_form": ExtensionDecisionForm(),
+            "borrower_url": borrower_links.borrower_url(loan) if borrower_links.link_is_open(loan, now) else "",
             "borrower_messages": borrower_messages_of(loan),
         },
     )
+
+
+@staff_required
+@require_POST
+def extension_decide(request: HttpRequest, pk: int) -> HttpResponse:
+    extension = get_object_or_404(ExtensionRequest.objects.select_related("attribution__materiel"), pk=pk)
+    loan_page = reverse("loan_detail", args=[extension.attribution_id])
+    form = ExtensionDecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _("Choose to approve or to refuse the request."))
+        return redirect_back(request, request.POST.get("next", ""), loan_page)
+    now = timezone.now()
+    try:
+        if form.cleaned_data["action"] == "approve":
+            services.approve_extension(extension, now=now, by=request.user)
+            messages.success(
+                request,
+                _("Extension granted: %(code)s is now due %(due)s.")
+                % {
+                    "code": extension.attribution.materiel.code,
+                    "due": date_format(timezone.localtime(extension.requested_due), "SHORT_DATETIME_FORMAT"),
+                },
+            )
+        else:
+            services.refuse_extension(extension, reason=form.cleaned_data["reason"], now=now, by=request.user)
+            messages.success(request, _("Extension refused: the borrower is told why."))
+    except ValidationError as error:
+        for message in error.messages:
+            messages.error(request, message)
+    return redirect_back(request, request.POST.get("next", ""), loan_page)
+
+
+@staff_required
+@require_POST
+def loan_revoke_link(request: HttpRequest, pk: int) -> HttpResponse:
+    loan = get_object_or_404(Attribution, pk=pk)
+    services.revoke_borrower_link(loan)
+    messages.success(request, _("The borrower's link no longer works. The next message will carry a new one."))
+    return redirect("loan_detail", pk=loan.pk)
 
 
 @staff_required

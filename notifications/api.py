@@ -19,11 +19,12 @@ from .models import (
     WhatsAppConfig,
     late_cutoff,
 )
-from .recipients import preferences_of
+from .recipients import REMINDER_FLAGS, preferences_of, stop_reminders
 from .scheduler_status import forget_scheduler_status, scheduler_status
 from .sending import send_now
 
 __all__ = [
+    "REMINDER_FLAGS",
     "Canal",
     "MessageOverride",
     "NotificationLog",
@@ -37,5 +38,6 @@ __all__ = [
     "recent_borrower_requests",
     "scheduler_status",
     "send_now",
+    "stop_reminders",
     "twilio_client",
 ]

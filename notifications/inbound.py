@@ -30,7 +30,8 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
-from assets.models import Attribution, Client, normalize_phone
+from assets import services
+from assets.models import Attribution, Client, ExtensionRequest, normalize_phone
 from assets.validators import CONTROL_CHARACTER, TEXT_LAYOUT
 from radgestmat.input import parse_id
 from radgestmat.masking import mask_phone
@@ -191,14 +192,26 @@ def set_channel(clients: list[Client], canal: str, on: bool) -> None:
 def request_extension(inbound: InboundMessage, *, now: datetime) -> None:
     """The borrower pressed "Prolonger": the one place that turns it into an extension request.
 
-    Until the borrower page's extension requests exist (issue 16, part 2), the request is
-    this `InboundMessage` of kind EXTEND, shown to staff on the loan page and the dashboard
-    as "asks for an extension"; staff extend through `assets.services.extend` as usual.
+    The request goes through `assets.services.request_extension` with the default time
+    (`EXTENSION_DEFAULT_HOURS`): within the rules it waits for staff (or is granted at once);
+    a request the rules refuse is logged and stays, as this `InboundMessage`, on the loan page
+    for staff. docs/borrower-page.md has the rules.
     """
     logger.info(
         "borrower asks for an extension",
         extra={"attribution_id": inbound.attribution_id, "inbound_id": inbound.pk},
     )
+    if inbound.attribution is None:
+        return
+    source = ExtensionRequest.Source.SMS if inbound.canal == Canal.SMS else ExtensionRequest.Source.WHATSAPP
+    try:
+        services.request_extension(inbound.attribution, now=now, source=source)
+    except ValidationError as refused:
+        logger.info(
+            "extension request refused by the rules: %s",
+            "; ".join(refused.messages),
+            extra={"attribution_id": inbound.attribution_id, "inbound_id": inbound.pk},
+        )
 
 
 def plan_reply(inbound: InboundMessage, *, now: datetime) -> NotificationLog | None:

@@ -32,7 +32,8 @@ from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext
 
-from assets.models import Attribution, Client, Materiel, elapsed
+from assets import borrower_links
+from assets.models import Attribution, Client, ExtensionRequest, Materiel, elapsed
 from assets.validators import one_line
 
 from .assignment import assign
@@ -87,6 +88,8 @@ class Message:
     content_variables: dict[str, str] = field(default_factory=dict)
     # The experiment variant whose text this is (`notifications.experiments`), recorded on the row sent.
     variant_id: int | None = None
+    # The borrower's one-click unsubscribe address (RFC 8058), for an email's List-Unsubscribe headers.
+    unsubscribe_url: str = ""
     # The rows this one message is sent for: several for a group (`render_group`), else empty.
     log_ids: tuple[int, ...] = ()
     # Files sent with an email: the calendar entry of the loan (`notifications.calendar`).
@@ -191,8 +194,6 @@ def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
         "opening_hours": one_line(settings.ORGANISATION_OPENING_HOURS),
         "contact_phone": one_line(settings.ORGANISATION_CONTACT_PHONE),
         "contact_email": one_line(settings.ORGANISATION_CONTACT_EMAIL),
-        # The borrower's own page of loans; empty until that page exists.
-        "borrower_url": "",
         "client_name": one_line(client.name),
         "client_organisation": one_line(client.organisation),
         "client_email": one_line(client.email),
@@ -216,7 +217,35 @@ def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
         "late_by": format_duration(late, language),
         "niveau_escalade": log.niveau_escalade,
         "public_url": settings.PUBLIC_BASE_URL,
+        "borrower_url": borrower_url_of(log),
+        **refusal_of(log, language),
         "reply_kind": reply_kind(log),
+    }
+
+
+def borrower_url_of(log: NotificationLog) -> str:
+    """The borrower's personal page (`assets.borrower_links`); none in staff copies or for an unsaved sample."""
+    if log.audience != Audience.CLIENT or log.attribution.pk is None:
+        return ""
+    return borrower_links.borrower_url(log.attribution)
+
+
+def refusal_of(log: NotificationLog, language: str) -> dict:
+    """What a PROLONGATION_REFUSEE message says: the reason and the time asked for, from the latest refusal."""
+    if log.type_notification != TypeNotification.PROLONGATION_REFUSEE:
+        return {"refusal_reason": "", "requested_due": ""}
+    refusal = None
+    if log.attribution.pk is not None:
+        refusal = (
+            ExtensionRequest.objects.filter(attribution_id=log.attribution.pk, statut=ExtensionRequest.Statut.REFUSEE)
+            .order_by("-decided_at", "-id")
+            .first()
+        )
+    if refusal is None:  # a sample, to check a template or an override
+        return {"refusal_reason": gettext("The material is booked right after you."), "requested_due": ""}
+    return {
+        "refusal_reason": one_line(refusal.reason),
+        "requested_due": format_datetime(refusal.requested_due, language),
     }
 
 
@@ -368,6 +397,7 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
         language=language,
         content_variables={str(i): values[key] for i, key in enumerate(CONTENT_VARIABLES, start=1)},
         variant_id=variant.pk if variant else None,
+        unsubscribe_url=borrower_links.unsubscribe_url(log.attribution) if context["borrower_url"] else "",
     )
 
 

@@ -30,6 +30,7 @@ class TypeNotification(models.TextChoices):
     RETARD = "RETARD", _("Overdue alert")
     RESTITUTION = "RESTITUTION", _("Return receipt")
     PROLONGATION = "PROLONGATION", _("Extension notice")
+    PROLONGATION_REFUSEE = "PROLONGATION_REFUSEE", _("Extension refused")
     # The answer to a message the borrower sent us (`notifications.inbound`): never planned, one per inbound message.
     REPONSE = "REPONSE", _("Reply to the borrower")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.dispatch import receiver
 from django.utils.translation import gettext as _
 
-from assets.signals import attribution_created, attribution_extended, attribution_returned
+from assets.signals import attribution_created, attribution_extended, attribution_returned, extension_refused
 
 from . import lifecycle, outbox, planner
 from .models import NotificationLog, TypeNotification
@@ -33,3 +33,9 @@ def notify_restitution(sender, attribution, now, **kwargs):
         reason=_("Loan returned before this extension notice was sent."),
     )
     outbox.plan([outbox.Planned(attribution, TypeNotification.RESTITUTION, now)], now=now)
+
+
+@receiver(extension_refused, dispatch_uid="notify_extension_refused")
+def notify_extension_refused(sender, attribution, now, **kwargs):
+    # One row per loan and channel: a second refusal re-arms it (the message reads the latest refusal).
+    outbox.rearm([outbox.Planned(attribution, TypeNotification.PROLONGATION_REFUSEE, now)], now=now)

@@ -36,6 +36,15 @@ def preferences_of(client: Client) -> NotificationPreferences:
         return NotificationPreferences(client=client)
 
 
+def stop_reminders(client: Client) -> NotificationPreferences:
+    """Switch every reminder off for this client (the borrower's "unsubscribe"); overdue alerts stay on."""
+    prefs, _created = NotificationPreferences.objects.get_or_create(client=client)
+    for flag in REMINDER_FLAGS.values():
+        setattr(prefs, flag, False)
+    prefs.save(update_fields=[*REMINDER_FLAGS.values(), "updated_at"])
+    return prefs
+
+
 def phone_of(client: Client, prefs: NotificationPreferences) -> str:
     return prefs.phone_number or client.phone
 

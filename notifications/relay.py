@@ -26,7 +26,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
-from . import lifecycle, outbox
+from . import lifecycle, outbox, sending
 from .models import LOST_RETRY_AFTER, Canal, CodeErreur, NotificationLog, Statut
 from .timeline import lapse_reason
 
@@ -160,6 +160,8 @@ def relay_batch(now: datetime, report: RelayReport) -> int:
 def dispatch_due_notifications(*, now: datetime) -> RelayReport:
     """Recover stranded rows, then enqueue due rows in batches (at most RELAY_MAX_BATCHES per run)."""
     report = RelayReport()
+    if sending._unrecorded_sends:  # this process's own sends first: they are not stranded
+        sending.record_late_sends()
     recover_stranded(now, report)
     while report.batches < settings.RELAY_MAX_BATCHES:
         taken = relay_batch(now, report)

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from radgestmat.masking import mask_address, mask_email
 
@@ -172,12 +172,43 @@ def _fail_permanently(group: list[NotificationLog], reason: str, code: str, *, n
             )
 
 
+# Sends the provider accepted whose ENVOYEE this process could not write before the soft time limit
+# (the database away for a minute: a network cut), by row id: written by this process's next task.
+_unrecorded_sends: dict[int, dict] = {}
+
+
+def record_late_sends() -> int:
+    """Write the ENVOYEE of the sends in `_unrecorded_sends`; returns how many were written.
+
+    Meanwhile the relay may have taken the row's claim for a dead worker's: an email marked
+    ambiguous before its final "." is given up (ECHEC_PERMANENT, AMBIGUOUS), any other put back
+    for a resend (ECHEC, WORKER_STOPPED). Either way it went out: it becomes ENVOYEE, and a row
+    put back is not resent. A row another task has claimed since, or that ended otherwise, is left.
+    """
+    written = 0
+    for log_id, fields in list(_unrecorded_sends.items()):
+        try:
+            written += NotificationLog.objects.filter(
+                Q(statut=Statut.EN_COURS)
+                | Q(statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.AMBIGUOUS)
+                | Q(statut=Statut.ECHEC, erreur_code=CodeErreur.WORKER_STOPPED),
+                pk=log_id,
+            ).update(**fields)
+        except (OperationalError, InterfaceError):
+            return written  # still away: the next task tries again
+        del _unrecorded_sends[log_id]
+        logger.info("notification %s: its send recorded late", log_id, extra={"log_id": log_id, "status": "ENVOYEE"})
+    return written
+
+
 def send_notification(log_id: int, *, now: datetime) -> str | None:
     """Send the row ``log_id`` once. Returns its new statut, or None when it was not ours to send.
 
     Raises `RetryLater` after recording a transient failure that has attempts left.
     """
     started = time.monotonic()
+    if _unrecorded_sends:
+        record_late_sends()
     ids = claim_group(log_id, now=now)
     if not ids:
         logger.info(
@@ -320,24 +351,28 @@ def _send_group(group: list[NotificationLog], *, now: datetime, started: float) 
         _emit_all(group, Statut.ECHEC, started, detail=reason)
         raise RetryLater(reason, retry_in) from error
 
-    _patiently(
-        lambda: _finish(
-            log,
-            group=group,
-            statut=Statut.ENVOYEE,
-            date_envoi=now,
-            provider_message_id=provider_id,
-            destinataire=to,
-            delivery_status=DRY_RUN if dry_run else "",
-            variant_id=message.variant_id,
-            erreur_code="",
-            erreur_message="",
-            date_tentative_prochaine=None,
-        ),
-        log.pk,
-        started,
-        "was sent but could not be recorded: the relay may send it again",
-    )
+    sent = {
+        "statut": Statut.ENVOYEE,
+        "date_envoi": now,
+        "provider_message_id": provider_id,
+        "destinataire": to,
+        "delivery_status": DRY_RUN if dry_run else "",
+        "variant_id": message.variant_id,
+        "erreur_code": "",
+        "erreur_message": "",
+        "date_tentative_prochaine": None,
+    }
+    try:
+        _patiently(
+            lambda: _finish(log, group=group, **sent),
+            log.pk,
+            started,
+            "was sent but could not be recorded: the relay may send it again",
+        )
+    except OutcomeNotRecorded:
+        for row in group or [log]:
+            _unrecorded_sends[row.pk] = sent
+        raise
     _emit_all(group, Statut.ENVOYEE, started, provider_id=provider_id)
     return Statut.ENVOYEE
 

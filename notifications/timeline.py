@@ -16,7 +16,7 @@ The rules (docs/timing.md):
   moves to the end of the quiet period. A pre-due reminder for which that would be
   at or after the due time moves instead to 5 minutes before the quiet period
   starts; if that is before the loan started, this channel skips it.
-  CREATION and RESTITUTION answer a staff action and always go at once.
+  CREATION, RESTITUTION and PROLONGATION_REFUSEE answer a staff action and always go at once.
 - PROLONGATION (extension notice): at once when the due date moves, moved by quiet
   hours like an overdue alert (to the end of the period); dropped if the loan is returned first.
 """
@@ -38,7 +38,9 @@ from .models import REMINDER_TYPES, TypeNotification
 MORNING = time(8, 0)
 TWO_HOURS = timedelta(hours=2)
 BEFORE_QUIET = timedelta(minutes=5)
-IMMEDIATE_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
+IMMEDIATE_TYPES = frozenset(
+    {TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.PROLONGATION_REFUSEE}
+)
 OBSOLETE_ONCE_RETURNED = frozenset({TypeNotification.RETARD, TypeNotification.PROLONGATION})
 # Which reminders belong to which duration class.
 REMINDERS_OF_CLASS: dict[str, tuple[TypeNotification, ...]] = {

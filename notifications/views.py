@@ -13,18 +13,17 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
 from radgestmat.csv_export import csv_response
 from radgestmat.input import MAX_DB_INT, DayField, parse_id
-from radgestmat.staff import paginate, staff_required
+from radgestmat.staff import paginate, redirect_back, staff_required
 
 from . import lifecycle
 from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
@@ -129,16 +128,6 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
     )
 
 
-def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
-    target = request.POST.get("next", "")
-    # A path on this site only: `redirect()` would take any other word for a URL name (NoReverseMatch: 500).
-    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = default
-    return HttpResponseRedirect(target)
-
-
 @staff_required
 @require_POST
 def retry(request: HttpRequest, pk: int) -> HttpResponse:
@@ -151,7 +140,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
             _("This notification is “%(statut)s”: only failed or cancelled ones can be retried.")
             % {"statut": row.get_statut_display()},
         )
-    return back(request, reverse("notification_detail", args=[row.pk]))
+    return redirect_back(request, request.POST.get("next", ""), reverse("notification_detail", args=[row.pk]))
 
 
 @staff_required
@@ -190,7 +179,7 @@ def bulk(request: HttpRequest) -> HttpResponse:
         )
     else:
         messages.error(request, _("Unknown action."))
-    return back(request, default)
+    return redirect_back(request, request.POST.get("next", ""), default)
 
 
 def local_iso(value) -> str:

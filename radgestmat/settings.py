@@ -163,6 +163,22 @@ ORGANISATION_OPENING_HOURS = env("ORGANISATION_OPENING_HOURS", default="")
 ORGANISATION_CONTACT_PHONE = env("ORGANISATION_CONTACT_PHONE", default="")
 ORGANISATION_CONTACT_EMAIL = env("ORGANISATION_CONTACT_EMAIL", default="")
 
+# --- Borrower page and extension requests (docs/borrower-page.md) --------
+# A loan's personal link keeps working this many days after the return.
+BORROWER_LINK_DAYS_AFTER_RETURN = env.int("BORROWER_LINK_DAYS_AFTER_RETURN", default=7)
+# Requests to the borrower pages per BORROWER_RATE_WINDOW_MINUTES: per link, and per client address.
+BORROWER_RATE_LIMIT_PER_TOKEN = env.int("BORROWER_RATE_LIMIT_PER_TOKEN", default=60)
+BORROWER_RATE_LIMIT_PER_IP = env.int("BORROWER_RATE_LIMIT_PER_IP", default=120)
+BORROWER_RATE_WINDOW_MINUTES = env.int("BORROWER_RATE_WINDOW_MINUTES", default=10)
+# Extension rules: granted extensions per loan; none once late by more than this; never beyond
+# this many days from the start; granted at once or waiting for staff.
+EXTENSION_MAX_PER_LOAN = env.int("EXTENSION_MAX_PER_LOAN", default=2)
+EXTENSION_REFUSE_WHEN_LATE_HOURS = env.int("EXTENSION_REFUSE_WHEN_LATE_HOURS", default=24)
+EXTENSION_MAX_TOTAL_DAYS = env.int("EXTENSION_MAX_TOTAL_DAYS", default=30)
+EXTENSION_REQUIRES_APPROVAL = env.bool("EXTENSION_REQUIRES_APPROVAL", default=True)
+# A request without a chosen time (a WhatsApp "Prolonger" button) asks for this much more.
+EXTENSION_DEFAULT_HOURS = env.int("EXTENSION_DEFAULT_HOURS", default=24)
+
 # --- Email --------------------------------------------------------------
 # Without EMAIL_HOST, mail is written to files under var/mail so nothing leaves the machine.
 EMAIL_HOST = env("EMAIL_HOST", default="")

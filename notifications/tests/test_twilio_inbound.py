@@ -179,6 +179,12 @@ def test_the_extend_button_with_a_loan_id_becomes_an_extension_request_on_that_l
     assert 'data-kind="EXTEND"' in page and "Asks for an extension" in page
     dashboard = staff_client.get(reverse("home")).content.decode()
     assert 'id="borrower-requests"' in dashboard and "CAM-042" in dashboard
+    # ...and an extension request of the lending core, waiting for staff like one from the borrower page.
+    from assets.models import ExtensionRequest
+
+    request = ExtensionRequest.objects.get()
+    assert (request.attribution_id, request.source, request.statut) == (loan.pk, "WHATSAPP", "EN_ATTENTE")
+    assert f'id="approve-{request.pk}"' in page
 
 
 def test_a_bare_button_is_about_the_loan_of_the_message_it_answers(

@@ -56,9 +56,10 @@ class FakeTwilio:
     it refuses a "To" that is not a valid phone number (HTTP 400, error 21211).
     """
 
-    def __init__(self):
+    def __init__(self, *, host: str = "127.0.0.1"):
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.lock = threading.Lock()
         self.by_to: Counter[str] = Counter()
         self.count = 0
@@ -134,7 +135,7 @@ class FakeTwilio:
                     sid = f"SM{fake.count:032d}"
                 self.answer(201, {"sid": sid, "status": "queued", "to": to, "error_code": None, "error_message": None})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = ThreadingHTTPServer((self.host, self.port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self

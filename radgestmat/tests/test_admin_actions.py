@@ -94,6 +94,12 @@ MAKERS: dict[str, Callable] = {
     "assets.Materiel": MaterielFactory,
     "assets.Client": ClientFactory,
     "assets.Attribution": lambda: AttributionFactory(date_debut=timezone.now() - timedelta(hours=1)),
+    "assets.ExtensionRequest": lambda: _model("assets.ExtensionRequest").objects.create(
+        attribution=AttributionFactory(),
+        requested_due=timezone.now() + timedelta(days=1),
+        previous_due=timezone.now() + timedelta(hours=3),
+        requested_at=timezone.now(),
+    ),
     "notifications.NotificationLog": make_notification_log,
     "notifications.NotificationPreferences": lambda: _model("notifications.NotificationPreferences").objects.create(
         client=ClientFactory()

@@ -26,6 +26,7 @@ from django.utils import timezone
 import assets.views
 import notifications.experiment_views
 import notifications.views
+from assets.models import ExtensionRequest
 from assets.tests.factories import AttributionFactory
 from notifications.models import Experiment, NotificationLog, Variant
 
@@ -56,6 +57,8 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "loan_detail": ("GET", (), True),
     "loan_return": ("GET", (), True),
     "loan_extend": ("GET", (), True),
+    "loan_revoke_link": ("POST", (), True),
+    "extension_decide": ("POST", ("action", "reason", "next"), True),
     "materiel_list": ("GET", ("q", "state", "page"), False),
     "materiel_create": ("GET", (), False),
     "materiel_edit": ("GET", (), True),
@@ -86,6 +89,8 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
 }
 # Pages open without a staff login: they have their own tests (login throttling, signatures, health).
 NOT_STAFF_PAGES = {"login", "logout", "set_language", "healthz", "twilio_status_callback", "twilio_inbound_message"}
+# The borrower's anonymous pages, opened by a token: their hostile values are in assets/tests/test_borrower_access.py.
+BORROWER_PAGES = {"borrower_page", "borrower_extend", "borrower_preferences", "borrower_unsubscribe"}
 ADMIN_LISTS = [model._meta.label for model in admin.site._registry]
 
 
@@ -173,6 +178,12 @@ def test_no_parameter_of_any_staff_page_answers_500(client, django_user_model, p
         "client": loan.client_id,
         "notification": log.pk,
         "experiment": experiment.pk,
+        "extension": ExtensionRequest.objects.create(
+            attribution=loan,
+            requested_due=loan.date_retour_prevue + timedelta(days=1),
+            previous_due=loan.date_retour_prevue,
+            requested_at=timezone.now(),
+        ).pk,
     }
     superuser = django_user_model.objects.create(username="boss", is_staff=True, is_superuser=True)
     client.force_login(superuser)
@@ -270,7 +281,7 @@ def parameters_read(module, attr: str = "GET") -> dict[str, set[str]]:
 
 def test_the_parameter_table_lists_every_staff_page_and_every_parameter_its_view_reads():
     views = view_names()
-    assert set(views) - NOT_STAFF_PAGES - {"admin"} == set(PARAMETERS)
+    assert set(views) - NOT_STAFF_PAGES - BORROWER_PAGES - {"admin"} == set(PARAMETERS)
     reads = {
         **{name: set() for name in views.values()},
         **{
