@@ -81,7 +81,9 @@ class AttributionAdminForm(forms.ModelForm):
                 )
             else:
                 if "date_retour_prevue" in self.changed_data:
-                    services.validate_extend(self.instance, new_due=data["date_retour_prevue"])
+                    services.validate_extend(
+                        self.instance, new_due=data["date_retour_prevue"], by=getattr(self, "user", None)
+                    )
                 if data.get("date_retour_effective") and "date_retour_effective" in self.changed_data:
                     services.validate_return(self.instance, when=data["date_retour_effective"], now=timezone.now())
         except ValidationError as exc:
@@ -115,6 +117,11 @@ class AttributionAdmin(admin.ModelAdmin):
     inlines = [NotificationLogInline]
     actions = ["mark_returned"]
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # The extension limit depends on who extends (assets.extend_beyond_limit).
+        return type(form.__name__, (form,), {"user": request.user})
+
     def get_readonly_fields(self, request, obj=None):
         readonly = list(self.readonly_fields)
         if obj is not None:
@@ -143,6 +150,8 @@ class AttributionAdmin(admin.ModelAdmin):
             return
         if "notes" in form.changed_data:
             Attribution.objects.filter(pk=obj.pk).update(notes=data["notes"])
+            if data["notes"].strip():
+                services.add_note(obj, text=data["notes"], now=now, by=request.user)
         if "date_retour_prevue" in form.changed_data:
             services.extend(obj, new_due=data["date_retour_prevue"], now=now, by=request.user)
         if "date_retour_effective" in form.changed_data and data.get("date_retour_effective"):

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
@@ -48,9 +49,24 @@ class DayBar:
         return sum(self.counts.values())
 
 
-def loan_summary(now: datetime) -> dict:
+def today_bounds(now: datetime) -> tuple[datetime, datetime]:
     today = timezone.localtime(now).date()
-    day_start, day_end = local_midnight(today), local_midnight(today + timedelta(days=1))
+    return local_midnight(today), local_midnight(today + timedelta(days=1))
+
+
+def window_filter(window: str, now: datetime) -> Q:
+    """The loans behind one dashboard card, for the loan list it opens (`views.LOAN_WINDOWS`)."""
+    day_start, day_end = today_bounds(now)
+    return {
+        "due_2h": Q(date_retour_effective__isnull=True, date_retour_prevue__gte=now)
+        & Q(date_retour_prevue__lt=now + timedelta(hours=2)),
+        "due_today": Q(date_retour_effective__isnull=True, date_retour_prevue__gte=now, date_retour_prevue__lt=day_end),
+        "returned_today": Q(date_retour_effective__gte=day_start, date_retour_effective__lt=day_end),
+    }[window]
+
+
+def loan_summary(now: datetime) -> dict:
+    day_start, day_end = today_bounds(now)
     open_loans = Attribution.objects.open()
     by_class = dict(open_loans.order_by().values_list("duree").annotate(n=Count("id")))
     counts = open_loans.aggregate(
@@ -119,6 +135,19 @@ def notification_week(now: datetime) -> dict:
 def capped_count(queryset, cap: int = ALERT_COUNT_CAP) -> int:
     """COUNT that stops at ``cap``: the banner needs "how many, roughly", not a scan of a backlog."""
     return queryset.order_by().values("id")[:cap].count()
+
+
+def grace_until(now: datetime) -> datetime | None:
+    """End of the start-up grace period, or None once it is over.
+
+    The grace period is the first DASHBOARD_STARTUP_GRACE_MINUTES after this web process started
+    (`AssetsConfig.started_at`): when the stack starts together, beat has not ticked yet, the workers
+    are still booting and the relay has a backlog to catch up, so "not sending" is expected for a
+    few minutes and must not turn the front desk's page red. The scheduler page still tells it all.
+    """
+    started: datetime = getattr(apps.get_app_config("assets"), "started_at")  # noqa: B009  (AssetsConfig's)
+    end = started + timedelta(minutes=settings.DASHBOARD_STARTUP_GRACE_MINUTES)
+    return end if started <= now < end else None
 
 
 def alerts(now: datetime) -> dict:

@@ -107,6 +107,12 @@ class ExtendForm(forms.Form):
     date_retour_prevue = datetime_field(_("New due date"))
 
 
+class NoteForm(forms.Form):
+    note = forms.CharField(
+        label=_("Note"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "maxlength": 2000})
+    )
+
+
 class ReturnForm(forms.Form):
     date_retour_effective = datetime_field(_("Returned at"), required=False, help_text=_("Leave empty for now."))
 

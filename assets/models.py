@@ -187,6 +187,7 @@ class Attribution(models.Model):
         verbose_name = _("loan")
         verbose_name_plural = _("loans")
         ordering = ["-date_debut"]
+        permissions = [("extend_beyond_limit", _("Can extend a loan beyond EXTENSION_MAX_PER_LOAN"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["materiel"],
@@ -314,12 +315,69 @@ class ExtensionRequest(models.Model):
         return self.statut == self.Statut.EN_ATTENTE
 
 
+class LoanEvent(models.Model):
+    """One change of a loan, who made it and when: its history. Written by `assets.services` only,
+    in the transaction of the change itself, so the history never disagrees with the loan."""
+
+    class Kind(models.TextChoices):
+        LENT = "LENT", _("Lent")
+        EXTENDED = "EXTENDED", _("Due date changed")
+        RETURNED = "RETURNED", _("Returned")
+        NOTE = "NOTE", _("Note")
+
+    attribution = models.ForeignKey(
+        Attribution, on_delete=models.CASCADE, related_name="events", verbose_name=_("loan")
+    )
+    kind = models.CharField(_("what"), max_length=10, choices=Kind.choices)
+    at = models.DateTimeField(_("when"))
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    old_due = models.DateTimeField(_("previous due date"), null=True, blank=True)
+    new_due = models.DateTimeField(_("new due date"), null=True, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("loan event")
+        verbose_name_plural = _("loan events")
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["attribution", "at", "id"], name="loan_events_by_loan")]
+
+    def __str__(self) -> str:
+        return f"{self.attribution_id} {self.kind} {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_extension(self) -> bool:
+        """A due date moved later: what EXTENSION_MAX_PER_LOAN counts (bringing it forward is not one)."""
+        return self.kind == self.Kind.EXTENDED and bool(self.old_due and self.new_due and self.new_due > self.old_due)
+
+
+def extensions_of(attribution_id: int) -> models.QuerySet[LoanEvent]:
+    return LoanEvent.objects.filter(
+        attribution_id=attribution_id, kind=LoanEvent.Kind.EXTENDED, new_due__gt=F("old_due")
+    )
+
+
 # The original spec imports the notification models from here (`from assets.models import NotificationLog`,
 # `from assets.models import *`). They live in `notifications`; they are looked up on first use so
 # that importing `assets.models` never imports `notifications` (which imports this module).
 SPEC_NOTIFICATION_MODELS = ("NotificationLog", "NotificationPreferences", "WhatsAppConfig", "MessageOverride")
 
-__all__ = ["Attribution", "Client", "Duree", "ExtensionRequest", "Language", "Materiel", *SPEC_NOTIFICATION_MODELS]
+__all__ = [
+    "Attribution",
+    "Client",
+    "Duree",
+    "ExtensionRequest",
+    "Language",
+    "LoanEvent",
+    "Materiel",
+    *SPEC_NOTIFICATION_MODELS,
+]
 
 
 def __getattr__(name: str):

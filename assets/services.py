@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from .models import Attribution, Client, Extension, ExtensionRequest, Materiel, elapsed
+from .models import Attribution, Client, Extension, ExtensionRequest, LoanEvent, Materiel, elapsed, extensions_of
 from .signals import (
     attribution_created,
     attribution_extended,
@@ -26,6 +26,11 @@ from .signals import (
     sent_by_caller,
 )
 from .validators import validate_single_line
+
+
+def person(by: User | AnonymousUser | None) -> User | None:
+    """Who made a change, for the loan's history: an AnonymousUser is nobody."""
+    return by if isinstance(by, User) else None
 
 
 def validate_lend(*, materiel: Materiel, client: Client, start: datetime, due: datetime) -> None:
@@ -86,7 +91,7 @@ def _lend(
                 attribution = Attribution.objects.create(
                     materiel=materiel,
                     client=client,
-                    created_by=by if isinstance(by, User) else None,  # an AnonymousUser is nobody
+                    created_by=person(by),
                     date_debut=start,
                     date_retour_prevue=due,
                     notes=notes,
@@ -96,6 +101,9 @@ def _lend(
                 {"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}
             ) from None
         Materiel.objects.filter(pk=materiel.pk).update(state=Materiel.State.LENT)
+        LoanEvent.objects.create(
+            attribution=attribution, kind=LoanEvent.Kind.LENT, at=now, by=person(by), new_due=due, note=notes
+        )
     return attribution
 
 
@@ -162,18 +170,34 @@ def record_return(
         with sent_by_caller():
             locked.save(update_fields=["date_retour_effective"])
         Materiel.objects.filter(pk=locked.materiel_id, state=Materiel.State.LENT).update(state=Materiel.State.AVAILABLE)
+        LoanEvent.objects.create(attribution=locked, kind=LoanEvent.Kind.RETURNED, at=returned_at, by=person(by))
         transaction.on_commit(lambda: attribution_returned.send(sender=Attribution, attribution=locked, now=now))
     attribution.refresh_from_db()
     return locked
 
 
-def validate_extend(attribution: Attribution, *, new_due: datetime) -> None:
+def may_extend_beyond_limit(by: User | AnonymousUser | None) -> bool:
+    return by is not None and by.has_perm("assets.extend_beyond_limit")
+
+
+def validate_extend(attribution: Attribution, *, new_due: datetime, by: User | AnonymousUser | None = None) -> None:
+    """Also refuses an extension past EXTENSION_MAX_PER_LOAN, for staff as for borrowers, unless ``by``
+    holds ``assets.extend_beyond_limit``. Bringing the due date forward is never limited."""
     if not attribution.is_open:
         raise ValidationError(_("A returned loan cannot be extended."), code="already_returned")
     if new_due <= attribution.date_debut:
         raise ValidationError({"date_retour_prevue": _("The due date must be after the start of the loan.")})
     if new_due == attribution.date_retour_prevue:
         raise ValidationError({"date_retour_prevue": _("The new due date is the same as the current one.")})
+    limit = settings.EXTENSION_MAX_PER_LOAN
+    if new_due > attribution.date_retour_prevue and not may_extend_beyond_limit(by):
+        done = extensions_of(attribution.pk).count()
+        if done >= limit:
+            raise ValidationError(
+                _("This loan was already extended %(done)d times, the most allowed (%(limit)d).")
+                % {"done": done, "limit": limit},
+                code="extension_limit",
+            )
 
 
 def extend(
@@ -182,15 +206,23 @@ def extend(
     """Move the loan's due date (later or earlier); its duration class follows."""
     with transaction.atomic():
         locked = Attribution.objects.select_for_update().select_related("materiel", "client").get(pk=attribution.pk)
-        validate_extend(locked, new_due=new_due)
+        validate_extend(locked, new_due=new_due, by=by)
         previous_due = locked.date_retour_prevue
         locked.date_retour_prevue = new_due
         locked.save(update_fields=["date_retour_prevue"])
+        LoanEvent.objects.create(
+            attribution=locked,
+            kind=LoanEvent.Kind.EXTENDED,
+            at=now,
+            by=person(by),
+            old_due=previous_due,
+            new_due=new_due,
+        )
         Extension.objects.create(
             attribution=locked,
             previous_due=previous_due,
             new_due=new_due,
-            created_by=by if isinstance(by, User) else None,
+            created_by=person(by),
             created_at=now,
         )
         transaction.on_commit(
@@ -200,6 +232,16 @@ def extend(
         )
     attribution.refresh_from_db()
     return locked
+
+
+def add_note(
+    attribution: Attribution, *, text: str, now: datetime, by: User | AnonymousUser | None = None
+) -> LoanEvent:
+    """A note on the loan's history (who said what, when); the loan itself does not change."""
+    text = (text or "").strip()
+    if not text:
+        raise ValidationError({"note": _("Write the note first.")}, code="empty")
+    return LoanEvent.objects.create(attribution=attribution, kind=LoanEvent.Kind.NOTE, at=now, by=person(by), note=text)
 
 
 # --- Extension requests (docs/borrower-page.md) -----------------------------

@@ -5,15 +5,17 @@ Views look up objects, call `assets.services` with `now`, and put its errors on 
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.db.models import Q
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.db.models import Q, QuerySet
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from notifications.api import (
@@ -23,6 +25,7 @@ from notifications.api import (
     recent_borrower_requests,
     scheduler_status,
 )
+from radgestmat.csv_export import Column, csv_table, spreadsheet_datetime
 from radgestmat.input import parse_id
 from radgestmat.staff import paginate, redirect_back, staff_required
 
@@ -34,13 +37,25 @@ from .forms import (
     ExtensionDecisionForm,
     LendForm,
     MaterielForm,
+    NoteForm,
     PreferencesForm,
     ReturnForm,
     client_label,
     client_search,
     find_materiel,
 )
-from .models import Attribution, Client, Duree, ExtensionRequest, Materiel, classify_duree
+from .models import (
+    Attribution,
+    Client,
+    Duree,
+    ExtensionRequest,
+    LoanEvent,
+    Materiel,
+    classify_duree,
+    elapsed,
+    extensions_of,
+)
+from .templatetags.staff_ui import span
 
 LOAN_SORTS = {
     "due": ("date_retour_prevue", "id"),
@@ -51,24 +66,42 @@ LOAN_SORTS = {
     "client": ("client__name", "id"),
 }
 LOAN_STATES = ("open", "overdue", "returned", "all")
+# The dashboard's cards open the list narrowed to their time window (`dashboard.window_filter`).
+LOAN_WINDOWS = {
+    "due_2h": gettext_lazy("due in the next 2 h"),
+    "due_today": gettext_lazy("still due today"),
+    "returned_today": gettext_lazy("returned today"),
+}
 
 
 @staff_required
 def home(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    context = {"now": now, **dash.loan_summary(now), **dash.notification_week(now), "alerts": dash.alerts(now)}
-    context["scheduler"] = scheduler_status()
-    context["pending_extensions"] = dash.pending_extensions()
-    context["borrower_requests"] = recent_borrower_requests(now)
+    status = scheduler_status()
+    alerts = dash.alerts(now)
+    grace_until = dash.grace_until(now)
+    # Sending stopped, in desk words; what exactly is wrong is for the scheduler page.
+    not_sending = bool(alerts["stuck"]) or not status["healthy"]
+    context = {
+        "now": now,
+        **dash.loan_summary(now),
+        **dash.notification_week(now),
+        "alerts": alerts,
+        "starting_up": not_sending and grace_until is not None,
+        "grace_until": grace_until,
+        "not_sending": not_sending and grace_until is None,
+        "borrower_requests": recent_borrower_requests(now),
+        "pending_extensions": dash.pending_extensions(),
+        "scheduler": status,
+    }
     return render(request, "assets/dashboard.html", context)
 
 
 # --- Loans ------------------------------------------------------------------
 
 
-@staff_required
-def loan_list(request: HttpRequest) -> HttpResponse:
-    now = timezone.now()
+def filtered_loans(request: HttpRequest, now) -> tuple[dict, QuerySet[Attribution]]:
+    """The loans the list's tabs and filters select (the list page and its CSV export)."""
     state = request.GET.get("state", "open")
     if state not in LOAN_STATES:
         state = "open"
@@ -77,6 +110,9 @@ def loan_list(request: HttpRequest) -> HttpResponse:
         sort = "due"
     duree = request.GET.get("duree", "")
     q = request.GET.get("q", "").strip()
+    window = request.GET.get("window", "")
+    if window not in LOAN_WINDOWS:
+        window = ""
 
     loans = Attribution.objects.select_related("materiel", "client")
     if state == "open":
@@ -87,6 +123,8 @@ def loan_list(request: HttpRequest) -> HttpResponse:
         loans = loans.returned()
     if duree in Duree.values:
         loans = loans.filter(duree=duree)
+    if window:
+        loans = loans.filter(dash.window_filter(window, now))
     exact_code = Materiel.objects.filter(code=q).values_list("id", flat=True).first() if q else None
     if exact_code:
         # A scanned or typed code: that material's loans, straight from the index.
@@ -97,7 +135,15 @@ def loan_list(request: HttpRequest) -> HttpResponse:
             Q(client_id__in=Client.objects.filter(client_search(q)).values("id"))
             | Q(materiel_id__in=Materiel.objects.filter(Q(code__icontains=q) | Q(name__icontains=q)).values("id"))
         )
-    page = paginate(request, loans.order_by(*LOAN_SORTS[sort]))
+    return {"state": state, "sort": sort, "duree": duree, "q": q, "window": window}, loans.order_by(*LOAN_SORTS[sort])
+
+
+@staff_required
+def loan_list(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
+    chosen, loans = filtered_loans(request, now)
+    state, sort, duree, q = chosen["state"], chosen["sort"], chosen["duree"], chosen["q"]
+    page = paginate(request, loans)
     return render(
         request,
         "assets/loan_list.html",
@@ -115,8 +161,68 @@ def loan_list(request: HttpRequest) -> HttpResponse:
             "duree": duree,
             "durees": Duree.choices,
             "q": q,
+            "window": chosen["window"],
+            "window_label": LOAN_WINDOWS.get(chosen["window"], ""),
+            "export_query": request.GET.urlencode(),
         },
     )
+
+
+def late_by(loan: Attribution, now) -> str:
+    end = loan.date_retour_effective or now
+    return span(elapsed(loan.date_retour_prevue, end)) if end > loan.date_retour_prevue else ""
+
+
+def loan_status(loan: Attribution, now) -> str:
+    if not loan.is_open:
+        return _("Returned")
+    return _("Overdue") if loan.is_overdue(now) else _("Out")
+
+
+def loan_columns(now) -> list[Column]:
+    return [
+        (gettext_lazy("Loan"), lambda loan: loan.pk),
+        (gettext_lazy("Material code"), lambda loan: loan.materiel.code),
+        (gettext_lazy("Material"), lambda loan: loan.materiel.name),
+        (gettext_lazy("Client"), lambda loan: loan.client.name),
+        (gettext_lazy("Organisation"), lambda loan: loan.client.organisation),
+        (gettext_lazy("Start"), lambda loan: spreadsheet_datetime(loan.date_debut)),
+        (gettext_lazy("Due"), lambda loan: spreadsheet_datetime(loan.date_retour_prevue)),
+        (gettext_lazy("Returned at"), lambda loan: spreadsheet_datetime(loan.date_retour_effective)),
+        (gettext_lazy("Duration class"), lambda loan: loan.get_duree_display()),
+        (gettext_lazy("Status"), lambda loan: loan_status(loan, now)),
+        (gettext_lazy("Late by"), lambda loan: late_by(loan, now)),
+    ]
+
+
+@staff_required
+def loan_export(request: HttpRequest) -> StreamingHttpResponse:
+    """The loans of the list's tab and filters, as a spreadsheet."""
+    now = timezone.now()
+    _chosen, loans = filtered_loans(request, now)
+    stamp = timezone.localtime(now).strftime("%Y%m%d-%H%M")
+    return csv_table(f"loans-{stamp}.csv", loan_columns(now), loans.iterator(chunk_size=2000))
+
+
+@staff_required
+def overdue_report(request: HttpRequest) -> StreamingHttpResponse:
+    """Every loan late now, the latest first, with whom to call: what the desk chases each morning."""
+    now = timezone.now()
+    loans = (
+        Attribution.objects.overdue(now)
+        .select_related("materiel", "client", "created_by")
+        .order_by("date_retour_prevue", "id")
+    )
+    columns = [
+        *loan_columns(now)[:7],
+        (gettext_lazy("Late by"), lambda loan: late_by(loan, now)),
+        (gettext_lazy("Days late"), lambda loan: elapsed(loan.date_retour_prevue, now).days),
+        (gettext_lazy("Email"), lambda loan: loan.client.email),
+        (gettext_lazy("Phone"), lambda loan: loan.client.phone),
+        (gettext_lazy("Lent by"), lambda loan: loan.created_by.get_username() if loan.created_by else ""),
+    ]
+    stamp = timezone.localtime(now).strftime("%Y%m%d-%H%M")
+    return csv_table(f"overdue-{stamp}.csv", columns, loans.iterator(chunk_size=2000))
 
 
 @staff_required
@@ -202,10 +308,15 @@ def loan_timeline(loan: Attribution):
     )
 
 
+def loan_history(loan: Attribution) -> list[LoanEvent]:
+    return list(LoanEvent.objects.filter(attribution=loan).select_related("by").order_by("at", "id"))
+
+
 @staff_required
 def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
     loan = get_object_or_404(Attribution.objects.select_related("materiel", "client", "created_by"), pk=pk)
     now = timezone.now()
+    history = loan_history(loan)
     return render(
         request,
         "assets/loan_detail.html",
@@ -215,12 +326,33 @@ def loan_detail(request: HttpRequest, pk: int) -> HttpResponse:
             "overdue": loan.is_overdue(now),
             "remaining": loan.time_remaining(now),
             "timeline": loan_timeline(loan),
+            "history": history,
+            "extensions": sum(event.is_extension for event in history),
+            "extension_max": settings.EXTENSION_MAX_PER_LOAN,
+            "note_form": NoteForm(),
             "extension_requests": loan.extension_requests.select_related("decided_by").order_by("-requested_at")[:20],
             "decision_form": ExtensionDecisionForm(),
             "borrower_url": borrower_links.borrower_url(loan) if borrower_links.link_is_open(loan, now) else "",
             "borrower_messages": borrower_messages_of(loan),
         },
     )
+
+
+@staff_required
+@require_POST
+def loan_note(request: HttpRequest, pk: int) -> HttpResponse:
+    loan = get_object_or_404(Attribution, pk=pk)
+    form = NoteForm(request.POST)
+    if form.is_valid():
+        try:
+            services.add_note(loan, text=form.cleaned_data["note"], now=timezone.now(), by=request.user)
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+        else:
+            messages.success(request, _("Note added to the loan's history."))
+    else:
+        messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    return redirect("loan_detail", pk=loan.pk)
 
 
 @staff_required
@@ -302,7 +434,18 @@ def loan_extend(request: HttpRequest, pk: int) -> HttpResponse:
                 },
             )
             return redirect("loan_detail", pk=loan.pk)
-    return render(request, "assets/loan_extend.html", {"loan": loan, "form": form, "now": timezone.now()})
+    return render(
+        request,
+        "assets/loan_extend.html",
+        {
+            "loan": loan,
+            "form": form,
+            "now": timezone.now(),
+            "extensions": extensions_of(loan.pk).count(),
+            "extension_max": settings.EXTENSION_MAX_PER_LOAN,
+            "beyond_limit": services.may_extend_beyond_limit(request.user),
+        },
+    )
 
 
 # --- Materials --------------------------------------------------------------

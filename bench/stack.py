@@ -349,7 +349,13 @@ def tally(root_ids, stack: Stack) -> Tally:
     texts = stack.twilio.snapshot()
     rows = list(
         NotificationLog.objects.filter(pk__in=root_ids).values(
-            "id", "canal", "statut", "erreur_code", "erreur_message", phone=F("attribution__client__phone")
+            "id",
+            "canal",
+            "statut",
+            "erreur_code",
+            "erreur_message",
+            "reason_code",
+            phone=F("attribution__client__phone"),
         )
     )
     fallbacks = list(
@@ -383,9 +389,11 @@ def tally(root_ids, stack: Stack) -> Tally:
         elif count > 1:
             result.sent_twice += 1
             result.twice_ids.append(row["id"])
-        elif row["statut"] in (Statut.ECHEC_PERMANENT, Statut.ANNULEE) and row["erreur_message"]:
+        elif row["statut"] in (Statut.ECHEC_PERMANENT, Statut.ANNULEE) and (
+            row["erreur_message"] or row["reason_code"]
+        ):
             result.failed += 1
-            result.failed_reasons[row["erreur_message"][:90]] += 1
+            result.failed_reasons[(row["erreur_message"] or row["reason_code"])[:90]] += 1
             result.failed_causes[row["erreur_code"] or "(none)"] += 1
         else:
             result.lost += 1

@@ -91,6 +91,9 @@ class CodeErreur(models.TextChoices):
     OTHER = "OTHER", _("Other")
 
 
+# Failures a retry cannot fix: the address itself is wrong or refuses us. The pages offer to edit the client.
+FIX_THE_CLIENT = (CodeErreur.INVALID_RECIPIENT, CodeErreur.OPTED_OUT)
+
 # A send task may only claim a row in one of these states.
 CLAIMABLE_STATUTS = (Statut.EN_ATTENTE, Statut.ECHEC)
 FINAL_STATUTS = (Statut.ENVOYEE, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
@@ -186,6 +189,10 @@ class NotificationLog(models.Model):
         _("failure cause"), max_length=30, choices=CodeErreur.choices, blank=True, default="", db_default=""
     )
     erreur_message = models.TextField(_("error"), blank=True)
+    # Our own words about a cancellation or a failure, as a code and its parameters, translated when
+    # shown (`notifications.reasons`); `erreur_message` keeps only the provider's text, as received.
+    reason_code = models.CharField(_("reason"), max_length=30, blank=True, default="", db_default="")
+    reason_params = models.JSONField(_("reason details"), null=True, blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=64, blank=True, db_index=True)
     delivery_status = models.CharField(_("delivery status"), max_length=20, blank=True)
     fallback_of = models.ForeignKey(
@@ -247,6 +254,23 @@ class NotificationLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_notification_display()} / {self.get_canal_display()} — {self.get_statut_display()}"
+
+    @property
+    def needs_client_fix(self) -> bool:
+        return self.erreur_code in FIX_THE_CLIENT
+
+    @property
+    def our_words(self) -> str:
+        from .reasons import our_words
+
+        return our_words(self)
+
+    @property
+    def reason_text(self) -> str:
+        """Our words then the provider's text: what a one-line summary or an export shows."""
+        from .reasons import full_text
+
+        return full_text(self)
 
 
 class NotificationPreferences(models.Model):

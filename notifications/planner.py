@@ -21,8 +21,6 @@ from datetime import datetime, time, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
-from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from assets.models import Attribution, Duree
 
@@ -94,11 +92,9 @@ def replan_after_extension(attribution: Attribution, *, now: datetime, previous_
             NotificationLog.objects.filter(
                 attribution=attribution, type_notification__in=[*REMINDER_TYPES, TypeNotification.RETARD]
             ),
-            reason=_("The due date moved from %(old)s to %(new)s.")
-            % {
-                "old": timezone.localtime(previous_due).strftime("%Y-%m-%d %H:%M"),
-                "new": timezone.localtime(attribution.date_retour_prevue).strftime("%Y-%m-%d %H:%M"),
-            },
+            code="DUE_MOVED",
+            old=previous_due,
+            new=attribution.date_retour_prevue,
         )
         sent = plan_extension_notice(attribution, now=now, previous_due=previous_due)
         reminders = send_time.adjust(reminders_of(attribution), now=now)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.dispatch import receiver
-from django.utils.translation import gettext as _
 
 from assets.signals import attribution_created, attribution_extended, attribution_returned, extension_refused
 
@@ -23,10 +22,10 @@ def replan_after_extension(sender, attribution, now, previous_due, **kwargs):
 
 @receiver(attribution_returned, dispatch_uid="notify_restitution")
 def notify_restitution(sender, attribution, now, **kwargs):
-    lifecycle.cancel_pending_reminders(attribution, reason=_("Loan returned before this reminder was sent."))
+    lifecycle.cancel_pending_reminders(attribution, code="REMINDER_AFTER_RETURN")
     lifecycle.cancel(
         NotificationLog.objects.filter(attribution=attribution, type_notification=TypeNotification.RETARD),
-        reason=_("Loan returned before this overdue alert was sent."),
+        code="ALERT_AFTER_RETURN",
     )
     lifecycle.cancel(
         NotificationLog.objects.filter(attribution=attribution, type_notification=TypeNotification.PROLONGATION),

@@ -51,19 +51,19 @@ REMINDERS_OF_CLASS: dict[str, tuple[TypeNotification, ...]] = {
 
 
 def lapse_reason(type_notification: str, *, returned: bool, due: datetime, duree: str, now: datetime) -> str:
-    """Why a notification of this loan is no longer worth sending at ``now``, or "" while it is.
+    """Why a notification of this loan is no longer worth sending at ``now`` (a `reasons` code), or "" while it is.
 
     The one rule both the relay (before enqueueing) and the send service (after claiming) apply:
     nothing but the receipt after the return, no pre-due reminder once the due time has
     passed or for a duration class the loan no longer has.
     """
     if returned and (type_notification in REMINDER_TYPES or type_notification in OBSOLETE_ONCE_RETURNED):
-        return "Loan returned before this notification was sent."
+        return "LOAN_RETURNED"
     if type_notification in REMINDER_TYPES:
         if now >= due:
-            return "The loan was already due when this reminder could be sent."
+            return "ALREADY_DUE"
         if type_notification not in REMINDERS_OF_CLASS.get(duree, ()):
-            return "The loan's duration class changed: this reminder no longer applies."
+            return "CLASS_CHANGED"
     return ""
 
 

@@ -33,7 +33,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
-from . import inbound, lifecycle
+from . import inbound, lifecycle, reasons
 from .channels.twilio_api import cause_of_twilio_error
 from .models import NotificationLog, Statut
 
@@ -80,14 +80,15 @@ def _apply(log: NotificationLog, status: str, error_code: str, *, now) -> None:
     log.delivery_status = status
     fields = ["delivery_status", "updated_at"]
     if status in DELIVERY_FAILURES:
-        reason = f"Twilio reported the message {status}: error {error_code or 'unknown'}."
+        why = reasons.reason("TWILIO_STATUS", status=status, error=error_code or "?")
         replacement = lifecycle.fall_back(log, now=now)
         if replacement is not None:
-            reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
+            why["reason_params"].update(fallback_canal=replacement.canal, fallback_id=replacement.pk)
         log.statut = Statut.ECHEC_PERMANENT
         log.erreur_code = cause_of_twilio_error(None, error_code)
-        log.erreur_message = reason
-        fields += ["statut", "erreur_code", "erreur_message"]
+        log.erreur_message = ""
+        log.reason_code, log.reason_params = why["reason_code"], why["reason_params"]
+        fields += ["statut", "erreur_code", "erreur_message", "reason_code", "reason_params"]
     log.save(update_fields=fields)
 
 

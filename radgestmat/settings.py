@@ -137,7 +137,7 @@ LANGUAGE_CODE = env("LANGUAGE_CODE", default="fr")
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 USE_I18N = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
-# English dates in words ("1 December 2026, 09:30"), never Django's month-first numbers.
+# One way of writing dates per language on every page (English: "1 December 2026, 09:30").
 FORMAT_MODULE_PATH = ["radgestmat.formats"]
 
 # --- Static files -------------------------------------------------------
@@ -283,7 +283,13 @@ SCHEDULER_PIDFILE = env("SCHEDULER_PIDFILE", default=str(BASE_DIR / "var" / "cel
 # --- Staff UI -----------------------------------------------------------
 # The dashboard turns red from this many permanent failures in 24 h...
 DASHBOARD_FAILURE_ALERT = env.int("DASHBOARD_FAILURE_ALERT", default=10)
-# ...or when a notification is late (NOTIFICATION_BACKLOG_MAX_MINUTES below).
+# ...or when a notification is late (NOTIFICATION_BACKLOG_MAX_MINUTES below), but not in the first
+# DASHBOARD_STARTUP_GRACE_MINUTES after this web process started: beat, the workers and the relay
+# need a few minutes to report after the stack starts (assets/dashboard.py `starting_up`).
+DASHBOARD_STARTUP_GRACE_MINUTES = env.int("DASHBOARD_STARTUP_GRACE_MINUTES", default=10)
+# How many times one loan's due date may be moved later, by staff or by the borrower; users with the
+# permission assets.extend_beyond_limit may go further.
+EXTENSION_MAX_PER_LOAN = env.int("EXTENSION_MAX_PER_LOAN", default=3)
 FLOWER_URL = env("FLOWER_URL", default="http://127.0.0.1:5555/flower/")  # Flower serves under FLOWER_URL_PREFIX
 
 # --- Operations (health, alerts, Flower, cache) --------------------------

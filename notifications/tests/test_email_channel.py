@@ -111,7 +111,7 @@ def test_the_third_transient_failure_is_permanent(smtp_sink):
 
     log.refresh_from_db()
     assert log.nb_tentatives == 3
-    assert log.erreur_message.startswith("Gave up after 3 attempts")
+    assert log.reason_text.startswith("Gave up after 3 attempts")
     assert log.erreur_code == CodeErreur.PROVIDER_UNAVAILABLE  # the cause of the last transient failure is kept
 
 

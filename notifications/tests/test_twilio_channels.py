@@ -81,7 +81,7 @@ def test_21211_is_permanent_and_falls_back_to_email(fake_twilio, django_capture_
     assert "21211" in log.erreur_message and "invalid “To” phone number" in log.erreur_message
     fallback = NotificationLog.objects.get(fallback_of=log)
     assert fallback.canal == "EMAIL" and fallback.statut == Statut.EN_ATTENTE
-    assert f"Fell back to EMAIL (notification {fallback.pk})" in log.erreur_message
+    assert f"Fell back to Email (notification {fallback.pk})" in log.reason_text
     assert len(callbacks) == 1  # the fallback row is enqueued once the transaction commits
 
 

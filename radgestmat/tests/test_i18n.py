@@ -55,29 +55,28 @@ def test_dates_follow_the_language_and_the_local_time_zone(staff_client, setting
     loan = AttributionFactory(date_debut=datetime(2026, 7, 14, 8, 30, tzinfo=UTC))
     url = reverse("loan_detail", args=[loan.pk])
     settings.LANGUAGE_CODE = "fr"
-    assert "14 juillet 2026 10:30" in staff_client.get(url).content.decode()  # Paris is UTC+2 in July
+    assert "14 juillet 2026 à 10:30" in staff_client.get(url).content.decode()  # Paris is UTC+2 in July
     settings.LANGUAGE_CODE = "en"
     assert "14 July 2026, 10:30" in staff_client.get(url).content.decode()
 
 
-def test_english_pages_write_dates_day_first_in_words(staff_client, settings):
-    """Never 07/14/2026 (or 12/01/2026, which a French reader takes for 12 January)."""
-    AttributionFactory(
-        date_debut=datetime(2026, 7, 14, 8, 30, tzinfo=UTC), date_retour_prevue=datetime(2099, 7, 16, 8, 30, tzinfo=UTC)
-    )
-    settings.LANGUAGE_CODE = "en"
-    html = staff_client.get(reverse("loan_list")).content.decode()
-    assert not re.search(r"\b\d{1,2}/\d{1,2}/\d{4}\b", html)
-    assert "16 Jul 2099, 10:30" in html
-    assert not re.search(r"\b\d{1,2}/\d{1,2}/\d{4}\b", staff_client.get(reverse("home")).content.decode())
-    settings.LANGUAGE_CODE = "fr"
-    assert "16/07/2099 10:30" in staff_client.get(reverse("loan_list")).content.decode()  # French as before
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_one_date_pattern_per_language_on_the_lists(staff_client, settings, language):
+    """Day month year and a 24-hour clock everywhere: no 07/14/2026, no 14/07/2026 next to "14 juillet", no p.m."""
+
+    settings.LANGUAGE_CODE = language
+    AttributionFactory(date_debut=datetime(2026, 7, 14, 12, 30, tzinfo=UTC))
+    for url in (reverse("loan_list") + "?state=all", reverse("home")):
+        html = staff_client.get(url).content.decode()
+        assert not re.search(r"\d{1,2}/\d{1,2}/\d{4}", html), url
+        assert not re.search(r"\b[ap]\.m\.", html), url
+    html = staff_client.get(reverse("loan_list") + "?state=all").content.decode()
+    assert ("14 juil. 2026 à 14:30" if language == "fr" else "14 Jul 2026, 14:30") in html
 
 
 def test_the_french_catalog_is_complete_and_compiled(settings):
     """Every string of locale/fr/…/django.po is translated, and the committed .mo holds them all."""
     import gettext
-    import re
 
     folder = settings.BASE_DIR / "locale" / "fr" / "LC_MESSAGES"
     po = (folder / "django.po").read_text(encoding="utf-8")
