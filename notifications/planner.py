@@ -113,7 +113,7 @@ def plan_extension_notice(attribution: Attribution, *, now: datetime, previous_d
     known = list(notices.values_list("niveau_escalade", "statut", "previous_due"))
     waiting = [old for _level, statut, old in known if statut in CLAIMABLE_STATUTS and old is not None]
     told = min(waiting, default=previous_due)
-    lifecycle.cancel(notices, reason=_("A later extension of this loan replaced this notice."))
+    lifecycle.cancel(notices, code="NOTICE_REPLACED")
     level = max((level for level, _statut, _old in known), default=0) + 1
     notice = Planned(attribution, TypeNotification.PROLONGATION, now, level, previous_due=told)
     return outbox.plan([notice], now=now)

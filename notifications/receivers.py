@@ -29,7 +29,7 @@ def notify_restitution(sender, attribution, now, **kwargs):
     )
     lifecycle.cancel(
         NotificationLog.objects.filter(attribution=attribution, type_notification=TypeNotification.PROLONGATION),
-        reason=_("Loan returned before this extension notice was sent."),
+        code="NOTICE_AFTER_RETURN",
     )
     outbox.plan([outbox.Planned(attribution, TypeNotification.RESTITUTION, now)], now=now)
 

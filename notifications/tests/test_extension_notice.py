@@ -88,7 +88,7 @@ def test_a_notice_waits_for_the_end_of_quiet_hours_and_a_later_one_replaces_it(b
     [sent] = notices(clock)
     assert sent.date_envoi == paris(2026, 3, 11, 8, 0) and sent.niveau_escalade == 2
     first = NotificationLog.objects.get(attribution=loan, type_notification=NOTICE, niveau_escalade=1)
-    assert first.statut == Statut.ANNULEE and "later extension" in first.erreur_message
+    assert first.statut == Statut.ANNULEE and first.reason_code == "NOTICE_REPLACED"
     # The borrower never heard of the 13th: one message, from the date they knew to the latest one.
     [mail] = [m for m in mailoutbox if m.subject.startswith("Nouvelle date de retour")]
     assert "samedi 14 mars 2026 à 18h00, au lieu du jeudi 12 mars 2026 à 18h00" in mail.body
@@ -107,4 +107,4 @@ def test_a_notice_not_sent_when_the_loan_comes_back_is_cancelled(beat, settings)
 
     assert notices(clock) == []
     row = NotificationLog.objects.get(attribution=loan, type_notification=NOTICE)
-    assert row.statut == Statut.ANNULEE and "returned" in row.erreur_message
+    assert row.statut == Statut.ANNULEE and row.reason_code == "NOTICE_AFTER_RETURN"
