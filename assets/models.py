@@ -386,34 +386,3 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class Extension(models.Model):
-    """One change of a loan's due date (`assets.services.extend`): the history of its due dates.
-
-    The loan's calendar entry counts them for its SEQUENCE (`notifications.calendar`): derived
-    from these rows, it cannot drift from what really happened.
-    """
-
-    attribution = models.ForeignKey(
-        Attribution, on_delete=models.CASCADE, related_name="extensions", verbose_name=_("loan")
-    )
-    previous_due = models.DateTimeField(_("previous due"))
-    new_due = models.DateTimeField(_("new due"))
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("extended by"),
-    )
-    created_at = models.DateTimeField(_("extended at"))
-
-    class Meta:
-        verbose_name = _("loan extension")
-        verbose_name_plural = _("loan extensions")
-        ordering = ["attribution", "created_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.attribution_id}: {self.previous_due:%Y-%m-%d %H:%M} → {self.new_due:%Y-%m-%d %H:%M}"

@@ -17,7 +17,7 @@ from django.db.models import F
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from .models import Attribution, Client, Extension, ExtensionRequest, LoanEvent, Materiel, elapsed, extensions_of
+from .models import Attribution, Client, ExtensionRequest, LoanEvent, Materiel, elapsed, extensions_of
 from .signals import (
     attribution_created,
     attribution_extended,
@@ -218,13 +218,6 @@ def extend(
             old_due=previous_due,
             new_due=new_due,
         )
-        Extension.objects.create(
-            attribution=locked,
-            previous_due=previous_due,
-            new_due=new_due,
-            created_by=person(by),
-            created_at=now,
-        )
         transaction.on_commit(
             lambda: attribution_extended.send(
                 sender=Attribution, attribution=locked, now=now, previous_due=previous_due
@@ -267,7 +260,7 @@ def validate_extension_request(attribution: Attribution, *, new_due: datetime, n
             % {"hours": limit_hours},
             code="too_late",
         )
-    granted = attribution.extension_requests.filter(statut=ExtensionRequest.Statut.ACCORDEE).count()
+    granted = extensions_of(attribution.pk).count()  # the staff's extensions count too: one limit per loan
     if granted >= settings.EXTENSION_MAX_PER_LOAN:
         raise ValidationError(
             ngettext(

@@ -170,9 +170,10 @@ BORROWER_LINK_DAYS_AFTER_RETURN = env.int("BORROWER_LINK_DAYS_AFTER_RETURN", def
 BORROWER_RATE_LIMIT_PER_TOKEN = env.int("BORROWER_RATE_LIMIT_PER_TOKEN", default=60)
 BORROWER_RATE_LIMIT_PER_IP = env.int("BORROWER_RATE_LIMIT_PER_IP", default=120)
 BORROWER_RATE_WINDOW_MINUTES = env.int("BORROWER_RATE_WINDOW_MINUTES", default=10)
-# Extension rules: granted extensions per loan; none once late by more than this; never beyond
-# this many days from the start; granted at once or waiting for staff.
-EXTENSION_MAX_PER_LOAN = env.int("EXTENSION_MAX_PER_LOAN", default=2)
+# Extension rules: how many times one loan's due date may be moved later, by staff or by the borrower
+# (users with the permission assets.extend_beyond_limit may go further); a borrower's request is refused
+# once late by more than this, never beyond this many days from the start; granted at once or waiting.
+EXTENSION_MAX_PER_LOAN = env.int("EXTENSION_MAX_PER_LOAN", default=3)
 EXTENSION_REFUSE_WHEN_LATE_HOURS = env.int("EXTENSION_REFUSE_WHEN_LATE_HOURS", default=24)
 EXTENSION_MAX_TOTAL_DAYS = env.int("EXTENSION_MAX_TOTAL_DAYS", default=30)
 EXTENSION_REQUIRES_APPROVAL = env.bool("EXTENSION_REQUIRES_APPROVAL", default=True)
@@ -287,9 +288,6 @@ DASHBOARD_FAILURE_ALERT = env.int("DASHBOARD_FAILURE_ALERT", default=10)
 # DASHBOARD_STARTUP_GRACE_MINUTES after this web process started: beat, the workers and the relay
 # need a few minutes to report after the stack starts (assets/dashboard.py `starting_up`).
 DASHBOARD_STARTUP_GRACE_MINUTES = env.int("DASHBOARD_STARTUP_GRACE_MINUTES", default=10)
-# How many times one loan's due date may be moved later, by staff or by the borrower; users with the
-# permission assets.extend_beyond_limit may go further.
-EXTENSION_MAX_PER_LOAN = env.int("EXTENSION_MAX_PER_LOAN", default=3)
 FLOWER_URL = env("FLOWER_URL", default="http://127.0.0.1:5555/flower/")  # Flower serves under FLOWER_URL_PREFIX
 
 # --- Operations (health, alerts, Flower, cache) --------------------------
