@@ -14,7 +14,7 @@ from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from notifications.api import Canal, NotificationLog, Statut, late_cutoff
+from notifications.api import Canal, NotificationLog, Statut, late_cutoff, reachable_loans
 
 from .models import Attribution, Duree, ExtensionRequest, overdue_at
 
@@ -74,7 +74,9 @@ def loan_summary(now: datetime) -> dict:
         overdue=Count("id", filter=overdue_at(now)),
         due_2h=Count("id", filter=Q(date_retour_prevue__gte=now, date_retour_prevue__lt=now + timedelta(hours=2))),
         due_today=Count("id", filter=Q(date_retour_prevue__gte=now, date_retour_prevue__lt=day_end)),
+        reachable=Count("id", filter=reachable_loans()),
     )
+    counts["unreachable"] = counts["out"] - counts.pop("reachable")
     counts["returned_today"] = Attribution.objects.filter(
         date_retour_effective__gte=day_start, date_retour_effective__lt=day_end
     ).count()

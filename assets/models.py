@@ -8,7 +8,8 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from .validators import refuse_control_characters, validate_single_line
@@ -53,6 +54,12 @@ class Language(models.TextChoices):
     EN = "en", _("English")
 
 
+class MaterielQuerySet(models.QuerySet):
+    def by_code(self, code: str) -> MaterielQuerySet:
+        """The material with this code whatever its case (codes are unique regardless of case)."""
+        return self.alias(code_lower=Lower("code")).filter(code_lower=Lower(Value((code or "").strip())))
+
+
 class Materiel(models.Model):
     class State(models.TextChoices):
         AVAILABLE = "available", _("Available")
@@ -71,11 +78,21 @@ class Materiel(models.Model):
     state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.AVAILABLE)
     notes = models.TextField(_("notes"), blank=True)
 
+    objects = MaterielQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("material")
         verbose_name_plural = _("materials")
         ordering = ["code"]
         indexes = [models.Index(fields=["state", "code"], name="materiel_state_code")]
+        constraints = [
+            # A scanner or a hand may type the code in either case: "cam-001" is "CAM-001".
+            models.UniqueConstraint(
+                Lower("code"),
+                name="materiel_code_unique_any_case",
+                violation_error_message=_("A material already has this code (codes are compared regardless of case)."),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"

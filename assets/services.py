@@ -14,6 +14,8 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import F
+from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
@@ -33,25 +35,63 @@ def person(by: User | AnonymousUser | None) -> User | None:
     return by if isinstance(by, User) else None
 
 
-def validate_lend(*, materiel: Materiel, client: Client, start: datetime, due: datetime) -> None:
+def open_loan_of(materiel: Materiel) -> Attribution | None:
+    return Attribution.objects.open().filter(materiel=materiel).select_related("client").first()
+
+
+def already_out_message(loan: Attribution) -> str:
+    return _("%(code)s is already out with %(client)s (due %(due)s).") % {
+        "code": loan.materiel.code,
+        "client": loan.client.name,
+        "due": date_format(timezone.localtime(loan.date_retour_prevue), "SHORT_DATETIME_FORMAT"),
+    }
+
+
+def validate_lend(*, materiel: Materiel | None, client: Client | None, start: datetime, due: datetime | None) -> None:
+    """Every problem of this loan at once, keyed by field; a part that is None (not understood) is not checked."""
     errors: dict[str, list[str]] = {}
-    if materiel.state == Materiel.State.OUT_OF_SERVICE:
-        errors.setdefault("materiel", []).append(
-            _("%(code)s is out of service and cannot be lent.") % {"code": materiel.code}
-        )
-    elif Attribution.objects.open().filter(materiel=materiel).exists():
-        errors.setdefault("materiel", []).append(
-            _("%(code)s is already out on another loan.") % {"code": materiel.code}
-        )
-    if not client.has_contact:
+    if materiel is not None:
+        if materiel.state == Materiel.State.OUT_OF_SERVICE:
+            errors.setdefault("materiel", []).append(
+                _("%(code)s is out of service and cannot be lent.") % {"code": materiel.code}
+            )
+        elif (busy := open_loan_of(materiel)) is not None:
+            busy.materiel = materiel
+            errors.setdefault("materiel", []).append(already_out_message(busy))
+    if client is not None and not client.has_contact:
         errors.setdefault("client", []).append(
             _("%(name)s has no email address or phone number, so they could not be notified. Add one first.")
             % {"name": client.name}
         )
-    if due <= start:
+    if due is not None and due <= start:
         errors.setdefault("date_retour_prevue", []).append(_("The due date must be after the start of the loan."))
     if errors:
         raise ValidationError(errors)
+
+
+def _create_loan(
+    materiel: Materiel, *, client: Client, start: datetime, due: datetime, now: datetime, by, notes: str
+) -> Attribution:
+    """Save one loan of a locked, validated material (the caller announces it)."""
+    try:
+        with transaction.atomic(), sent_by_caller():
+            attribution = Attribution.objects.create(
+                materiel=materiel,
+                client=client,
+                created_by=person(by),
+                date_debut=start,
+                date_retour_prevue=due,
+                notes=notes,
+            )
+    except IntegrityError:
+        raise ValidationError(
+            {"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}
+        ) from None
+    Materiel.objects.filter(pk=materiel.pk).update(state=Materiel.State.LENT)
+    LoanEvent.objects.create(
+        attribution=attribution, kind=LoanEvent.Kind.LENT, at=now, by=person(by), new_due=due, note=notes
+    )
+    return attribution
 
 
 def lend(
@@ -66,45 +106,47 @@ def lend(
 ) -> Attribution:
     """Record that ``materiel`` leaves with ``client`` from ``start`` (default ``now``) until ``due``."""
     with transaction.atomic():
-        attribution = _lend(materiel=materiel, client=client, due=due, now=now, start=start, by=by, notes=notes)
+        [attribution] = _lend(materiels=[materiel], client=client, due=due, now=now, start=start, by=by, notes=notes)
         transaction.on_commit(lambda: attribution_created.send(sender=Attribution, attribution=attribution, now=now))
     return attribution
 
 
 def _lend(
     *,
-    materiel: Materiel,
+    materiels: list[Materiel],
     client: Client,
     due: datetime,
     now: datetime,
     start: datetime | None,
     by: User | AnonymousUser | None,
     notes: str,
-) -> Attribution:
+) -> list[Attribution]:
+    """Lock, check (every problem of every item at once, under "materiel"), then save each loan."""
     start = start or now
     with transaction.atomic():
-        # Lock the material row so two desks lending the same item queue up here.
-        materiel = Materiel.objects.select_for_update().get(pk=materiel.pk)
-        validate_lend(materiel=materiel, client=client, start=start, due=due)
-        try:
-            with transaction.atomic(), sent_by_caller():
-                attribution = Attribution.objects.create(
-                    materiel=materiel,
-                    client=client,
-                    created_by=person(by),
-                    date_debut=start,
-                    date_retour_prevue=due,
-                    notes=notes,
+        # Lock the material rows (in id order, so two desks never deadlock) so two desks lending one item queue up.
+        locked = {
+            m.pk: m
+            for m in Materiel.objects.select_for_update().filter(pk__in=[m.pk for m in materiels]).order_by("pk")
+        }
+        errors: dict[str, list[str]] = {}
+        for position, materiel in enumerate(materiels):
+            try:
+                validate_lend(
+                    materiel=locked[materiel.pk],
+                    client=client if position == 0 else None,
+                    start=start,
+                    due=due if position == 0 else None,
                 )
-        except IntegrityError:
-            raise ValidationError(
-                {"materiel": _("%(code)s is already out on another loan.") % {"code": materiel.code}}
-            ) from None
-        Materiel.objects.filter(pk=materiel.pk).update(state=Materiel.State.LENT)
-        LoanEvent.objects.create(
-            attribution=attribution, kind=LoanEvent.Kind.LENT, at=now, by=person(by), new_due=due, note=notes
-        )
-    return attribution
+            except ValidationError as exc:
+                for field, messages in exc.message_dict.items():
+                    errors.setdefault(field, []).extend(messages)
+        if errors:
+            raise ValidationError(errors)
+        return [
+            _create_loan(locked[m.pk], client=client, start=start, due=due, now=now, by=by, notes=notes)
+            for m in materiels
+        ]
 
 
 def lend_several(
@@ -117,16 +159,14 @@ def lend_several(
     by: User | AnonymousUser | None = None,
     notes: str = "",
 ) -> list[Attribution]:
-    """Lend several items to one borrower at once: all or none, each its own loan.
+    """Lend several items to one borrower at once, all due at the same time: all or none, each its own loan.
 
-    Their confirmations are planned together once everything is saved, so the borrower
-    gets one message listing the items (the notifications' digests), not one per item.
+    Every item's problem is reported together. Their confirmations are planned together once
+    everything is saved, so the borrower gets one message listing the items (the notifications'
+    digests), not one per item.
     """
     with transaction.atomic():
-        loans = [
-            _lend(materiel=materiel, client=client, due=due, now=now, start=start, by=by, notes=notes)
-            for materiel in materiels
-        ]
+        loans = _lend(materiels=materiels, client=client, due=due, now=now, start=start, by=by, notes=notes)
         transaction.on_commit(lambda: _announce_together(loans, now=now))
     return loans
 

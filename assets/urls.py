@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import borrower_views, views
+from . import borrower_views, desk_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -9,6 +9,8 @@ urlpatterns = [
     path("loans/export.csv", views.loan_export, name="loan_export"),
     path("loans/overdue.csv", views.overdue_report, name="overdue_report"),
     path("loans/preview/", views.lend_preview, name="lend_preview"),
+    path("loans/scan-return/", desk_views.scan_return, name="scan_return"),
+    path("loans/basket/", desk_views.basket, name="basket"),
     path("loans/<int:pk>/", views.loan_detail, name="loan_detail"),
     path("loans/<int:pk>/return/", views.loan_return, name="loan_return"),
     path("loans/<int:pk>/extend/", views.loan_extend, name="loan_extend"),

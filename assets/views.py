@@ -19,9 +19,13 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from notifications.api import (
+    NOT_CONFIGURED,
     NotificationLog,
+    TypeNotification,
     borrower_messages_of,
     preferences_of,
+    reachability,
+    reachable_loans,
     recent_borrower_requests,
     scheduler_status,
 )
@@ -42,8 +46,10 @@ from .forms import (
     ReturnForm,
     client_label,
     client_search,
+    find_client,
     find_materiel,
 )
+from .lend_checks import check_borrower
 from .models import (
     Attribution,
     Client,
@@ -113,6 +119,7 @@ def filtered_loans(request: HttpRequest, now) -> tuple[dict, QuerySet[Attributio
     window = request.GET.get("window", "")
     if window not in LOAN_WINDOWS:
         window = ""
+    unreachable = request.GET.get("reach") == "none"
 
     loans = Attribution.objects.select_related("materiel", "client")
     if state == "open":
@@ -125,7 +132,9 @@ def filtered_loans(request: HttpRequest, now) -> tuple[dict, QuerySet[Attributio
         loans = loans.filter(duree=duree)
     if window:
         loans = loans.filter(dash.window_filter(window, now))
-    exact_code = Materiel.objects.filter(code=q).values_list("id", flat=True).first() if q else None
+    if unreachable:
+        loans = loans.exclude(reachable_loans())
+    exact_code = Materiel.objects.by_code(q).values_list("id", flat=True).first() if q else None
     if exact_code:
         # A scanned or typed code: that material's loans, straight from the index.
         loans = loans.filter(materiel_id=exact_code)
@@ -135,7 +144,8 @@ def filtered_loans(request: HttpRequest, now) -> tuple[dict, QuerySet[Attributio
             Q(client_id__in=Client.objects.filter(client_search(q)).values("id"))
             | Q(materiel_id__in=Materiel.objects.filter(Q(code__icontains=q) | Q(name__icontains=q)).values("id"))
         )
-    return {"state": state, "sort": sort, "duree": duree, "q": q, "window": window}, loans.order_by(*LOAN_SORTS[sort])
+    chosen = {"state": state, "sort": sort, "duree": duree, "q": q, "window": window, "unreachable": unreachable}
+    return chosen, loans.order_by(*LOAN_SORTS[sort])
 
 
 @staff_required
@@ -164,6 +174,7 @@ def loan_list(request: HttpRequest) -> HttpResponse:
             "window": chosen["window"],
             "window_label": LOAN_WINDOWS.get(chosen["window"], ""),
             "export_query": request.GET.urlencode(),
+            "unreachable": chosen["unreachable"],
         },
     )
 
@@ -227,37 +238,44 @@ def overdue_report(request: HttpRequest) -> StreamingHttpResponse:
 
 @staff_required
 def loan_lend(request: HttpRequest) -> HttpResponse:
+    check = None
     if request.method == "POST":
         form = LendForm(request.POST)
         if form.is_valid():
             data = form.cleaned_data
-            try:
-                loan = services.lend(
-                    materiel=data["materiel"],
-                    client=data["client"],
-                    due=data["date_retour_prevue"],
-                    now=timezone.now(),
-                    by=request.user,
-                    notes=data["notes"],
-                )
-            except ValidationError as exc:
-                form.add_error(None, exc)
-            else:
-                messages.success(
-                    request,
-                    _("%(code)s is lent to %(client)s.") % {"code": loan.materiel.code, "client": loan.client.name},
-                )
-                return redirect("loan_detail", pk=loan.pk)
+            now = timezone.now()
+            check = check_borrower(data["client"], now)
+            if check.refusal:
+                form.add_error("client", check.refusal)
+            elif not check.warnings or data["confirm"] == str(data["client"].pk):
+                try:
+                    loan = services.lend(
+                        materiel=data["materiel"],
+                        client=data["client"],
+                        due=data["date_retour_prevue"],
+                        now=now,
+                        by=request.user,
+                        notes=data["notes"],
+                    )
+                except ValidationError as exc:
+                    form.add_error(None, exc)
+                else:
+                    messages.success(
+                        request,
+                        _("%(code)s is lent to %(client)s.") % {"code": loan.materiel.code, "client": loan.client.name},
+                    )
+                    return redirect("loan_detail", pk=loan.pk)
     else:
         initial = {}
         client_id = parse_id(request.GET.get("client"))
         client = Client.objects.filter(pk=client_id).first() if client_id else None
         if client:
             initial["client"] = client_label(client)
+            check = check_borrower(client, timezone.now())
         if request.GET.get("code"):
             initial["materiel"] = request.GET["code"]
         form = LendForm(initial=initial)
-    return render(request, "assets/loan_lend.html", {"form": form, "durees": Duree.choices})
+    return render(request, "assets/loan_lend.html", {"form": form, "durees": Duree.choices, "check": check})
 
 
 @staff_required
@@ -279,6 +297,9 @@ def lend_preview(request: HttpRequest) -> JsonResponse:
                 "code": materiel.code,
                 "message": f"{materiel.name} — {materiel.get_state_display()}",
             }
+    client_text = request.GET.get("client", "").strip()
+    if client_text:
+        result["client"] = client_preview(client_text)
     due = request.GET.get("due", "")
     if due:
         form = ExtendForm({"date_retour_prevue": due})
@@ -290,6 +311,23 @@ def lend_preview(request: HttpRequest) -> JsonResponse:
                 duree = classify_duree(now, value)
                 result["duree"] = {"ok": True, "value": duree, "message": Duree(duree).label}
     return JsonResponse(result)
+
+
+def client_preview(text: str) -> dict:
+    """Which channels reach the client behind ``text``, for the lend form's live preview."""
+    try:
+        client = find_client(text)
+    except ValidationError:
+        return {"ok": True, "message": ""}  # still typing: the form says what is wrong on submit
+    check = check_borrower(client, timezone.now())
+    parts = [
+        f"{r.label} ✓" if r.reached else r.reason if r.obstacle == NOT_CONFIGURED else f"{r.label}: {r.reason}"
+        for r in check.reach.channels_for(TypeNotification.CREATION)
+    ]
+    lines = [_("Confirmation: %(channels)s") % {"channels": " · ".join(parts)}, *check.warnings]
+    if check.refusal:
+        lines.append(check.refusal)
+    return {"ok": not (check.warnings or check.refusal), "message": " — ".join(lines)}
 
 
 @staff_required
@@ -408,7 +446,7 @@ def loan_return(request: HttpRequest, pk: int) -> HttpResponse:
             form.add_error(None, exc)
         else:
             messages.success(request, _("%(code)s is back.") % {"code": loan.materiel.code})
-            return redirect("loan_detail", pk=loan.pk)
+            return redirect_back(request, request.POST.get("next", ""), reverse("loan_detail", args=[loan.pk]))
     return render(request, "assets/loan_return.html", {"loan": loan, "form": form, "now": timezone.now()})
 
 
@@ -517,5 +555,11 @@ def client_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(
         request,
         "assets/client_detail.html",
-        {"client": client, "form": form, "page": paginate(request, loans), "now": timezone.now()},
+        {
+            "client": client,
+            "form": form,
+            "page": paginate(request, loans),
+            "now": timezone.now(),
+            "reach": reachability(client),
+        },
     )

@@ -55,6 +55,10 @@ PAGES = [
     ("log: failed tab", "/notifications/?tab=failed"),
     ("log: all, client", "/notifications/?tab=all&client=Client%20123"),
     ("notification page", "/notifications/{notification}/"),
+    ("lend form, client known", "/loans/new/?client={client}"),
+    ("loans: unreachable", "/loans/?reach=none"),
+    ("scan to return", "/loans/scan-return/?last={returned}"),
+    ("basket, 10 items", "/loans/basket/"),
 ]
 
 
@@ -149,7 +153,8 @@ def main(n_loans: int, n_logs: int) -> None:
     from django.test.utils import CaptureQueriesContext, setup_test_environment
     from django.utils import timezone
 
-    from assets.models import Attribution
+    from assets.desk_views import BASKET_SESSION_KEY
+    from assets.models import Attribution, Materiel
     from notifications.models import NotificationLog
 
     setup_test_environment()
@@ -159,12 +164,17 @@ def main(n_loans: int, n_logs: int) -> None:
     http.force_login(get_user_model().objects.get(username="bench"))
     loan = Attribution.objects.open().order_by("-id").first()
     assert loan is not None  # fill() just made open loans
+    returned = Attribution.objects.returned().order_by("-id").values_list("id", flat=True).first()
+    session = http.session
+    session[BASKET_SESSION_KEY] = list(Materiel.objects.order_by("id").values_list("id", flat=True)[:10])
+    session.save()
     today = timezone.localdate()
     notification = NotificationLog.objects.filter(statut="ECHEC_PERMANENT").order_by("-id").values_list("id", flat=True)
     values = {
         "client": loan.client_id,
         "loan": loan.pk,
         "notification": notification.first(),
+        "returned": returned,
         "today": today,
         "month_ago": today - timedelta(days=30),
     }

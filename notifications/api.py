@@ -16,25 +16,39 @@ from .models import (
     NotificationLog,
     NotificationPreferences,
     Statut,
+    TypeNotification,
     WhatsAppConfig,
     late_cutoff,
 )
-from .recipients import REMINDER_FLAGS, preferences_of, stop_reminders
+from .recipients import (
+    NOT_CONFIGURED,
+    REMINDER_FLAGS,
+    Reachability,
+    preferences_of,
+    reachability,
+    reachable_loans,
+    stop_reminders,
+)
 from .scheduler_status import forget_scheduler_status, scheduler_status
 from .sending import send_now
 
 __all__ = [
+    "NOT_CONFIGURED",
     "REMINDER_FLAGS",
     "Canal",
     "MessageOverride",
     "NotificationLog",
     "NotificationPreferences",
+    "Reachability",
     "Statut",
+    "TypeNotification",
     "WhatsAppConfig",
     "borrower_messages_of",
     "forget_scheduler_status",
     "late_cutoff",
     "preferences_of",
+    "reachability",
+    "reachable_loans",
     "recent_borrower_requests",
     "scheduler_status",
     "send_now",

@@ -282,6 +282,17 @@ NOTIFICATION_CLOCK = env("NOTIFICATION_CLOCK", default="database")
 SCHEDULER_PIDFILE = env("SCHEDULER_PIDFILE", default=str(BASE_DIR / "var" / "celerybeat.pid"))
 
 # --- Staff UI -----------------------------------------------------------
+# Lending to a borrower no loan confirmation can reach: "warn" (staff confirm) or "refuse".
+LEND_UNREACHABLE = env("LEND_UNREACHABLE", default="warn")
+if LEND_UNREACHABLE not in ("warn", "refuse"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LEND_UNREACHABLE must be 'warn' or 'refuse', not {LEND_UNREACHABLE!r}.")
+# The lend form warns about a borrower who returned late this many times in the last this many months.
+LEND_WARN_LATE_RETURNS = env.int("LEND_WARN_LATE_RETURNS", default=2)
+LEND_WARN_LATE_MONTHS = env.int("LEND_WARN_LATE_MONTHS", default=6)
+# At most this many items in one basket lend.
+LEND_BASKET_MAX = env.int("LEND_BASKET_MAX", default=30)
 # The dashboard turns red from this many permanent failures in 24 h...
 DASHBOARD_FAILURE_ALERT = env.int("DASHBOARD_FAILURE_ALERT", default=10)
 # ...or when a notification is late (NOTIFICATION_BACKLOG_MAX_MINUTES below), but not in the first

@@ -57,7 +57,14 @@ def test_counts_and_lists(staff_client):
     )
     response = staff_client.get(reverse("home"))
     context = response.context
-    assert context["counts"] == {"out": 4, "overdue": 1, "due_2h": 1, "due_today": 2, "returned_today": 1}
+    assert context["counts"] == {
+        "out": 4,
+        "overdue": 1,
+        "due_2h": 1,
+        "due_today": 2,
+        "returned_today": 1,
+        "unreachable": 0,
+    }
     assert [(value, n) for value, _label, n in context["by_class"]] == [("COURT", 1), ("MOYEN", 2), ("LONG", 1)]
     assert [loan.materiel.code for loan in context["overdue"]] == ["LATE"]
     assert [loan.materiel.code for loan in context["due_today"]] == ["SOON", "TONIGHT"]

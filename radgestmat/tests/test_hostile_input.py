@@ -23,6 +23,7 @@ from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+import assets.desk_views
 import assets.views
 import notifications.experiment_views
 import notifications.views
@@ -51,11 +52,13 @@ HOSTILE_VALUES = {
 # url name: (method, query or form parameters, whether the url has an <int:pk>)
 PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "home": ("GET", (), False),
-    "loan_list": ("GET", ("state", "sort", "duree", "q", "window", "page"), False),
-    "loan_export": ("GET", ("state", "sort", "duree", "q", "window"), False),
+    "loan_list": ("GET", ("state", "sort", "duree", "q", "window", "reach", "page"), False),
+    "loan_export": ("GET", ("state", "sort", "duree", "q", "window", "reach"), False),
     "overdue_report": ("GET", (), False),
     "loan_lend": ("GET", ("client", "code"), False),
-    "lend_preview": ("GET", ("code", "due"), False),
+    "lend_preview": ("GET", ("code", "client", "due"), False),
+    "scan_return": ("GET", ("last",), False),
+    "basket": ("GET", (), False),
     "loan_detail": ("GET", (), True),
     "loan_return": ("GET", (), True),
     "loan_extend": ("GET", (), True),
@@ -300,13 +303,13 @@ def test_the_parameter_table_lists_every_staff_page_and_every_parameter_its_view
         **{name: set() for name in views.values()},
         **{
             k: v
-            for module in (assets.views, notifications.views, notifications.experiment_views)
+            for module in (assets.views, assets.desk_views, notifications.views, notifications.experiment_views)
             for k, v in parameters_read(module).items()
         },
     }
     posted = {
         k: v
-        for module in (assets.views, notifications.views, notifications.experiment_views)
+        for module in (assets.views, assets.desk_views, notifications.views, notifications.experiment_views)
         for k, v in parameters_read(module, "POST").items()
     }
     for url_name, (method, params, _has_pk) in PARAMETERS.items():

@@ -43,12 +43,13 @@ def test_model_names_and_choices_are_translated():
 
 
 def test_service_errors_are_translated(db):
-    loan = AttributionFactory(materiel__code="CAM-1")
+    loan = AttributionFactory(materiel__code="CAM-1", client__name="Zoé")
     with translation.override("fr"), pytest.raises(ValidationError) as caught:
         services.lend(
             materiel=loan.materiel, client=ClientFactory(), due=timezone.now() + timedelta(hours=2), now=timezone.now()
         )
-    assert caught.value.message_dict["materiel"] == ["CAM-1 est déjà sorti sur un autre prêt."]
+    [message] = caught.value.message_dict["materiel"]
+    assert message.startswith("CAM-1 est déjà sorti chez Zoé (à rendre le ")
 
 
 def test_dates_follow_the_language_and_the_local_time_zone(staff_client, settings):
