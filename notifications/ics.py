@@ -31,10 +31,11 @@ from assets.validators import one_line
 from .messages import Attachment, language_of
 from .models import Audience, NotificationLog, TypeNotification
 
-# The type of the extension notice (added with the extension-notice texts); by value, so this
-# module works before and after that type exists.
-PROLONGATION = "PROLONGATION"
-METHODS = {TypeNotification.CREATION: "REQUEST", PROLONGATION: "REQUEST", TypeNotification.RESTITUTION: "CANCEL"}
+METHODS: dict[str, str] = {
+    TypeNotification.CREATION: "REQUEST",
+    TypeNotification.PROLONGATION: "REQUEST",
+    TypeNotification.RESTITUTION: "CANCEL",
+}
 # A calendar event needs a length; the return itself takes a moment.
 EVENT_LENGTH = timedelta(minutes=15)
 PRODID = "-//RadGestMat//Loans//EN"

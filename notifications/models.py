@@ -29,6 +29,7 @@ class TypeNotification(models.TextChoices):
     RAPPEL_FINAL = "RAPPEL_FINAL", _("Reminder on the due day")
     RETARD = "RETARD", _("Overdue alert")
     RESTITUTION = "RESTITUTION", _("Return receipt")
+    PROLONGATION = "PROLONGATION", _("Extension notice")
     PROLONGATION_REFUSEE = "PROLONGATION_REFUSEE", _("Extension refused")
     # The answer to a message the borrower sent us (`notifications.inbound`): never planned, one per inbound message.
     REPONSE = "REPONSE", _("Reply to the borrower")
@@ -46,7 +47,9 @@ REMINDER_TYPES = frozenset(
 # Sent while the borrower is standing at the desk, or has just written to us and waits for the
 # answer (REPONSE): these go through the priority queue (`radgestmat.queues`), never behind a
 # backlog of reminders.
-DESK_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.REPONSE})
+DESK_TYPES = frozenset(
+    {TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.PROLONGATION, TypeNotification.REPONSE}
+)
 
 
 # Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
@@ -166,8 +169,12 @@ class NotificationLog(models.Model):
     canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
     audience = models.CharField(_("audience"), max_length=10, choices=Audience.choices, default=Audience.CLIENT)
     niveau_escalade = models.PositiveSmallIntegerField(
-        _("escalation level"), default=0, help_text=_("0 except for overdue alerts, which count 1, 2, 3…")
+        _("escalation level"),
+        default=0,
+        help_text=_("0 except for overdue alerts, which count 1, 2, 3…, and extension notices, one per extension."),
     )
+    # An extension notice's "moved from" date: the due date the borrower last heard of.
+    previous_due = models.DateTimeField(_("previous due date"), null=True, blank=True)
     statut = models.CharField(_("status"), max_length=20, choices=Statut.choices, default=Statut.EN_ATTENTE)
     # Default now: a row created by hand (the spec's integration test) is due at once.
     date_scheduled = models.DateTimeField(_("scheduled for"), default=timezone.now)

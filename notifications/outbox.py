@@ -42,6 +42,7 @@ class Planned:
     date_scheduled: datetime
     niveau_escalade: int = 0
     audience: str = Audience.CLIENT
+    previous_due: datetime | None = None
 
 
 def expand(
@@ -73,6 +74,7 @@ def expand(
                     niveau_escalade=item.niveau_escalade,
                     date_scheduled=when,
                     duree_emprunt=attribution.duree,
+                    previous_due=item.previous_due,
                 )
             )
     return rows

@@ -31,6 +31,8 @@ REASONS: dict[str, Any] = {
     "CHANNEL_OFF": _("The borrower switched %(canal)s off."),
     "NO_LONGER_RELEVANT": _("No longer relevant when its time came (loan returned, due time passed or class changed)."),
     "DUE_MOVED": _("The due date moved from %(old)s to %(new)s."),
+    "NOTICE_REPLACED": _("A later extension of this loan replaced this notice."),
+    "NOTICE_AFTER_RETURN": _("Loan returned before this extension notice was sent."),
     "CANCELLED_BY": _("Cancelled by %(user)s."),
     "CAP_REACHED": _("Daily cap of %(cap)s %(canal)s messages reached; waits until %(until)s."),
     "TWILIO_STATUS": _("Twilio reported the message %(status)s: error %(error)s."),

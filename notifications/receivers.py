@@ -27,6 +27,10 @@ def notify_restitution(sender, attribution, now, **kwargs):
         NotificationLog.objects.filter(attribution=attribution, type_notification=TypeNotification.RETARD),
         code="ALERT_AFTER_RETURN",
     )
+    lifecycle.cancel(
+        NotificationLog.objects.filter(attribution=attribution, type_notification=TypeNotification.PROLONGATION),
+        code="NOTICE_AFTER_RETURN",
+    )
     outbox.plan([outbox.Planned(attribution, TypeNotification.RESTITUTION, now)], now=now)
 
 

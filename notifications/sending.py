@@ -59,7 +59,7 @@ def retry_delay(attempt: int) -> float:
     return min(delay, settings.NOTIFICATION_RETRY_MAX_DELAY)
 
 
-# CREATION and RESTITUTION rows are scheduled by the web's clock, which may run a little ahead of
+# CREATION, RESTITUTION and PROLONGATION rows are scheduled by the web's clock, which may run a little ahead of
 # the database's (``now`` here, `radgestmat.clock`): a row due within this margin counts as due.
 CLAIM_CLOCK_SKEW = timedelta(minutes=1)
 

@@ -17,6 +17,8 @@ The rules (docs/timing.md):
   at or after the due time moves instead to 5 minutes before the quiet period
   starts; if that is before the loan started, this channel skips it.
   CREATION, RESTITUTION and PROLONGATION_REFUSEE answer a staff action and always go at once.
+- PROLONGATION (extension notice): at once when the due date moves, moved by quiet
+  hours like an overdue alert (to the end of the period); dropped if the loan is returned first.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ BEFORE_QUIET = timedelta(minutes=5)
 IMMEDIATE_TYPES = frozenset(
     {TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.PROLONGATION_REFUSEE}
 )
+OBSOLETE_ONCE_RETURNED = frozenset({TypeNotification.RETARD, TypeNotification.PROLONGATION})
 # Which reminders belong to which duration class.
 REMINDERS_OF_CLASS: dict[str, tuple[TypeNotification, ...]] = {
     Duree.COURT: (TypeNotification.RAPPEL_2H,),
@@ -54,7 +57,7 @@ def lapse_reason(type_notification: str, *, returned: bool, due: datetime, duree
     nothing but the receipt after the return, no pre-due reminder once the due time has
     passed or for a duration class the loan no longer has.
     """
-    if returned and (type_notification in REMINDER_TYPES or type_notification == TypeNotification.RETARD):
+    if returned and (type_notification in REMINDER_TYPES or type_notification in OBSOLETE_ONCE_RETURNED):
         return "LOAN_RETURNED"
     if type_notification in REMINDER_TYPES:
         if now >= due:

@@ -157,6 +157,11 @@ STORAGES = {
 # --- Organisation (appears in messages to borrowers) --------------------
 ORGANISATION_NAME = env("ORGANISATION_NAME", default="RadGestMat")
 ORGANISATION_REPLY_TO = env("ORGANISATION_REPLY_TO", default="")
+# Where and when borrowers bring items back, and how to reach the desk: each line is left out of messages when empty.
+ORGANISATION_RETURN_DESK = env("ORGANISATION_RETURN_DESK", default="")
+ORGANISATION_OPENING_HOURS = env("ORGANISATION_OPENING_HOURS", default="")
+ORGANISATION_CONTACT_PHONE = env("ORGANISATION_CONTACT_PHONE", default="")
+ORGANISATION_CONTACT_EMAIL = env("ORGANISATION_CONTACT_EMAIL", default="")
 
 # --- Borrower page and extension requests (docs/borrower-page.md) --------
 # A loan's personal link keeps working this many days after the return.

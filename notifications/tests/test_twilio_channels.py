@@ -30,7 +30,7 @@ def test_it_sends_a_whatsapp_body_and_records_the_sid(fake_twilio):
     [form] = fake_twilio.forms()
     assert form["To"] == "whatsapp:+33612345678"
     assert form["From"] == "whatsapp:+14155238886"
-    assert form["Body"].startswith("✅ *Prêt enregistré*\nBonjour Camille, votre emprunt de *")
+    assert form["Body"].startswith("✅ *Prêt confirmé*\nBonjour Camille, vous avez emprunté le matériel *")
     assert form["StatusCallback"] == "https://radgestmat.example.org/webhooks/twilio/status/"
     assert "ContentSid" not in form
     log.refresh_from_db()

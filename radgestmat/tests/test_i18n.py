@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -63,7 +64,6 @@ def test_dates_follow_the_language_and_the_local_time_zone(staff_client, setting
 @pytest.mark.parametrize("language", ["fr", "en"])
 def test_one_date_pattern_per_language_on_the_lists(staff_client, settings, language):
     """Day month year and a 24-hour clock everywhere: no 07/14/2026, no 14/07/2026 next to "14 juillet", no p.m."""
-    import re
 
     settings.LANGUAGE_CODE = language
     AttributionFactory(date_debut=datetime(2026, 7, 14, 12, 30, tzinfo=UTC))
@@ -78,7 +78,6 @@ def test_one_date_pattern_per_language_on_the_lists(staff_client, settings, lang
 def test_the_french_catalog_is_complete_and_compiled(settings):
     """Every string of locale/fr/…/django.po is translated, and the committed .mo holds them all."""
     import gettext
-    import re
 
     folder = settings.BASE_DIR / "locale" / "fr" / "LC_MESSAGES"
     po = (folder / "django.po").read_text(encoding="utf-8")
