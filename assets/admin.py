@@ -10,7 +10,7 @@ from django.utils.translation import ngettext
 from notifications.api import NotificationLog, NotificationPreferences
 
 from . import services
-from .models import Attribution, Client, Materiel
+from .models import Attribution, Client, ExtensionRequest, Materiel
 
 
 @admin.register(Materiel)
@@ -81,7 +81,9 @@ class AttributionAdminForm(forms.ModelForm):
                 )
             else:
                 if "date_retour_prevue" in self.changed_data:
-                    services.validate_extend(self.instance, new_due=data["date_retour_prevue"])
+                    services.validate_extend(
+                        self.instance, new_due=data["date_retour_prevue"], by=getattr(self, "user", None)
+                    )
                 if data.get("date_retour_effective") and "date_retour_effective" in self.changed_data:
                     services.validate_return(self.instance, when=data["date_retour_effective"], now=timezone.now())
         except ValidationError as exc:
@@ -115,6 +117,11 @@ class AttributionAdmin(admin.ModelAdmin):
     inlines = [NotificationLogInline]
     actions = ["mark_returned"]
 
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change=change, **kwargs)
+        # The extension limit depends on who extends (assets.extend_beyond_limit).
+        return type(form.__name__, (form,), {"user": request.user})
+
     def get_readonly_fields(self, request, obj=None):
         readonly = list(self.readonly_fields)
         if obj is not None:
@@ -143,6 +150,8 @@ class AttributionAdmin(admin.ModelAdmin):
             return
         if "notes" in form.changed_data:
             Attribution.objects.filter(pk=obj.pk).update(notes=data["notes"])
+            if data["notes"].strip():
+                services.add_note(obj, text=data["notes"], now=now, by=request.user)
         if "date_retour_prevue" in form.changed_data:
             services.extend(obj, new_due=data["date_retour_prevue"], now=now, by=request.user)
         if "date_retour_effective" in form.changed_data and data.get("date_retour_effective"):
@@ -161,3 +170,21 @@ class AttributionAdmin(admin.ModelAdmin):
         self.message_user(
             request, ngettext("%(n)d loan marked as returned.", "%(n)d loans marked as returned.", done) % {"n": done}
         )
+
+
+@admin.register(ExtensionRequest)
+class ExtensionRequestAdmin(admin.ModelAdmin):
+    """Read only: requests are decided on the staff pages, through `assets.services` (the extension goes through
+    `extend`, the borrower is told)."""
+
+    list_display = ["attribution", "requested_due", "statut", "source", "requested_at", "decided_by"]
+    list_filter = ["statut", "source"]
+    list_select_related = ["attribution__materiel", "attribution__client", "decided_by"]
+    date_hierarchy = "requested_at"
+    search_fields = ["attribution__materiel__code", "attribution__client__name"]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -8,14 +8,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from django.apps import apps
 from django.conf import settings
 from django.db.models import Count, Q
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
-from notifications.api import Canal, NotificationLog, Statut, late_cutoff
+from notifications.api import Canal, NotificationLog, Statut, late_cutoff, reachable_loans
 
-from .models import Attribution, Duree, overdue_at
+from .models import Attribution, Duree, ExtensionRequest, overdue_at
 
 CHART_DAYS = 7
 # Status groups drawn as the stacked segments of each day's bar, bottom to top.
@@ -48,9 +49,24 @@ class DayBar:
         return sum(self.counts.values())
 
 
-def loan_summary(now: datetime) -> dict:
+def today_bounds(now: datetime) -> tuple[datetime, datetime]:
     today = timezone.localtime(now).date()
-    day_start, day_end = local_midnight(today), local_midnight(today + timedelta(days=1))
+    return local_midnight(today), local_midnight(today + timedelta(days=1))
+
+
+def window_filter(window: str, now: datetime) -> Q:
+    """The loans behind one dashboard card, for the loan list it opens (`views.LOAN_WINDOWS`)."""
+    day_start, day_end = today_bounds(now)
+    return {
+        "due_2h": Q(date_retour_effective__isnull=True, date_retour_prevue__gte=now)
+        & Q(date_retour_prevue__lt=now + timedelta(hours=2)),
+        "due_today": Q(date_retour_effective__isnull=True, date_retour_prevue__gte=now, date_retour_prevue__lt=day_end),
+        "returned_today": Q(date_retour_effective__gte=day_start, date_retour_effective__lt=day_end),
+    }[window]
+
+
+def loan_summary(now: datetime) -> dict:
+    day_start, day_end = today_bounds(now)
     open_loans = Attribution.objects.open()
     by_class = dict(open_loans.order_by().values_list("duree").annotate(n=Count("id")))
     counts = open_loans.aggregate(
@@ -58,7 +74,9 @@ def loan_summary(now: datetime) -> dict:
         overdue=Count("id", filter=overdue_at(now)),
         due_2h=Count("id", filter=Q(date_retour_prevue__gte=now, date_retour_prevue__lt=now + timedelta(hours=2))),
         due_today=Count("id", filter=Q(date_retour_prevue__gte=now, date_retour_prevue__lt=day_end)),
+        reachable=Count("id", filter=reachable_loans()),
     )
+    counts["unreachable"] = counts["out"] - counts.pop("reachable")
     counts["returned_today"] = Attribution.objects.filter(
         date_retour_effective__gte=day_start, date_retour_effective__lt=day_end
     ).count()
@@ -121,6 +139,19 @@ def capped_count(queryset, cap: int = ALERT_COUNT_CAP) -> int:
     return queryset.order_by().values("id")[:cap].count()
 
 
+def grace_until(now: datetime) -> datetime | None:
+    """End of the start-up grace period, or None once it is over.
+
+    The grace period is the first DASHBOARD_STARTUP_GRACE_MINUTES after this web process started
+    (`AssetsConfig.started_at`): when the stack starts together, beat has not ticked yet, the workers
+    are still booting and the relay has a backlog to catch up, so "not sending" is expected for a
+    few minutes and must not turn the front desk's page red. The scheduler page still tells it all.
+    """
+    started: datetime = getattr(apps.get_app_config("assets"), "started_at")  # noqa: B009  (AssetsConfig's)
+    end = started + timedelta(minutes=settings.DASHBOARD_STARTUP_GRACE_MINUTES)
+    return end if started <= now < end else None
+
+
 def alerts(now: datetime) -> dict:
     """What should turn the dashboard banner red: failures piling up, or sends nobody picked up."""
     failed_recently = capped_count(
@@ -134,3 +165,17 @@ def alerts(now: datetime) -> dict:
         "stuck_after": settings.NOTIFICATION_BACKLOG_MAX_MINUTES,
         "cap": ALERT_COUNT_CAP,
     }
+
+
+PENDING_EXTENSIONS_SHOWN = 20
+
+
+def pending_extensions() -> list[ExtensionRequest]:
+    """Borrowers' extension requests waiting for staff on loans still out, oldest first (one query)."""
+    return list(
+        ExtensionRequest.objects.filter(
+            statut=ExtensionRequest.Statut.EN_ATTENTE, attribution__date_retour_effective__isnull=True
+        )
+        .select_related("attribution__materiel", "attribution__client")
+        .order_by("requested_at", "id")[:PENDING_EXTENSIONS_SHOWN]
+    )

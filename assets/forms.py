@@ -1,4 +1,4 @@
-"""Staff forms. Loans change only through `assets.services`; its field-keyed errors land on these fields."""
+"""Staff forms, and the borrower page's. Loans change only through `assets.services`; its field-keyed errors land on these fields."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ import re
 from django import forms
 from django.core.exceptions import ValidationError
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from notifications.api import NotificationPreferences
 
-from .models import Client, Materiel, normalize_phone
+from . import services
+from .models import Attribution, Client, Materiel, normalize_phone
 
 DATETIME_LOCAL = "%Y-%m-%dT%H:%M"
 CLIENT_ID_SUFFIX = re.compile(r"#(\d+)\s*$")
@@ -37,7 +39,7 @@ def client_label(client: Client) -> str:
 
 def find_materiel(code: str) -> Materiel:
     code = (code or "").strip()
-    materiel = Materiel.objects.filter(code=code).first() or Materiel.objects.filter(code__iexact=code).first()
+    materiel = Materiel.objects.by_code(code).first()
     if materiel is None:
         raise forms.ValidationError(_("No material has the code “%(code)s”."), params={"code": code}, code="unknown")
     return materiel
@@ -95,6 +97,11 @@ class LendForm(forms.Form):
     )
     date_retour_prevue = datetime_field(_("Due back"))
     notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    # The "Lend anyway" button sends the id of the borrower whose warnings staff have read:
+    # a borrower changed after the warnings gets their own.
+    confirm = forms.CharField(required=False, max_length=20, widget=forms.HiddenInput)
+
+    busy_loan: Attribution | None = None  # the open loan of the material, when it is already out
 
     def clean_materiel(self) -> Materiel:
         return find_materiel(self.cleaned_data["materiel"])
@@ -102,9 +109,67 @@ class LendForm(forms.Form):
     def clean_client(self) -> Client:
         return find_client(self.cleaned_data["client"])
 
+    def clean(self):
+        cleaned = super().clean()
+        add_lend_problems(self, materiel=cleaned.get("materiel"))
+        return cleaned
+
+
+def add_lend_problems(form: forms.Form, *, materiel: Materiel | None) -> None:
+    """Put every problem of the loan on the form at once: the service's checks run on whatever was understood."""
+    cleaned = form.cleaned_data
+    if materiel is not None:
+        form.busy_loan = services.open_loan_of(materiel)  # type: ignore[attr-defined]
+    try:
+        services.validate_lend(
+            materiel=materiel,
+            client=cleaned.get("client"),
+            start=timezone.now(),
+            due=cleaned.get("date_retour_prevue"),
+        )
+    except ValidationError as exc:
+        for field, messages in exc.message_dict.items():
+            if field not in form.errors:  # a field already refused keeps its own message
+                form.add_error(field, messages)
+
+
+class ScanForm(forms.Form):
+    """One scanned or typed code (a USB scanner types it then Enter)."""
+
+    code = forms.CharField(
+        label=_("Material code"),
+        max_length=64,
+        widget=forms.TextInput(
+            attrs={"autofocus": True, "autocomplete": "off", "spellcheck": "false", "autocapitalize": "off"}
+        ),
+    )
+
+    busy_loan: Attribution | None = None  # when the scanned material is already out
+
+    def clean_code(self) -> Materiel:
+        return find_materiel(self.cleaned_data["code"])
+
+
+class BasketLendForm(forms.Form):
+    """The basket's checkout: one borrower and one due date for every item scanned."""
+
+    client = LendForm.base_fields["client"]
+    date_retour_prevue = datetime_field(_("Due back"))
+    notes = forms.CharField(label=_("Notes"), required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    confirm = LendForm.base_fields["confirm"]
+
+    def clean_client(self) -> Client:
+        return find_client(self.cleaned_data["client"])
+
 
 class ExtendForm(forms.Form):
     date_retour_prevue = datetime_field(_("New due date"))
+
+
+class NoteForm(forms.Form):
+    note = forms.CharField(
+        label=_("Note"), max_length=2000, widget=forms.Textarea(attrs={"rows": 2, "maxlength": 2000})
+    )
 
 
 class ReturnForm(forms.Form):
@@ -151,3 +216,35 @@ class PreferencesForm(forms.ModelForm):
             "rappel_j_moins_1",
             "rappel_final",
         ]
+
+
+# --- The borrower page (assets.borrower_views) and staff decisions on its requests ---------------
+
+
+class BorrowerExtensionForm(forms.Form):
+    loan = forms.IntegerField(widget=forms.HiddenInput, min_value=1, max_value=2**31 - 1)
+    new_due = datetime_field(_("New return time"))
+
+
+class BorrowerPreferencesForm(forms.ModelForm):
+    """What a borrower may change from their link: channels and reminders (not the phone number: a link
+    forwarded to someone else must not redirect the messages)."""
+
+    class Meta:
+        model = NotificationPreferences
+        fields = [
+            "notifications_email",
+            "notifications_whatsapp",
+            "sms_enabled",
+            "rappel_2h_avant",
+            "rappel_j_moins_2",
+            "rappel_j_moins_1",
+            "rappel_final",
+        ]
+        # The model's help speaks to staff ("only with the borrower's consent"): ticking it here is that consent.
+        help_texts = {"notifications_whatsapp": ""}
+
+
+class ExtensionDecisionForm(forms.Form):
+    action = forms.ChoiceField(choices=[("approve", _("Approve")), ("refuse", _("Refuse"))])
+    reason = forms.CharField(label=_("Reason for refusal"), max_length=500, required=False)

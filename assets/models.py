@@ -8,7 +8,8 @@ import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.db.models import F, Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Lower
 from django.utils.translation import gettext_lazy as _
 
 from .validators import refuse_control_characters, validate_single_line
@@ -53,6 +54,12 @@ class Language(models.TextChoices):
     EN = "en", _("English")
 
 
+class MaterielQuerySet(models.QuerySet):
+    def by_code(self, code: str) -> MaterielQuerySet:
+        """The material with this code whatever its case (codes are unique regardless of case)."""
+        return self.alias(code_lower=Lower("code")).filter(code_lower=Lower(Value((code or "").strip())))
+
+
 class Materiel(models.Model):
     class State(models.TextChoices):
         AVAILABLE = "available", _("Available")
@@ -71,11 +78,21 @@ class Materiel(models.Model):
     state = models.CharField(_("state"), max_length=20, choices=State.choices, default=State.AVAILABLE)
     notes = models.TextField(_("notes"), blank=True)
 
+    objects = MaterielQuerySet.as_manager()
+
     class Meta:
         verbose_name = _("material")
         verbose_name_plural = _("materials")
         ordering = ["code"]
         indexes = [models.Index(fields=["state", "code"], name="materiel_state_code")]
+        constraints = [
+            # A scanner or a hand may type the code in either case: "cam-001" is "CAM-001".
+            models.UniqueConstraint(
+                Lower("code"),
+                name="materiel_code_unique_any_case",
+                violation_error_message=_("A material already has this code (codes are compared regardless of case)."),
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.code} — {self.name}"
@@ -178,6 +195,8 @@ class Attribution(models.Model):
     duree = models.CharField(_("duration class"), max_length=5, choices=Duree.choices, editable=False)
     notes = models.TextField(_("notes"), blank=True)
     created_at = models.DateTimeField(_("recorded at"), auto_now_add=True)
+    # Part of the borrower's link (`assets.borrower_links`): staff revoke the link by moving it on.
+    borrower_link_version = models.PositiveIntegerField(_("borrower link version"), default=0, editable=False)
 
     objects = AttributionQuerySet.as_manager()
 
@@ -185,6 +204,7 @@ class Attribution(models.Model):
         verbose_name = _("loan")
         verbose_name_plural = _("loans")
         ordering = ["-date_debut"]
+        permissions = [("extend_beyond_limit", _("Can extend a loan beyond EXTENSION_MAX_PER_LOAN"))]
         constraints = [
             models.UniqueConstraint(
                 fields=["materiel"],
@@ -258,12 +278,123 @@ class Attribution(models.Model):
         return elapsed(now, self.date_retour_prevue)
 
 
+class ExtensionRequest(models.Model):
+    """A borrower asked for a later due time (`assets.services.request_extension`): granted, refused or waiting."""
+
+    class Statut(models.TextChoices):
+        EN_ATTENTE = "EN_ATTENTE", _("Waiting for staff")
+        ACCORDEE = "ACCORDEE", _("Granted")
+        REFUSEE = "REFUSEE", _("Refused")
+
+    class Source(models.TextChoices):
+        PAGE = "PAGE", _("Borrower page")
+        WHATSAPP = "WHATSAPP", _("WhatsApp")
+        SMS = "SMS", _("SMS")
+
+    attribution = models.ForeignKey(
+        Attribution, on_delete=models.CASCADE, related_name="extension_requests", verbose_name=_("loan")
+    )
+    requested_due = models.DateTimeField(_("requested due time"))
+    previous_due = models.DateTimeField(_("due time when asked"))
+    statut = models.CharField(_("status"), max_length=10, choices=Statut.choices, default=Statut.EN_ATTENTE)
+    source = models.CharField(_("asked through"), max_length=10, choices=Source.choices, default=Source.PAGE)
+    requested_at = models.DateTimeField(_("asked at"))
+    decided_at = models.DateTimeField(_("decided at"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    reason = models.TextField(_("reason for refusal"), blank=True, validators=[validate_single_line])
+
+    class Meta:
+        verbose_name = _("extension request")
+        verbose_name_plural = _("extension requests")
+        ordering = ["-requested_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["attribution"], condition=Q(statut="EN_ATTENTE"), name="one_pending_extension_per_loan"
+            ),
+        ]
+        indexes = [
+            # The dashboard's "waiting for staff", oldest first.
+            models.Index(fields=["requested_at"], condition=Q(statut="EN_ATTENTE"), name="extension_requests_pending"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.attribution_id} → {self.requested_due:%Y-%m-%d %H:%M} ({self.statut})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.statut == self.Statut.EN_ATTENTE
+
+
+class LoanEvent(models.Model):
+    """One change of a loan, who made it and when: its history. Written by `assets.services` only,
+    in the transaction of the change itself, so the history never disagrees with the loan."""
+
+    class Kind(models.TextChoices):
+        LENT = "LENT", _("Lent")
+        EXTENDED = "EXTENDED", _("Due date changed")
+        RETURNED = "RETURNED", _("Returned")
+        NOTE = "NOTE", _("Note")
+
+    attribution = models.ForeignKey(
+        Attribution, on_delete=models.CASCADE, related_name="events", verbose_name=_("loan")
+    )
+    kind = models.CharField(_("what"), max_length=10, choices=Kind.choices)
+    at = models.DateTimeField(_("when"))
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
+    )
+    old_due = models.DateTimeField(_("previous due date"), null=True, blank=True)
+    new_due = models.DateTimeField(_("new due date"), null=True, blank=True)
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("loan event")
+        verbose_name_plural = _("loan events")
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["attribution", "at", "id"], name="loan_events_by_loan")]
+
+    def __str__(self) -> str:
+        return f"{self.attribution_id} {self.kind} {self.at:%Y-%m-%d %H:%M}"
+
+    @property
+    def is_extension(self) -> bool:
+        """A due date moved later: what EXTENSION_MAX_PER_LOAN counts (bringing it forward is not one)."""
+        return self.kind == self.Kind.EXTENDED and bool(self.old_due and self.new_due and self.new_due > self.old_due)
+
+
+def extensions_of(attribution_id: int) -> models.QuerySet[LoanEvent]:
+    return LoanEvent.objects.filter(
+        attribution_id=attribution_id, kind=LoanEvent.Kind.EXTENDED, new_due__gt=F("old_due")
+    )
+
+
 # The original spec imports the notification models from here (`from assets.models import NotificationLog`,
 # `from assets.models import *`). They live in `notifications`; they are looked up on first use so
 # that importing `assets.models` never imports `notifications` (which imports this module).
 SPEC_NOTIFICATION_MODELS = ("NotificationLog", "NotificationPreferences", "WhatsAppConfig", "MessageOverride")
 
-__all__ = ["Attribution", "Client", "Duree", "Language", "Materiel", *SPEC_NOTIFICATION_MODELS]
+__all__ = [
+    "Attribution",
+    "Client",
+    "Duree",
+    "ExtensionRequest",
+    "Language",
+    "LoanEvent",
+    "Materiel",
+    *SPEC_NOTIFICATION_MODELS,
+]
 
 
 def __getattr__(name: str):
@@ -272,34 +403,3 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-class Extension(models.Model):
-    """One change of a loan's due date (`assets.services.extend`): the history of its due dates.
-
-    The loan's calendar entry counts them for its SEQUENCE (`notifications.calendar`): derived
-    from these rows, it cannot drift from what really happened.
-    """
-
-    attribution = models.ForeignKey(
-        Attribution, on_delete=models.CASCADE, related_name="extensions", verbose_name=_("loan")
-    )
-    previous_due = models.DateTimeField(_("previous due"))
-    new_due = models.DateTimeField(_("new due"))
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("extended by"),
-    )
-    created_at = models.DateTimeField(_("extended at"))
-
-    class Meta:
-        verbose_name = _("loan extension")
-        verbose_name_plural = _("loan extensions")
-        ordering = ["attribution", "created_at", "id"]
-
-    def __str__(self) -> str:
-        return f"{self.attribution_id}: {self.previous_due:%Y-%m-%d %H:%M} → {self.new_due:%Y-%m-%d %H:%M}"

@@ -1,7 +1,7 @@
 """Loan lifecycle signals, sent once after the change is committed (never on rollback).
 
 Receivers get ``attribution`` (the saved Attribution) and ``now``; ``attribution_extended``
-also gets ``previous_due``.
+also gets ``previous_due``; ``extension_refused`` also gets ``extension_request``.
 
 `assets.services` sends them itself, with the ``now`` it was given. A loan saved any other
 way — `Attribution.objects.create(...)` in a shell or an import script, or setting
@@ -25,6 +25,8 @@ from django.utils import timezone
 attribution_created = Signal()
 attribution_returned = Signal()
 attribution_extended = Signal()
+# Staff refused a borrower's extension request (a granted one is an `attribution_extended`).
+extension_refused = Signal()
 
 _caller_sends = ContextVar("loan_signals_sent_by_caller", default=False)
 

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -101,7 +101,7 @@ class Stack:
             CELERY_BROKER_URL=self.broker_url,
             CACHE_URL=self.broker_url,
             EMAIL_BACKEND="notifications.channels.smtp_backend.PatientEmailBackend",
-            EMAIL_HOST="127.0.0.1",
+            EMAIL_HOST=self.smtp.host,
             EMAIL_PORT=str(self.smtp.port),
             EMAIL_USE_TLS="0",
             EMAIL_TIMEOUT="5",
@@ -122,11 +122,16 @@ class Stack:
         env.update(self.settings)
         return env
 
-    def _spawn(self, name: str, command: list[str]) -> Proc:
-        log = self.workdir / f"{name}-{len(self.processes)}.log"
+    def _spawn(self, name: str, command: list[str], *, wrap: Callable[[list[str]], list[str]] | None = None) -> Proc:
+        log = self.workdir / f"{name}-{len(list(self.workdir.glob('*.log')))}.log"  # unique across drills
         with open(log, "w") as out:
             popen = subprocess.Popen(
-                command, cwd=ROOT, env=self.env(), stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+                wrap(command) if wrap else command,
+                cwd=ROOT,
+                env=self.env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         proc = Proc(name, popen, log)
         self.processes.append(proc)
@@ -140,9 +145,13 @@ class Stack:
         pool: str = "prefork",
         queues: str = queues_.WORKER_QUEUES,
         extra_args: tuple[str, ...] = (),
+        wrap: Callable[[list[str]], list[str]] | None = None,
     ) -> Proc:
+        """``wrap`` turns the command line into another, e.g. run inside a network namespace (`Machine.wrap`)."""
         return self._spawn(
-            name, celery_worker_command(name, pool=pool, concurrency=concurrency, queues=queues, extra_args=extra_args)
+            name,
+            celery_worker_command(name, pool=pool, concurrency=concurrency, queues=queues, extra_args=extra_args),
+            wrap=wrap,
         )
 
     def beat(self, name: str = "beat") -> Proc:
@@ -340,7 +349,13 @@ def tally(root_ids, stack: Stack) -> Tally:
     texts = stack.twilio.snapshot()
     rows = list(
         NotificationLog.objects.filter(pk__in=root_ids).values(
-            "id", "canal", "statut", "erreur_code", "erreur_message", phone=F("attribution__client__phone")
+            "id",
+            "canal",
+            "statut",
+            "erreur_code",
+            "erreur_message",
+            "reason_code",
+            phone=F("attribution__client__phone"),
         )
     )
     fallbacks = list(
@@ -374,9 +389,11 @@ def tally(root_ids, stack: Stack) -> Tally:
         elif count > 1:
             result.sent_twice += 1
             result.twice_ids.append(row["id"])
-        elif row["statut"] in (Statut.ECHEC_PERMANENT, Statut.ANNULEE) and row["erreur_message"]:
+        elif row["statut"] in (Statut.ECHEC_PERMANENT, Statut.ANNULEE) and (
+            row["erreur_message"] or row["reason_code"]
+        ):
             result.failed += 1
-            result.failed_reasons[row["erreur_message"][:90]] += 1
+            result.failed_reasons[(row["erreur_message"] or row["reason_code"])[:90]] += 1
             result.failed_causes[row["erreur_code"] or "(none)"] += 1
         else:
             result.lost += 1

@@ -46,6 +46,19 @@ PAGES = [
     ("log: one month", "/notifications/?date_from={month_ago}&date_to={today}"),
     ("log: page 100", "/notifications/?page=100"),
     ("delivery rate, 30 days", "/notifications/delivery/"),
+    # The front desk pages of issue 17: the cards' lists, the exports, the activity feed's tabs, one row.
+    ("loans: due in 2 h", "/loans/?window=due_2h"),
+    ("loans: returned today", "/loans/?state=returned&window=returned_today"),
+    ("loans export (out)", "/loans/export.csv"),
+    ("overdue report", "/loans/overdue.csv"),
+    ("log: planned tab", "/notifications/?tab=planned"),
+    ("log: failed tab", "/notifications/?tab=failed"),
+    ("log: all, client", "/notifications/?tab=all&client=Client%20123"),
+    ("notification page", "/notifications/{notification}/"),
+    ("lend form, client known", "/loans/new/?client={client}"),
+    ("loans: unreachable", "/loans/?reach=none"),
+    ("scan to return", "/loans/scan-return/?last={returned}"),
+    ("basket, 10 items", "/loans/basket/"),
 ]
 
 
@@ -55,7 +68,7 @@ def fill(n_loans: int, n_logs: int) -> None:
     from django.db import connection
     from django.utils import timezone
 
-    from assets.models import Attribution, Client, Materiel, classify_duree
+    from assets.models import Attribution, Client, LoanEvent, Materiel, classify_duree
     from notifications.models import Canal, NotificationLog, Statut, TypeNotification
 
     call_command("migrate", verbosity=0)
@@ -63,6 +76,7 @@ def fill(n_loans: int, n_logs: int) -> None:
         return
     print(f"filling {n_loans} loans and {n_logs} log rows (once)...", flush=True)
     NotificationLog.objects.all().delete()
+    LoanEvent.objects.all().delete()
     Attribution.objects.all().delete()
     Materiel.objects.all().delete()
     Client.objects.all().delete()
@@ -95,6 +109,12 @@ def fill(n_loans: int, n_logs: int) -> None:
         )
     Attribution.objects.bulk_create(loans, batch_size=5000)
     loan_rows = list(Attribution.objects.order_by("id").values_list("id", "date_debut"))
+    events = []
+    for i, (loan_id, start) in enumerate(loan_rows):  # a history on every loan, an extension on every third
+        events.append(LoanEvent(attribution_id=loan_id, kind="LENT", at=start))
+        if i % 3 == 0:
+            events.append(LoanEvent(attribution_id=loan_id, kind="EXTENDED", at=start, old_due=start, new_due=start))
+    LoanEvent.objects.bulk_create(events, batch_size=10000)
     types = list(TypeNotification.values)
     statuts = [Statut.ENVOYEE] * 17 + [Statut.ECHEC_PERMANENT, Statut.ANNULEE, Statut.EN_ATTENTE]
     batch = []
@@ -110,6 +130,8 @@ def fill(n_loans: int, n_logs: int) -> None:
                 statut=statuts[j % len(statuts)],
                 date_scheduled=start + timedelta(minutes=k),
                 erreur_message="550 5.1.1 no such user" if j % len(statuts) == 17 else "",
+                erreur_code="INVALID_RECIPIENT" if j % len(statuts) == 17 else "",
+                reason_code="REMINDER_AFTER_RETURN" if j % len(statuts) == 18 else "",
             )
         )
         if len(batch) == 10000:
@@ -131,7 +153,9 @@ def main(n_loans: int, n_logs: int) -> None:
     from django.test.utils import CaptureQueriesContext, setup_test_environment
     from django.utils import timezone
 
-    from assets.models import Attribution
+    from assets.desk_views import BASKET_SESSION_KEY
+    from assets.models import Attribution, Materiel
+    from notifications.models import NotificationLog
 
     setup_test_environment()
     settings.ALLOWED_HOSTS = ["testserver"]
@@ -140,8 +164,20 @@ def main(n_loans: int, n_logs: int) -> None:
     http.force_login(get_user_model().objects.get(username="bench"))
     loan = Attribution.objects.open().order_by("-id").first()
     assert loan is not None  # fill() just made open loans
+    returned = Attribution.objects.returned().order_by("-id").values_list("id", flat=True).first()
+    session = http.session
+    session[BASKET_SESSION_KEY] = list(Materiel.objects.order_by("id").values_list("id", flat=True)[:10])
+    session.save()
     today = timezone.localdate()
-    values = {"client": loan.client_id, "loan": loan.pk, "today": today, "month_ago": today - timedelta(days=30)}
+    notification = NotificationLog.objects.filter(statut="ECHEC_PERMANENT").order_by("-id").values_list("id", flat=True)
+    values = {
+        "client": loan.client_id,
+        "loan": loan.pk,
+        "notification": notification.first(),
+        "returned": returned,
+        "today": today,
+        "month_ago": today - timedelta(days=30),
+    }
     env = environment()
     print_environment(env)
     print(f"\n{n_loans} loans, {n_logs} log rows\n")
@@ -156,6 +192,8 @@ def main(n_loans: int, n_logs: int) -> None:
             with CaptureQueriesContext(connection) as queries:
                 began = time.perf_counter()
                 response = http.get(url)
+                if response.streaming:  # an export: the time to the last byte
+                    b"".join(response.streaming_content)  # type: ignore[attr-defined]  # a StreamingHttpResponse
                 timings.append((time.perf_counter() - began) * 1000)
             assert response.status_code == 200, (url, response.status_code)
         median = statistics.median(timings)

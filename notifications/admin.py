@@ -10,7 +10,7 @@ from django_celery_beat.admin import PeriodicTaskAdmin as BeatPeriodicTaskAdmin
 from django_celery_beat.models import PeriodicTask
 
 from .messages import render, sample_log
-from .models import MessageOverride, NotificationLog, NotificationPreferences, WhatsAppConfig
+from .models import InboundMessage, MessageOverride, NotificationLog, NotificationPreferences, WhatsAppConfig
 
 
 @admin.register(NotificationLog)
@@ -114,3 +114,17 @@ class PeriodicTaskAdmin(BeatPeriodicTaskAdmin):
     disable_tasks = needs_change_permission(BeatPeriodicTaskAdmin.disable_tasks)
     toggle_tasks = needs_change_permission(BeatPeriodicTaskAdmin.toggle_tasks)
     run_tasks = needs_change_permission(BeatPeriodicTaskAdmin.run_tasks)
+
+
+@admin.register(InboundMessage)
+class InboundMessageAdmin(admin.ModelAdmin):
+    list_display = ["received_at", "kind", "canal", "client", "attribution"]
+    list_filter = ["kind", "canal", "received_at"]
+    search_fields = ["client__name", "from_number", "message_sid", "body"]
+    list_select_related = ["client", "attribution__materiel", "attribution__client"]
+    raw_id_fields = ["client", "attribution", "reply"]
+    date_hierarchy = "received_at"
+    readonly_fields = [f.name for f in InboundMessage._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # written by Twilio's webhook only

@@ -30,12 +30,14 @@ from django.conf import settings
 from django.db import transaction
 from django.db.models import F, Subquery
 
-from .models import CLAIMABLE_STATUTS, Audience, NotificationLog, Statut
+from .models import CLAIMABLE_STATUTS, Audience, NotificationLog, Statut, TypeNotification
 
 # A group cannot be claimed when other tasks keep taking some of its rows; after this many
 # tries the row is left to its own redelivery by the relay.
 CLAIM_TRIES = 3
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# A reply answers one message of the borrower's (`notifications.inbound`): never part of a group.
+UNGROUPED_TYPES = frozenset({TypeNotification.REPONSE})
 
 
 def slot_of(when: datetime) -> tuple[datetime, datetime]:
@@ -65,12 +67,12 @@ def members(log_id: int, *, due_by: datetime) -> list[int]:
             date_scheduled__lte=due_by,
         )
         .order_by("date_scheduled", "id")
-        .values_list("id", "date_scheduled", "audience")
+        .values_list("id", "date_scheduled", "audience", "type_notification")
     )
     mine = next((row for row in rows if row[0] == log_id), None)
     if mine is None:
         return []
-    if mine[2] != Audience.CLIENT:
+    if mine[2] != Audience.CLIENT or mine[3] in UNGROUPED_TYPES:
         return [log_id]
     slot = slot_of(mine[1])
     return [row[0] for row in rows if slot[0] <= row[1] < slot[1]]

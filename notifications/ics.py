@@ -2,7 +2,7 @@
 
 - A loan confirmation (CREATION) carries ``METHOD:REQUEST``: one event at the due time.
 - An extension notice (PROLONGATION) re-sends it with the new due time and
-  ``SEQUENCE`` = the number of the loan's extensions (`assets.models.Extension`), so
+  ``SEQUENCE`` = the number of the loan's due-date changes (`assets.models.LoanEvent`, kind EXTENDED), so
   the calendar replaces the old entry instead of adding one.
 - The return receipt (RESTITUTION) sends ``METHOD:CANCEL`` with the next SEQUENCE.
 
@@ -25,16 +25,17 @@ from django.db.models.functions import Coalesce
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from assets.models import Attribution, Extension
+from assets.models import Attribution, LoanEvent
 from assets.validators import one_line
 
 from .messages import Attachment, language_of
 from .models import Audience, NotificationLog, TypeNotification
 
-# The type of the extension notice (added with the extension-notice texts); by value, so this
-# module works before and after that type exists.
-PROLONGATION = "PROLONGATION"
-METHODS = {TypeNotification.CREATION: "REQUEST", PROLONGATION: "REQUEST", TypeNotification.RESTITUTION: "CANCEL"}
+METHODS: dict[str, str] = {
+    TypeNotification.CREATION: "REQUEST",
+    TypeNotification.PROLONGATION: "REQUEST",
+    TypeNotification.RESTITUTION: "CANCEL",
+}
 # A calendar event needs a length; the return itself takes a moment.
 EVENT_LENGTH = timedelta(minutes=15)
 PRODID = "-//RadGestMat//Loans//EN"
@@ -48,7 +49,7 @@ def uid_of(attribution: Attribution) -> str:
 def with_extension_count(queryset):
     """Rows loaded with ``extension_count``, their loan's number of extensions (the send's own query)."""
     count = (
-        Extension.objects.filter(attribution_id=OuterRef("attribution_id"))
+        LoanEvent.objects.filter(attribution_id=OuterRef("attribution_id"), kind=LoanEvent.Kind.EXTENDED)
         .values("attribution_id")
         .annotate(n=Count("id"))
         .values("n")
@@ -61,7 +62,7 @@ def extension_counts(rows: list[NotificationLog]) -> dict[int, int]:
     if all(hasattr(row, "extension_count") for row in rows):
         return {row.attribution_id: getattr(row, "extension_count") for row in rows}  # noqa: B009  # an annotation
     return dict(
-        Extension.objects.filter(attribution_id__in={row.attribution_id for row in rows})
+        LoanEvent.objects.filter(attribution_id__in={row.attribution_id for row in rows}, kind=LoanEvent.Kind.EXTENDED)
         .values("attribution_id")
         .annotate(n=Count("id"))
         .values_list("attribution_id", "n")

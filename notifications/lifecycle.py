@@ -10,23 +10,31 @@ from django.db import IntegrityError, transaction
 from assets.models import Attribution
 
 from . import channels as channel_registry
+from . import reasons
 from .channels import spec_of
-from .models import CLAIMABLE_STATUTS, REMINDER_TYPES, Audience, Canal, NotificationLog, Statut
+from .models import CLAIMABLE_STATUTS, REMINDER_TYPES, Audience, Canal, NotificationLog, Statut, TypeNotification
 from .outbox import mark_enqueued
 from .publishing import enqueue
 from .recipients import address_of, preferences_of
 
 
-def cancel(queryset, *, reason: str) -> int:
-    """Cancel the rows of ``queryset`` that have not been sent yet, recording why."""
+def cancel(queryset, *, reason: str = "", code: str = "", **params) -> int:
+    """Cancel the rows of ``queryset`` that have not been sent yet, recording why.
+
+    Why is a code of `notifications.reasons` with its parameters (translated when shown); a
+    ``reason`` text is kept as written, for callers that have no code for it.
+    """
+    why = reasons.reason(code, **params) if code else {"reason_code": "", "reason_params": None}
     return queryset.filter(statut__in=CLAIMABLE_STATUTS).update(
-        statut=Statut.ANNULEE, erreur_code="", erreur_message=reason
+        statut=Statut.ANNULEE, erreur_code="", erreur_message=reason, **why
     )
 
 
-def cancel_pending_reminders(attribution: Attribution, *, reason: str) -> int:
+def cancel_pending_reminders(attribution: Attribution, *, reason: str = "", code: str = "") -> int:
     return cancel(
-        NotificationLog.objects.filter(attribution=attribution, type_notification__in=REMINDER_TYPES), reason=reason
+        NotificationLog.objects.filter(attribution=attribution, type_notification__in=REMINDER_TYPES),
+        reason=reason,
+        code=code,
     )
 
 
@@ -49,6 +57,8 @@ def requeue(log_ids: Iterable[int], *, now: datetime) -> int:
             date_claimed=None,
             erreur_code="",
             erreur_message="",
+            reason_code="",
+            reason_params=None,
         )
         enqueue(ids)
     return len(ids)
@@ -65,6 +75,8 @@ def fall_back(log: NotificationLog, *, now: datetime) -> NotificationLog | None:
     """
     if log.audience != Audience.CLIENT or spec_of(log.canal).address != "phone":
         return None
+    if log.type_notification == TypeNotification.REPONSE:
+        return None  # a reply answers on the channel the borrower wrote on, or not at all
     if NotificationLog.objects.filter(fallback_of=log).exists():
         return None  # already fell back (a status callback can report the same failure twice)
     attribution = log.attribution

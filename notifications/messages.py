@@ -28,23 +28,38 @@ from django.conf import settings
 from django.db.models import Exists, OuterRef
 from django.template import Context, Engine, TemplateDoesNotExist, TemplateSyntaxError
 from django.template.base import Lexer, TokenType
+from django.urls import reverse
 from django.utils import formats, timezone, translation
 from django.utils.translation import gettext
 
-from assets.models import Attribution, Client, Materiel, elapsed
+from assets import borrower_links
+from assets.models import Attribution, Client, ExtensionRequest, Materiel, elapsed
 from assets.validators import one_line
 
 from .assignment import assign
 from .channels.base import PermanentError
-from .models import Audience, Canal, CodeErreur, Experiment, MessageOverride, NotificationLog, TypeNotification, Variant
+from .models import (
+    Audience,
+    Canal,
+    CodeErreur,
+    Experiment,
+    InboundMessage,
+    MessageOverride,
+    NotificationLog,
+    TypeNotification,
+    Variant,
+)
 
 _SENTINEL = "@@MISSING:%s@@"
 _SENTINEL_RE = re.compile(r"@@MISSING:([^@]*)@@")
 
 # Variables passed, in this order, to an approved WhatsApp Content Template ({{1}}, {{2}}, ...).
-CONTENT_VARIABLES = ("client_name", "materiel", "due", "delay", "organisation")
+# Append only: an approved template names its variables by position (docs/notifications.md lists them).
+CONTENT_VARIABLES = ("client_name", "materiel", "due", "delay", "organisation", "where", "previous_due")
 
-DATETIME_FORMATS = {"fr": r"l j F Y \à H\hi", "en": r"l j F Y \a\t H:i"}
+# English day first and in words (never 12/01/2026); `SHORT_` ones, without weekday and year, for SMS.
+DATETIME_FORMATS = {"fr": r"l j F Y \à H\hi", "en": r"l j F Y, H:i"}
+SHORT_DATETIME_FORMATS = {"fr": r"j F \à H\hi", "en": r"j F, H:i"}
 DURATION_WORDS = {
     "fr": {"day": ("jour", "jours"), "hour": "h", "minute": "min"},
     "en": {"day": ("day", "days"), "hour": "h", "minute": "min"},
@@ -73,6 +88,8 @@ class Message:
     content_variables: dict[str, str] = field(default_factory=dict)
     # The experiment variant whose text this is (`notifications.experiments`), recorded on the row sent.
     variant_id: int | None = None
+    # The borrower's one-click unsubscribe address (RFC 8058), for an email's List-Unsubscribe headers.
+    unsubscribe_url: str = ""
     # The rows this one message is sent for: several for a group (`render_group`), else empty.
     log_ids: tuple[int, ...] = ()
     # Files sent with an email: the calendar entry of the loan (`notifications.calendar`).
@@ -135,9 +152,14 @@ def language_of(log: NotificationLog) -> str:
     return language if language in dict(settings.LANGUAGES) else settings.LANGUAGE_CODE
 
 
-def format_datetime(value: datetime, language: str) -> str:
+def format_datetime(value: datetime, language: str, *, short: bool = False) -> str:
+    """The date in words: "mardi 1 décembre 2026 à 09h30", "Tuesday 1 December 2026, 09:30".
+
+    ``short`` drops weekday and year (for SMS): "1 décembre à 09h30", "1 December, 09:30".
+    """
+    patterns = SHORT_DATETIME_FORMATS if short else DATETIME_FORMATS
     with translation.override(language):
-        return formats.date_format(timezone.localtime(value), DATETIME_FORMATS.get(language, DATETIME_FORMATS["en"]))
+        return formats.date_format(timezone.localtime(value), patterns.get(language, patterns["en"]))
 
 
 def format_duration(value: timedelta, language: str) -> str:
@@ -160,19 +182,33 @@ def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
     due = attribution.date_retour_prevue
     late = elapsed(due, now)
     staff = attribution.created_by
+    previous = log.previous_due
     # Names and codes on one line whatever a row saved before the rule holds: a line break
     # in them would cut the email subject and start fake header lines in the text.
     return {
         "language": language,
         "organisation": one_line(settings.ORGANISATION_NAME),
         "reply_to": one_line(settings.ORGANISATION_REPLY_TO),
+        # Where and when to bring items back, whom to call: each shown only when set.
+        "return_desk": one_line(settings.ORGANISATION_RETURN_DESK),
+        "opening_hours": one_line(settings.ORGANISATION_OPENING_HOURS),
+        "contact_phone": one_line(settings.ORGANISATION_CONTACT_PHONE),
+        "contact_email": one_line(settings.ORGANISATION_CONTACT_EMAIL),
         "client_name": one_line(client.name),
         "client_organisation": one_line(client.organisation),
+        "client_email": one_line(client.email),
+        "client_phone": one_line(str(client.phone or "")),
         "staff_name": one_line(staff.get_full_name() or staff.get_username()) if staff else "",
+        "loan_url": f"{settings.PUBLIC_BASE_URL}{reverse('loan_detail', args=[attribution.pk])}"
+        if attribution.pk
+        else "",
         "materiel_code": one_line(attribution.materiel.code),
         "materiel_name": one_line(attribution.materiel.name),
         "start": format_datetime(attribution.date_debut, language),
         "due": format_datetime(due, language),
+        "due_short": format_datetime(due, language, short=True),
+        "previous_due": format_datetime(previous, language) if previous else "",
+        "previous_due_short": format_datetime(previous, language, short=True) if previous else "",
         "returned_at": format_datetime(attribution.date_retour_effective, language)
         if attribution.date_retour_effective
         else "",
@@ -181,7 +217,44 @@ def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
         "late_by": format_duration(late, language),
         "niveau_escalade": log.niveau_escalade,
         "public_url": settings.PUBLIC_BASE_URL,
+        "borrower_url": borrower_url_of(log),
+        **refusal_of(log, language),
+        "reply_kind": reply_kind(log),
     }
+
+
+def borrower_url_of(log: NotificationLog) -> str:
+    """The borrower's personal page (`assets.borrower_links`); none in staff copies or for an unsaved sample."""
+    if log.audience != Audience.CLIENT or log.attribution.pk is None:
+        return ""
+    return borrower_links.borrower_url(log.attribution)
+
+
+def refusal_of(log: NotificationLog, language: str) -> dict:
+    """What a PROLONGATION_REFUSEE message says: the reason and the time asked for, from the latest refusal."""
+    if log.type_notification != TypeNotification.PROLONGATION_REFUSEE:
+        return {"refusal_reason": "", "requested_due": ""}
+    refusal = None
+    if log.attribution.pk is not None:
+        refusal = (
+            ExtensionRequest.objects.filter(attribution_id=log.attribution.pk, statut=ExtensionRequest.Statut.REFUSEE)
+            .order_by("-decided_at", "-id")
+            .first()
+        )
+    if refusal is None:  # a sample, to check a template or an override
+        return {"refusal_reason": gettext("The material is booked right after you."), "requested_due": ""}
+    return {
+        "refusal_reason": one_line(refusal.reason),
+        "requested_due": format_datetime(refusal.requested_due, language),
+    }
+
+
+def reply_kind(log: NotificationLog) -> str:
+    """What a REPONSE row answers (an `InboundMessage.Kind`); "" for every other type."""
+    if log.type_notification != TypeNotification.REPONSE:
+        return ""
+    inbound = InboundMessage.objects.filter(reply_id=log.pk).values_list("kind", flat=True).first() if log.pk else None
+    return inbound or InboundMessage.Kind.TEXT
 
 
 def _check(rendered: str, where: str) -> str:
@@ -314,6 +387,8 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
         "due": context["due"],
         "delay": delay,
         "organisation": context["organisation"],
+        "where": where_of(context),
+        "previous_due": context["previous_due"] or context["due"],
     }
     return Message(
         body=_tidy(body),
@@ -322,6 +397,7 @@ def _render(log: NotificationLog, *, now: datetime, language: str | None, overri
         language=language,
         content_variables={str(i): values[key] for i, key in enumerate(CONTENT_VARIABLES, start=1)},
         variant_id=variant.pk if variant else None,
+        unsubscribe_url=borrower_links.unsubscribe_url(log.attribution) if context["borrower_url"] else "",
     )
 
 
@@ -346,6 +422,12 @@ def item_of(log: NotificationLog, *, now: datetime, language: str) -> dict:
         "remaining": format_duration(-late, language),
         "late_by": format_duration(late, language),
     }
+
+
+def where_of(context: dict) -> str:
+    """The return desk and hours for a WhatsApp template variable; never empty (WhatsApp refuses that)."""
+    where = ", ".join(part for part in (context["return_desk"], context["opening_hours"]) if part)
+    return where or context["organisation"]
 
 
 def render_group(group: list[NotificationLog], *, now: datetime) -> Message:
@@ -389,6 +471,8 @@ def render_group(group: list[NotificationLog], *, now: datetime) -> Message:
         "due": format_datetime(first_due, language),
         "delay": format_duration(late if late > timedelta(0) else -late, language),
         "organisation": context["organisation"],
+        "where": where_of(context),
+        "previous_due": context["previous_due"] or format_datetime(first_due, language),
     }
     return Message(
         body=_tidy(text),
@@ -409,9 +493,50 @@ def sample_log(type_notification: str, canal: str, language: str, *, now: dateti
     returned = now if type_notification == TypeNotification.RESTITUTION else None
     if type_notification == TypeNotification.RETARD:
         due = now - timedelta(hours=3)
+    previous = due - timedelta(days=2) if type_notification == TypeNotification.PROLONGATION else None
     attribution = Attribution(
-        client=client, materiel=materiel, date_debut=start, date_retour_prevue=due, date_retour_effective=returned
+        pk=42,  # never saved: the staff copy's loan link needs a number
+        client=client,
+        materiel=materiel,
+        date_debut=start,
+        date_retour_prevue=due,
+        date_retour_effective=returned,
     )
     return NotificationLog(
-        attribution=attribution, type_notification=type_notification, canal=canal, date_scheduled=now
+        attribution=attribution,
+        type_notification=type_notification,
+        canal=canal,
+        date_scheduled=now,
+        previous_due=previous,
     )
+
+
+# GSM 03.38: the basic set (one septet each) and its extension table (two: escape + character).
+GSM7_BASIC = frozenset(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+GSM7_EXTENDED = frozenset("^{}\\[~]|€\f")
+
+
+@dataclass(frozen=True)
+class SmsSize:
+    encoding: str  # "GSM-7" or "UCS-2"
+    units: int  # septets (GSM-7) or UTF-16 code units (UCS-2)
+    segments: int
+
+
+def sms_size(text: str) -> SmsSize:
+    """How an SMS of ``text`` travels: GSM-7 when every character is in GSM 03.38, else UCS-2.
+
+    One segment holds 160 septets or 70 UCS-2 units; a longer message is split into parts of 153 / 67
+    (the rest carries the concatenation header). One non-GSM character (ê, ’, an emoji) makes it all UCS-2.
+    """
+    if all(char in GSM7_BASIC or char in GSM7_EXTENDED for char in text):
+        units = sum(2 if char in GSM7_EXTENDED else 1 for char in text)
+        single, part, encoding = 160, 153, "GSM-7"
+    else:
+        units = len(text.encode("utf-16-le")) // 2
+        single, part, encoding = 70, 67, "UCS-2"
+    segments = 1 if units <= single else -(-units // part)
+    return SmsSize(encoding=encoding, units=units, segments=segments)

@@ -29,6 +29,10 @@ class TypeNotification(models.TextChoices):
     RAPPEL_FINAL = "RAPPEL_FINAL", _("Reminder on the due day")
     RETARD = "RETARD", _("Overdue alert")
     RESTITUTION = "RESTITUTION", _("Return receipt")
+    PROLONGATION = "PROLONGATION", _("Extension notice")
+    PROLONGATION_REFUSEE = "PROLONGATION_REFUSEE", _("Extension refused")
+    # The answer to a message the borrower sent us (`notifications.inbound`): never planned, one per inbound message.
+    REPONSE = "REPONSE", _("Reply to the borrower")
 
 
 REMINDER_TYPES = frozenset(
@@ -40,9 +44,12 @@ REMINDER_TYPES = frozenset(
     }
 )
 
-# Sent while the borrower is standing at the desk: these go through the priority queue
-# (`radgestmat.queues`), never behind a backlog of reminders.
-DESK_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
+# Sent while the borrower is standing at the desk, or has just written to us and waits for the
+# answer (REPONSE): these go through the priority queue (`radgestmat.queues`), never behind a
+# backlog of reminders.
+DESK_TYPES = frozenset(
+    {TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.PROLONGATION, TypeNotification.REPONSE}
+)
 
 
 # Derived from the channel registry (one place per channel): Canal.EMAIL, Canal.WHATSAPP, Canal.SMS.
@@ -83,6 +90,9 @@ class CodeErreur(models.TextChoices):
     CAP_REACHED = "CAP_REACHED", _("Daily cap reached")
     OTHER = "OTHER", _("Other")
 
+
+# Failures a retry cannot fix: the address itself is wrong or refuses us. The pages offer to edit the client.
+FIX_THE_CLIENT = (CodeErreur.INVALID_RECIPIENT, CodeErreur.OPTED_OUT)
 
 # A send task may only claim a row in one of these states.
 CLAIMABLE_STATUTS = (Statut.EN_ATTENTE, Statut.ECHEC)
@@ -159,8 +169,12 @@ class NotificationLog(models.Model):
     canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
     audience = models.CharField(_("audience"), max_length=10, choices=Audience.choices, default=Audience.CLIENT)
     niveau_escalade = models.PositiveSmallIntegerField(
-        _("escalation level"), default=0, help_text=_("0 except for overdue alerts, which count 1, 2, 3…")
+        _("escalation level"),
+        default=0,
+        help_text=_("0 except for overdue alerts, which count 1, 2, 3…, and extension notices, one per extension."),
     )
+    # An extension notice's "moved from" date: the due date the borrower last heard of.
+    previous_due = models.DateTimeField(_("previous due date"), null=True, blank=True)
     statut = models.CharField(_("status"), max_length=20, choices=Statut.choices, default=Statut.EN_ATTENTE)
     # Default now: a row created by hand (the spec's integration test) is due at once.
     date_scheduled = models.DateTimeField(_("scheduled for"), default=timezone.now)
@@ -175,6 +189,10 @@ class NotificationLog(models.Model):
         _("failure cause"), max_length=30, choices=CodeErreur.choices, blank=True, default="", db_default=""
     )
     erreur_message = models.TextField(_("error"), blank=True)
+    # Our own words about a cancellation or a failure, as a code and its parameters, translated when
+    # shown (`notifications.reasons`); `erreur_message` keeps only the provider's text, as received.
+    reason_code = models.CharField(_("reason"), max_length=30, blank=True, default="", db_default="")
+    reason_params = models.JSONField(_("reason details"), null=True, blank=True)
     provider_message_id = models.CharField(_("provider message id"), max_length=64, blank=True, db_index=True)
     delivery_status = models.CharField(_("delivery status"), max_length=20, blank=True)
     fallback_of = models.ForeignKey(
@@ -207,6 +225,8 @@ class NotificationLog(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["attribution", "type_notification", "canal", "audience", "niveau_escalade"],
+                # Replies are one per inbound message (InboundMessage.reply), as many as the borrower writes.
+                condition=~Q(type_notification="REPONSE"),
                 name="one_notification_per_loan_type_channel_level",
             ),
             models.CheckConstraint(condition=Q(nb_tentatives__lte=10), name="nb_tentatives_bounded"),
@@ -234,6 +254,23 @@ class NotificationLog(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_type_notification_display()} / {self.get_canal_display()} — {self.get_statut_display()}"
+
+    @property
+    def needs_client_fix(self) -> bool:
+        return self.erreur_code in FIX_THE_CLIENT
+
+    @property
+    def our_words(self) -> str:
+        from .reasons import our_words
+
+        return our_words(self)
+
+    @property
+    def reason_text(self) -> str:
+        """Our words then the provider's text: what a one-line summary or an export shows."""
+        from .reasons import full_text
+
+        return full_text(self)
 
 
 class NotificationPreferences(models.Model):
@@ -533,3 +570,58 @@ class SendTimeChoice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.attribution_id} {self.type_notification} {self.source} {self.chosen_at:%Y-%m-%d %H:%M}"
+
+
+class InboundMessage(models.Model):
+    """One WhatsApp or SMS message a borrower sent us (Twilio's inbound webhook, `notifications.inbound`).
+
+    Unique on Twilio's ``message_sid``: a webhook delivered twice (Twilio retrying, or a replay)
+    is recorded once and acted on once. Messages from numbers no client has are not stored.
+    """
+
+    class Kind(models.TextChoices):
+        STOP = "STOP", _("Stop (channel switched off)")
+        START = "START", _("Start (channel switched back on)")
+        EXTEND = "EXTEND", _("Asks for an extension")
+        RETURNED = "RETURNED", _("Says it was returned")
+        TEXT = "TEXT", _("Message")
+
+    message_sid = models.CharField(_("Twilio message SID"), max_length=64, unique=True)
+    canal = models.CharField(_("channel"), max_length=10, choices=Canal.choices)
+    from_number = models.CharField(_("from"), max_length=20)
+    client = models.ForeignKey(
+        Client, on_delete=models.CASCADE, related_name="inbound_messages", verbose_name=_("client")
+    )
+    attribution = models.ForeignKey(
+        Attribution,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="inbound_messages",
+        verbose_name=_("loan"),
+    )
+    kind = models.CharField(_("kind"), max_length=10, choices=Kind.choices)
+    body = models.TextField(_("text"), blank=True)
+    button_payload = models.CharField(_("button"), max_length=200, blank=True)
+    received_at = models.DateTimeField(_("received at"))
+    reply = models.OneToOneField(
+        NotificationLog,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="inbound",
+        verbose_name=_("reply"),
+    )
+
+    class Meta:
+        verbose_name = _("borrower message")
+        verbose_name_plural = _("borrower messages")
+        ordering = ["-received_at", "-id"]
+        indexes = [
+            models.Index(fields=["attribution", "received_at"], name="inbound_by_loan"),
+            # The dashboard: what borrowers asked for lately.
+            models.Index(fields=["kind", "received_at"], name="inbound_by_kind"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} — {self.client}"

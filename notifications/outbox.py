@@ -42,6 +42,7 @@ class Planned:
     date_scheduled: datetime
     niveau_escalade: int = 0
     audience: str = Audience.CLIENT
+    previous_due: datetime | None = None
 
 
 def expand(
@@ -73,6 +74,7 @@ def expand(
                     niveau_escalade=item.niveau_escalade,
                     date_scheduled=when,
                     duree_emprunt=attribution.duree,
+                    previous_due=item.previous_due,
                 )
             )
     return rows
@@ -141,6 +143,7 @@ def rearm(items: Sequence[Planned], *, now: datetime, not_before: datetime | Non
                 old.nb_tentatives = 0
                 old.date_envoi = old.date_tentative_prochaine = old.date_claimed = None
                 old.erreur_code = old.erreur_message = old.provider_message_id = old.delivery_status = ""
+                old.reason_code, old.reason_params = "", None
                 old.updated_at = now
                 reset.append(old)
         if insert and fresh:
@@ -160,6 +163,8 @@ RESET_FIELDS = [
     "date_claimed",
     "erreur_code",
     "erreur_message",
+    "reason_code",
+    "reason_params",
     "provider_message_id",
     "delivery_status",
     "updated_at",

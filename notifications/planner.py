@@ -21,14 +21,12 @@ from datetime import datetime, time, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
-from django.utils import timezone
-from django.utils.translation import gettext as _
 
 from assets.models import Attribution, Duree
 
 from . import lifecycle, outbox, recipients, schedule, send_time, timeline
 from .channels import spec_of
-from .models import REMINDER_TYPES, Audience, Canal, NotificationLog, TypeNotification
+from .models import CLAIMABLE_STATUTS, REMINDER_TYPES, Audience, Canal, NotificationLog, TypeNotification
 from .outbox import Planned
 
 # How long before the due time the earliest reminder of a class can go out
@@ -77,7 +75,12 @@ def plan_loan_timeline(attribution: Attribution, *, now: datetime) -> int:
 
 
 def replan_after_extension(attribution: Attribution, *, now: datetime, previous_due: datetime) -> int:
-    """The due date moved: cancel what was pending for the old one, re-arm the timeline of the new one.
+    """The due date moved: tell the borrower, cancel what was pending for the old one, re-arm the timeline.
+
+    The extension notice (PROLONGATION) is a new row per extension (``niveau_escalade``
+    counts them, so each keeps its audit); one still waiting for an earlier extension
+    is cancelled and the new one says "moved from" the date that one would have
+    announced, the date the borrower last heard of.
 
     Reminders of the new due date still ahead reuse the rows of the same type and
     channel (the unique constraint allows one), whatever became of them. Overdue
@@ -89,19 +92,31 @@ def replan_after_extension(attribution: Attribution, *, now: datetime, previous_
             NotificationLog.objects.filter(
                 attribution=attribution, type_notification__in=[*REMINDER_TYPES, TypeNotification.RETARD]
             ),
-            reason=_("The due date moved from %(old)s to %(new)s.")
-            % {
-                "old": timezone.localtime(previous_due).strftime("%Y-%m-%d %H:%M"),
-                "new": timezone.localtime(attribution.date_retour_prevue).strftime("%Y-%m-%d %H:%M"),
-            },
+            code="DUE_MOVED",
+            old=previous_due,
+            new=attribution.date_retour_prevue,
         )
+        sent = plan_extension_notice(attribution, now=now, previous_due=previous_due)
         reminders = send_time.adjust(reminders_of(attribution), now=now)
-        sent = outbox.rearm(reminders, now=now, not_before=max(now, attribution.date_debut))
+        sent += outbox.rearm(reminders, now=now, not_before=max(now, attribution.date_debut))
         ladder = [
             (level, when) for level, when in timeline.overdue_times(attribution.date_retour_prevue) if when >= now
         ]
         sent += outbox.rearm(overdue_alerts_of(attribution, ladder), now=now, insert=False)
     return sent
+
+
+def plan_extension_notice(attribution: Attribution, *, now: datetime, previous_due: datetime) -> int:
+    notices = NotificationLog.objects.select_for_update().filter(
+        attribution=attribution, type_notification=TypeNotification.PROLONGATION
+    )
+    known = list(notices.values_list("niveau_escalade", "statut", "previous_due"))
+    waiting = [old for _level, statut, old in known if statut in CLAIMABLE_STATUTS and old is not None]
+    told = min(waiting, default=previous_due)
+    lifecycle.cancel(notices, code="NOTICE_REPLACED")
+    level = max((level for level, _statut, _old in known), default=0) + 1
+    notice = Planned(attribution, TypeNotification.PROLONGATION, now, level, previous_due=told)
+    return outbox.plan([notice], now=now)
 
 
 def loans_for_planning():

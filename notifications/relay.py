@@ -24,10 +24,10 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.utils.translation import gettext as _
 
-from . import lifecycle, outbox
+from . import lifecycle, outbox, sending
 from .models import LOST_RETRY_AFTER, Canal, CodeErreur, NotificationLog, Statut
+from .reasons import reason
 from .timeline import lapse_reason
 
 # Past the hard time limit, a claimed row's worker is dead (the limit kills the task).
@@ -66,34 +66,28 @@ def recover_stranded(now: datetime, report: RelayReport) -> None:
     Nor is an email whose worker died waiting for the reply to the end of its DATA (the
     channel marks the claimed row AMBIGUOUS before the final "."): the server may have accepted it.
     """
-    message = _("The worker sending this notification stopped before finishing.")
-    ambiguous = _(
-        "The worker stopped while sending through Twilio: the message may have gone out, so it is "
-        "not resent (no duplicate). Check Twilio's message logs."
-    )
-    ambiguous_email = _(
-        "The worker stopped while waiting for the mail server to accept the message: it may have gone "
-        "out, so it is not resent (no duplicate). Check the mail server's logs."
-    )
+    message = {**reason("WORKER_STOPPED"), "erreur_message": ""}
+    ambiguous = {**reason("AMBIGUOUS_TWILIO"), "erreur_message": ""}
+    ambiguous_email = {**reason("AMBIGUOUS_EMAIL"), "erreur_message": ""}
     with transaction.atomic():
         stranded = stranded_claims(now)
         report.failed_permanently += stranded.filter(canal=Canal.EMAIL, erreur_code=CodeErreur.AMBIGUOUS).update(
             statut=Statut.ECHEC_PERMANENT,
-            erreur_message=ambiguous_email,
+            **ambiguous_email,
             date_claimed=None,
             date_tentative_prochaine=None,
         )
         report.failed_permanently += stranded.filter(canal__in=[Canal.WHATSAPP, Canal.SMS]).update(
             statut=Statut.ECHEC_PERMANENT,
             erreur_code=CodeErreur.AMBIGUOUS,
-            erreur_message=ambiguous,
+            **ambiguous,
             date_claimed=None,
             date_tentative_prochaine=None,
         )
         report.failed_permanently += stranded.filter(nb_tentatives__gte=settings.NOTIFICATION_MAX_ATTEMPTS).update(
             statut=Statut.ECHEC_PERMANENT,
             erreur_code=CodeErreur.WORKER_STOPPED,
-            erreur_message=message,
+            **message,
             date_claimed=None,
             date_tentative_prochaine=None,
         )
@@ -101,7 +95,7 @@ def recover_stranded(now: datetime, report: RelayReport) -> None:
         report.recovered += stranded.update(
             statut=Statut.ECHEC,
             erreur_code=CodeErreur.WORKER_STOPPED,
-            erreur_message=message,
+            **message,
             date_claimed=None,
             date_tentative_prochaine=now - LOST_RETRY_AFTER,
         )
@@ -147,7 +141,7 @@ def relay_batch(now: datetime, report: RelayReport) -> int:
         if cancel:
             report.cancelled += lifecycle.cancel(
                 NotificationLog.objects.filter(id__in=cancel),
-                reason=_("No longer relevant when its time came (loan returned, due time passed or class changed)."),
+                code="NO_LONGER_RELEVANT",
             )
         if give_up:
             report.failed_permanently += NotificationLog.objects.filter(
@@ -160,6 +154,8 @@ def relay_batch(now: datetime, report: RelayReport) -> int:
 def dispatch_due_notifications(*, now: datetime) -> RelayReport:
     """Recover stranded rows, then enqueue due rows in batches (at most RELAY_MAX_BATCHES per run)."""
     report = RelayReport()
+    if sending._unrecorded_sends:  # this process's own sends first: they are not stranded
+        sending.record_late_sends()
     recover_stranded(now, report)
     while report.batches < settings.RELAY_MAX_BATCHES:
         taken = relay_batch(now, report)

@@ -28,11 +28,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 
 from radgestmat.masking import mask_address, mask_email
 
-from . import caps, digest, ics, lifecycle, outbox, recipients, timeline
+from . import caps, digest, ics, inbound, lifecycle, outbox, reasons, recipients, timeline
 from .channels import ChannelError, PermanentError, TransientError, get_channel, spec_of
 from .exceptions import RetryLater
 from .messages import Message, render, render_group, with_override_flag
@@ -59,7 +59,7 @@ def retry_delay(attempt: int) -> float:
     return min(delay, settings.NOTIFICATION_RETRY_MAX_DELAY)
 
 
-# CREATION and RESTITUTION rows are scheduled by the web's clock, which may run a little ahead of
+# CREATION, RESTITUTION and PROLONGATION rows are scheduled by the web's clock, which may run a little ahead of
 # the database's (``now`` here, `radgestmat.clock`): a row due within this margin counts as due.
 CLAIM_CLOCK_SKEW = timedelta(minutes=1)
 
@@ -77,8 +77,8 @@ def claim_group(log_id: int, *, now: datetime) -> list[int]:
     return digest.claim(log_id, now=now, due_by=now + CLAIM_CLOCK_SKEW)
 
 
-def irrelevance(log: NotificationLog, *, now: datetime) -> str:
-    """Why this row should no longer be sent, or "" when it should."""
+def irrelevance(log: NotificationLog, *, now: datetime) -> dict | None:
+    """Why this row should no longer be sent (the fields that say so), or None when it should."""
     attribution = log.attribution
     kind = log.type_notification
     lapsed = timeline.lapse_reason(
@@ -88,18 +88,25 @@ def irrelevance(log: NotificationLog, *, now: datetime) -> str:
         duree=attribution.duree,
         now=now,
     )
-    if lapsed or log.audience != Audience.CLIENT:
-        return lapsed
+    if lapsed:
+        return {**reasons.reason(lapsed), "erreur_message": ""}
+    if log.audience != Audience.CLIENT:
+        return None
+    if kind == TypeNotification.REPONSE:
+        # The borrower wrote to us on this channel: the answer goes there whatever their preferences
+        # (the STOP confirmation included), within WhatsApp's window.
+        text = inbound.reply_lapse_reason(log, now=now)
+        return {"reason_code": "", "reason_params": None, "erreur_message": text} if text else None
     prefs = recipients.preferences_of(attribution.client)
     if kind in REMINDER_TYPES and not recipients.wants(prefs, kind):
-        return "The borrower switched this reminder off."
+        return {**reasons.reason("REMINDER_OFF"), "erreur_message": ""}
     if (
         kind != TypeNotification.RETARD
         and log.fallback_of_id is None
         and not getattr(prefs, spec_of(log.canal).preference_flag)
     ):
-        return f"The borrower switched {log.canal} off."
-    return ""
+        return {**reasons.reason("CHANNEL_OFF", canal=log.canal), "erreur_message": ""}
+    return None
 
 
 def _finish(log: NotificationLog, *, group: list[NotificationLog] | None = None, **fields) -> None:
@@ -151,21 +158,65 @@ def _emit(log: NotificationLog, outcome: str, started: float, provider_id: str =
     )
 
 
-def _fail_permanently(group: list[NotificationLog], reason: str, code: str, *, now: datetime, fallback: bool) -> None:
+def _fail_permanently(
+    group: list[NotificationLog],
+    reason: str,
+    code: str,
+    *,
+    now: datetime,
+    fallback: bool,
+    gave_up_after: int = 0,
+    why: dict | None = None,
+) -> None:
+    """``reason`` is the channel's or provider's text, kept as received; what we add goes in the reason fields."""
+    why = why or {}
     with transaction.atomic():
         for log in group:
+            params = dict(why.get("reason_params") or {})
+            if gave_up_after:
+                params["gave_up_after"] = gave_up_after
             replacement = lifecycle.fall_back(log, now=now) if fallback else None
-            why = reason
             if replacement is not None:
-                why = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
+                params.update(fallback_canal=replacement.canal, fallback_id=replacement.pk)
             _finish(
                 log,
                 statut=Statut.ECHEC_PERMANENT,
                 erreur_code=code,
-                erreur_message=why,
+                erreur_message=reason,
+                reason_code=why.get("reason_code", ""),
+                reason_params=params or None,
                 date_tentative_prochaine=None,
                 destinataire=group[0].destinataire,
             )
+
+
+# Sends the provider accepted whose ENVOYEE this process could not write before the soft time limit
+# (the database away for a minute: a network cut), by row id: written by this process's next task.
+_unrecorded_sends: dict[int, dict] = {}
+
+
+def record_late_sends() -> int:
+    """Write the ENVOYEE of the sends in `_unrecorded_sends`; returns how many were written.
+
+    Meanwhile the relay may have taken the row's claim for a dead worker's: an email marked
+    ambiguous before its final "." is given up (ECHEC_PERMANENT, AMBIGUOUS), any other put back
+    for a resend (ECHEC, WORKER_STOPPED). Either way it went out: it becomes ENVOYEE, and a row
+    put back is not resent. A row another task has claimed since, or that ended otherwise, is left.
+    """
+    written = 0
+    for log_id, fields in list(_unrecorded_sends.items()):
+        try:
+            written += NotificationLog.objects.filter(
+                Q(statut=Statut.EN_COURS)
+                | Q(statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.AMBIGUOUS)
+                | Q(statut=Statut.ECHEC, erreur_code=CodeErreur.WORKER_STOPPED),
+                pk=log_id,
+            ).update(**fields)
+        except (OperationalError, InterfaceError):
+            return written  # still away: the next task tries again
+        del _unrecorded_sends[log_id]
+        logger.info("notification %s: its send recorded late", log_id, extra={"log_id": log_id, "status": "ENVOYEE"})
+    return written
 
 
 def send_notification(log_id: int, *, now: datetime) -> str | None:
@@ -174,6 +225,8 @@ def send_notification(log_id: int, *, now: datetime) -> str | None:
     Raises `RetryLater` after recording a transient failure that has attempts left.
     """
     started = time.monotonic()
+    if _unrecorded_sends:
+        record_late_sends()
     ids = claim_group(log_id, now=now)
     if not ids:
         logger.info(
@@ -221,13 +274,11 @@ def _send_claimed(log_id: int, ids: list[int], *, now: datetime, started: float)
     own = {row.pk: row for row in rows}[log_id]
     group = []
     for row in rows:
-        reason = irrelevance(row, now=now)
-        if reason:
+        why = irrelevance(row, now=now)
+        if why:
             # It leaves the group before anything is sent.
-            _finish(
-                row, statut=Statut.ANNULEE, erreur_code="", erreur_message=reason, nb_tentatives=F("nb_tentatives") - 1
-            )
-            _emit(row, Statut.ANNULEE, started, detail=reason)
+            _finish(row, statut=Statut.ANNULEE, erreur_code="", nb_tentatives=F("nb_tentatives") - 1, **why)
+            _emit(row, Statut.ANNULEE, started, detail=why["reason_code"] or why["erreur_message"])
         else:
             group.append(row)
     if not group:
@@ -261,8 +312,8 @@ def _send_group(group: list[NotificationLog], *, now: datetime, started: float) 
                 date_tentative_prochaine=None,
                 date_scheduled=resume,
                 erreur_code=CodeErreur.CAP_REACHED,
-                erreur_message=f"Daily cap of {caps.cap_for(log.canal)} {log.canal} messages reached; "
-                f"waits until {resume.isoformat()}.",
+                erreur_message="",
+                **reasons.reason("CAP_REACHED", cap=caps.cap_for(log.canal), canal=log.canal, until=resume),
             )
             _emit_all(group, "capped", started)
             return Statut.EN_ATTENTE
@@ -285,12 +336,13 @@ def _send_group(group: list[NotificationLog], *, now: datetime, started: float) 
     except Exception as error:
         if not isinstance(error, ChannelError):
             logger.exception("notification %s: unexpected error", log.pk)
-        reason = str(error) if isinstance(error, TransientError) else f"Unexpected error: {error!r}"
+        reason = str(error) if isinstance(error, TransientError) else repr(error)
+        unexpected = {} if isinstance(error, TransientError) else reasons.reason("UNEXPECTED")
         code = error.code if isinstance(error, ChannelError) else CodeErreur.OTHER
         if attempts >= settings.NOTIFICATION_MAX_ATTEMPTS:
             _patiently(
                 lambda: _fail_permanently(
-                    group, f"Gave up after {attempts} attempts: {reason}", code, now=now, fallback=True
+                    group, reason, code, now=now, fallback=True, gave_up_after=attempts, why=unexpected
                 ),
                 log.pk,
                 started,
@@ -306,6 +358,8 @@ def _send_group(group: list[NotificationLog], *, now: datetime, started: float) 
                 statut=Statut.ECHEC,
                 erreur_code=code,
                 erreur_message=reason,
+                reason_code=unexpected.get("reason_code", ""),
+                reason_params=unexpected.get("reason_params"),
                 date_tentative_prochaine=now + timedelta(seconds=retry_in),
                 destinataire=log.destinataire,
             ),
@@ -316,24 +370,30 @@ def _send_group(group: list[NotificationLog], *, now: datetime, started: float) 
         _emit_all(group, Statut.ECHEC, started, detail=reason)
         raise RetryLater(reason, retry_in) from error
 
-    _patiently(
-        lambda: _finish(
-            log,
-            group=group,
-            statut=Statut.ENVOYEE,
-            date_envoi=now,
-            provider_message_id=provider_id,
-            destinataire=to,
-            delivery_status=DRY_RUN if dry_run else "",
-            variant_id=message.variant_id,
-            erreur_code="",
-            erreur_message="",
-            date_tentative_prochaine=None,
-        ),
-        log.pk,
-        started,
-        "was sent but could not be recorded: the relay may send it again",
-    )
+    sent = {
+        "statut": Statut.ENVOYEE,
+        "date_envoi": now,
+        "provider_message_id": provider_id,
+        "destinataire": to,
+        "delivery_status": DRY_RUN if dry_run else "",
+        "variant_id": message.variant_id,
+        "erreur_code": "",
+        "erreur_message": "",
+        "reason_code": "",
+        "reason_params": None,
+        "date_tentative_prochaine": None,
+    }
+    try:
+        _patiently(
+            lambda: _finish(log, group=group, **sent),
+            log.pk,
+            started,
+            "was sent but could not be recorded: the relay may send it again",
+        )
+    except OutcomeNotRecorded:
+        for row in group or [log]:
+            _unrecorded_sends[row.pk] = sent
+        raise
     _emit_all(group, Statut.ENVOYEE, started, provider_id=provider_id)
     return Statut.ENVOYEE
 

@@ -16,7 +16,9 @@ The rules (docs/timing.md):
   moves to the end of the quiet period. A pre-due reminder for which that would be
   at or after the due time moves instead to 5 minutes before the quiet period
   starts; if that is before the loan started, this channel skips it.
-  CREATION and RESTITUTION answer a staff action and always go at once.
+  CREATION, RESTITUTION and PROLONGATION_REFUSEE answer a staff action and always go at once.
+- PROLONGATION (extension notice): at once when the due date moves, moved by quiet
+  hours like an overdue alert (to the end of the period); dropped if the loan is returned first.
 """
 
 from __future__ import annotations
@@ -36,7 +38,10 @@ from .models import REMINDER_TYPES, TypeNotification
 MORNING = time(8, 0)
 TWO_HOURS = timedelta(hours=2)
 BEFORE_QUIET = timedelta(minutes=5)
-IMMEDIATE_TYPES = frozenset({TypeNotification.CREATION, TypeNotification.RESTITUTION})
+IMMEDIATE_TYPES = frozenset(
+    {TypeNotification.CREATION, TypeNotification.RESTITUTION, TypeNotification.PROLONGATION_REFUSEE}
+)
+OBSOLETE_ONCE_RETURNED = frozenset({TypeNotification.RETARD, TypeNotification.PROLONGATION})
 # Which reminders belong to which duration class.
 REMINDERS_OF_CLASS: dict[str, tuple[TypeNotification, ...]] = {
     Duree.COURT: (TypeNotification.RAPPEL_2H,),
@@ -46,19 +51,19 @@ REMINDERS_OF_CLASS: dict[str, tuple[TypeNotification, ...]] = {
 
 
 def lapse_reason(type_notification: str, *, returned: bool, due: datetime, duree: str, now: datetime) -> str:
-    """Why a notification of this loan is no longer worth sending at ``now``, or "" while it is.
+    """Why a notification of this loan is no longer worth sending at ``now`` (a `reasons` code), or "" while it is.
 
     The one rule both the relay (before enqueueing) and the send service (after claiming) apply:
     nothing but the receipt after the return, no pre-due reminder once the due time has
     passed or for a duration class the loan no longer has.
     """
-    if returned and (type_notification in REMINDER_TYPES or type_notification == TypeNotification.RETARD):
-        return "Loan returned before this notification was sent."
+    if returned and (type_notification in REMINDER_TYPES or type_notification in OBSOLETE_ONCE_RETURNED):
+        return "LOAN_RETURNED"
     if type_notification in REMINDER_TYPES:
         if now >= due:
-            return "The loan was already due when this reminder could be sent."
+            return "ALREADY_DUE"
         if type_notification not in REMINDERS_OF_CLASS.get(duree, ()):
-            return "The loan's duration class changed: this reminder no longer applies."
+            return "CLASS_CHANGED"
     return ""
 
 

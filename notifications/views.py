@@ -13,27 +13,29 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, HttpResponseRedirect, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 from django.views.decorators.http import require_POST
 
-from radgestmat.csv_export import csv_response
+from radgestmat.csv_export import Column, csv_table, spreadsheet_datetime
 from radgestmat.input import MAX_DB_INT, DayField, parse_id
-from radgestmat.staff import paginate, staff_required
+from radgestmat.staff import paginate, redirect_back, staff_required
 
 from . import lifecycle
-from .models import Canal, CodeErreur, NotificationLog, Statut, TypeNotification
+from .models import FIX_THE_CLIENT, Canal, CodeErreur, NotificationLog, Statut, TypeNotification
 from .scheduler_status import scheduler_status
 
 RETRYABLE = (Statut.ECHEC, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
+TAB_COUNT_CAP = 1000
+CANCELLABLE = (Statut.EN_ATTENTE, Statut.ECHEC)
 # The spec's delivery targets, in percent of the notifications that reached a final state.
 DELIVERY_TARGETS = {Canal.EMAIL: 95, Canal.WHATSAPP: 90}
 CANCEL_PERMISSION = "notifications.change_notificationlog"
+MAX_CONFIRM_ROWS = 500
 
 
 def local_day_start(day) -> datetime:
@@ -96,20 +98,65 @@ def filtered_log(request: HttpRequest) -> tuple[LogFilterForm, QuerySet[Notifica
     return form, form.filter(rows)
 
 
+# The log's tabs: what happened (newest first), what is planned (soonest first), the failures, everything.
+LOG_TABS = {
+    "activity": gettext_lazy("Activity"),
+    "planned": gettext_lazy("Planned"),
+    "failed": gettext_lazy("Failed"),
+    "all": gettext_lazy("All"),
+}
+
+
+def in_tab(rows: QuerySet[NotificationLog], tab: str, now: datetime) -> QuerySet[NotificationLog]:
+    if tab == "activity":
+        return rows.filter(date_scheduled__lte=now)
+    if tab == "planned":
+        return rows.filter(statut=Statut.EN_ATTENTE, date_scheduled__gt=now).order_by("date_scheduled", "id")
+    if tab == "failed":
+        return rows.filter(statut__in=[Statut.ECHEC, Statut.ECHEC_PERMANENT])
+    return rows
+
+
+def capped_count(rows: QuerySet, cap: int = TAB_COUNT_CAP) -> int:
+    return rows.order_by().values("id")[:cap].count()
+
+
 @staff_required
 def log(request: HttpRequest) -> HttpResponse:
+    now = timezone.now()
     form, rows = filtered_log(request)
+    tab = request.GET.get("tab", "activity")
+    if tab not in LOG_TABS:
+        tab = "activity"
+    # Counts where an index answers them and the number stays small enough to mean something.
+    counts = {name: capped_count(in_tab(rows, name, now)) for name in ("planned", "failed")}
     return render(
         request,
         "notifications/log.html",
         {
             "form": form,
-            "page": paginate(request, rows),
+            "tab": tab,
+            "tabs": [(name, label, counts.get(name)) for name, label in LOG_TABS.items()],
+            "count_cap": TAB_COUNT_CAP,
+            "page": paginate(request, in_tab(rows, tab, now)),
+            "now": now,
             "retryable": RETRYABLE,
+            "fix_the_client": FIX_THE_CLIENT,
             "can_cancel": request.user.has_perm(CANCEL_PERMISSION),
             "export_query": request.GET.urlencode(),
         },
     )
+
+
+def rendered_message(row: NotificationLog) -> dict:
+    """The message as the borrower got it (or will get it): its text at the time it went or goes out."""
+    from .messages import render as render_message
+
+    try:
+        message = render_message(row, now=row.date_envoi or row.date_scheduled)
+    except Exception as error:  # noqa: BLE001  a broken template must not break the page that explains it
+        return {"error": str(error)}
+    return {"subject": message.subject, "body": message.body, "language": message.language}
 
 
 @staff_required
@@ -123,20 +170,12 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
         {
             "log": row,
             "fallbacks": row.fallbacks.order_by("id"),
-            "retryable": row.statut in RETRYABLE,
-            "cancellable": row.statut in (Statut.EN_ATTENTE, Statut.ECHEC) and request.user.has_perm(CANCEL_PERMISSION),
+            "retryable": row.statut in RETRYABLE and row.erreur_code not in FIX_THE_CLIENT,
+            "fix_the_client": row.erreur_code in FIX_THE_CLIENT,
+            "cancellable": row.statut in CANCELLABLE and request.user.has_perm(CANCEL_PERMISSION),
+            "message": rendered_message(row),
         },
     )
-
-
-def back(request: HttpRequest, default: str) -> HttpResponseRedirect:
-    target = request.POST.get("next", "")
-    # A path on this site only: `redirect()` would take any other word for a URL name (NoReverseMatch: 500).
-    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
-        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
-    ):
-        target = default
-    return HttpResponseRedirect(target)
 
 
 @staff_required
@@ -151,7 +190,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
             _("This notification is “%(statut)s”: only failed or cancelled ones can be retried.")
             % {"statut": row.get_statut_display()},
         )
-    return back(request, reverse("notification_detail", args=[row.pk]))
+    return redirect_back(request, request.POST.get("next", ""), reverse("notification_detail", args=[row.pk]))
 
 
 @staff_required
@@ -181,20 +220,53 @@ def bulk(request: HttpRequest) -> HttpResponse:
     elif action == "cancel":
         if not request.user.has_perm(CANCEL_PERMISSION):
             raise PermissionDenied
+        if request.POST.get("confirm") != "yes":
+            # A second look first: cancelled messages are not sent, and nobody is told.
+            rows = NotificationLog.objects.filter(id__in=ids[:MAX_CONFIRM_ROWS]).select_related(
+                "attribution__materiel", "attribution__client"
+            )
+            return render(
+                request,
+                "notifications/cancel_confirm.html",
+                {
+                    "rows": rows.order_by("date_scheduled", "id"),
+                    "cancellable": CANCELLABLE,
+                    "ids": ids[:MAX_CONFIRM_ROWS],
+                    "next": request.POST.get("next", ""),
+                },
+            )
         n = lifecycle.cancel(
             NotificationLog.objects.filter(id__in=ids),
-            reason=_("Cancelled by %(user)s.") % {"user": request.user.get_username()},
+            code="CANCELLED_BY",
+            user=request.user.get_username(),
         )
         messages.success(
             request, ngettext("%(n)d notification cancelled.", "%(n)d notifications cancelled.", n) % {"n": n}
         )
     else:
         messages.error(request, _("Unknown action."))
-    return back(request, default)
+    return redirect_back(request, request.POST.get("next", ""), default)
 
 
-def local_iso(value) -> str:
-    return timezone.localtime(value).isoformat(timespec="seconds") if value else ""
+# The log export: translated headers and values (what the page shows), provider texts as received.
+LOG_COLUMNS: list[Column] = [
+    (gettext_lazy("Id"), lambda row: row.pk),
+    (gettext_lazy("Loan"), lambda row: row.attribution_id),
+    (gettext_lazy("Material code"), lambda row: row.attribution.materiel.code),
+    (gettext_lazy("Client"), lambda row: row.attribution.client.name),
+    (gettext_lazy("Type"), lambda row: row.get_type_notification_display()),
+    (gettext_lazy("Channel"), lambda row: row.get_canal_display()),
+    (gettext_lazy("Audience"), lambda row: row.get_audience_display()),
+    (gettext_lazy("Escalation level"), lambda row: row.niveau_escalade),
+    (gettext_lazy("Status"), lambda row: row.get_statut_display()),
+    (gettext_lazy("Scheduled for"), lambda row: spreadsheet_datetime(row.date_scheduled)),
+    (gettext_lazy("Sent at"), lambda row: spreadsheet_datetime(row.date_envoi)),
+    (gettext_lazy("Attempts"), lambda row: row.nb_tentatives),
+    (gettext_lazy("Recipient"), lambda row: row.destinataire),
+    (gettext_lazy("Cause"), lambda row: row.get_erreur_code_display() if row.erreur_code else ""),
+    (gettext_lazy("Reason"), lambda row: row.our_words),
+    (gettext_lazy("Provider's message"), lambda row: row.erreur_message),
+]
 
 
 @staff_required
@@ -209,32 +281,8 @@ def export_csv(request: HttpRequest) -> StreamingHttpResponse | HttpResponseBadR
             "\n".join(f"{name}: {' '.join(map(str, errors))}" for name, errors in form.errors.items()),
             content_type="text/plain; charset=utf-8",
         )
-    header = [
-        "id", "attribution", "materiel", "client", "type_notification", "canal", "audience", "niveau_escalade",
-        "statut", "date_scheduled", "date_envoi", "nb_tentatives", "destinataire", "erreur_code", "erreur_message",
-    ]  # fmt: skip
-    lines = (
-        [
-            row.pk,
-            row.attribution_id,
-            row.attribution.materiel.code,
-            row.attribution.client.name,
-            row.type_notification,
-            row.canal,
-            row.audience,
-            row.niveau_escalade,
-            row.statut,
-            local_iso(row.date_scheduled),
-            local_iso(row.date_envoi),
-            row.nb_tentatives,
-            row.destinataire,
-            row.erreur_code,
-            row.erreur_message,
-        ]  # fmt: skip
-        for row in rows.iterator(chunk_size=2000)
-    )
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")
-    return csv_response(f"notifications-{stamp}.csv", header, lines)
+    return csv_table(f"notifications-{stamp}.csv", LOG_COLUMNS, rows.iterator(chunk_size=2000))
 
 
 class PeriodForm(forms.Form):

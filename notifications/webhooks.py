@@ -1,4 +1,5 @@
-"""Twilio's message status callbacks: what happened to a WhatsApp/SMS after Twilio accepted it.
+"""Twilio's webhooks: message status callbacks (what happened to a WhatsApp/SMS after Twilio accepted
+it) and inbound messages (what a borrower sent us, acted on by `notifications.inbound`).
 
 Twilio signs each callback with the account's auth token over the exact URL it
 called plus the POST parameters. Behind a proxy the URL Django sees is not the
@@ -13,6 +14,11 @@ delivery failure (``failed``/``undelivered``, e.g. 63016 outside the WhatsApp
 session window) makes the row a permanent failure and starts the fallback
 exactly once. A group of rows sent as one message shares its MessageSid: each report
 applies to every row of the group.
+
+An inbound message is signature-checked the same way; a forged one gets 403 and
+changes nothing, a replayed one (the same MessageSid) is acted on only the first time.
+The answer to Twilio is an empty TwiML document: replies go out through the send
+path (`NotificationLog`), not as TwiML.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 from twilio.request_validator import RequestValidator
 
-from . import lifecycle
+from . import inbound, lifecycle, reasons
 from .channels.twilio_api import cause_of_twilio_error
 from .models import NotificationLog, Statut
 
@@ -74,14 +80,15 @@ def _apply(log: NotificationLog, status: str, error_code: str, *, now) -> None:
     log.delivery_status = status
     fields = ["delivery_status", "updated_at"]
     if status in DELIVERY_FAILURES:
-        reason = f"Twilio reported the message {status}: error {error_code or 'unknown'}."
+        why = reasons.reason("TWILIO_STATUS", status=status, error=error_code or "?")
         replacement = lifecycle.fall_back(log, now=now)
         if replacement is not None:
-            reason = f"{reason} Fell back to {replacement.canal} (notification {replacement.pk})."
+            why["reason_params"].update(fallback_canal=replacement.canal, fallback_id=replacement.pk)
         log.statut = Statut.ECHEC_PERMANENT
         log.erreur_code = cause_of_twilio_error(None, error_code)
-        log.erreur_message = reason
-        fields += ["statut", "erreur_code", "erreur_message"]
+        log.erreur_message = ""
+        log.reason_code, log.reason_params = why["reason_code"], why["reason_params"]
+        fields += ["statut", "erreur_code", "erreur_message", "reason_code", "reason_params"]
     log.save(update_fields=fields)
 
 
@@ -106,3 +113,20 @@ def twilio_status_callback(request: HttpRequest) -> HttpResponse:
         },
     )
     return HttpResponse(status=204)
+
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response></Response>'
+
+
+@csrf_exempt
+@require_POST
+def twilio_inbound_message(request: HttpRequest) -> HttpResponse:
+    if not is_signed_by_twilio(request):
+        logger.warning("twilio inbound message refused: bad or missing signature")
+        return HttpResponseForbidden("invalid signature")
+    message = inbound.Inbound.from_post(request.POST)
+    if message is None:
+        logger.info("twilio inbound webhook without a message SID or a phone number: ignored")
+    else:
+        inbound.receive(message, now=timezone.now())
+    return HttpResponse(EMPTY_TWIML, content_type="text/xml")

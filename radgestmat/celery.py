@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import time
 
 from celery import Celery, bootsteps
@@ -46,6 +48,41 @@ def close_old_database_connections(task=None, **kwargs) -> None:
             wrapper.health_check_done = True
         else:
             wrapper.health_checked_at = moment  # the check runs at this task's first query
+
+
+_soft_limit_held = False
+
+
+@task_postrun.connect
+def hold_late_soft_time_limit(**kwargs) -> None:
+    """Once a task has finished, a prefork child ignores the soft time limit's signal until its next task.
+
+    The limit is a SIGUSR1 from the worker's main process, on a timer it runs in its event loop. When
+    that loop stalls (the main process reconnecting to a broker that was cut off), the timer fires
+    late, after the task finished, while the child is writing its result to the main process: the
+    signal's exception broke that write and the child wrote a second message into the first, and the
+    main process died on the garbled message (UnicodeDecodeError in asynpool, "Unrecoverable error").
+    """
+    global _soft_limit_held
+    from billiard.pool import SIG_SOFT_TIMEOUT, soft_timeout_sighandler
+
+    if (
+        SIG_SOFT_TIMEOUT is not None
+        and threading.current_thread() is threading.main_thread()
+        and signal.getsignal(SIG_SOFT_TIMEOUT) is soft_timeout_sighandler
+    ):
+        signal.signal(SIG_SOFT_TIMEOUT, signal.SIG_IGN)
+        _soft_limit_held = True
+
+
+@task_prerun.connect
+def arm_soft_time_limit(**kwargs) -> None:
+    global _soft_limit_held
+    if _soft_limit_held and threading.current_thread() is threading.main_thread():
+        from billiard.pool import SIG_SOFT_TIMEOUT, soft_timeout_sighandler
+
+        signal.signal(SIG_SOFT_TIMEOUT, soft_timeout_sighandler)
+        _soft_limit_held = False
 
 
 # The worker answers `inspect conf` (Flower's worker "Config" tab) with every Django setting, since

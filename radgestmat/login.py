@@ -22,6 +22,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.utils.translation import ngettext
 
+from radgestmat.ratelimit import hit
+
 logger = logging.getLogger("radgestmat.security")
 
 # One address may try this many times more usernames than one username may be tried.
@@ -74,13 +76,7 @@ class LoginThrottle:
         return pair_attempts <= limit and address_attempts <= limit * ADDRESS_FACTOR
 
     def _increment(self, key: str) -> int:
-        # add() starts the window at the first attempt; incr() is atomic in Redis and keeps the expiry.
-        if cache.add(key, 1, self.window):
-            return 1
-        try:
-            return cache.incr(key)
-        except ValueError:  # expired between add() and incr()
-            return 1 if cache.add(key, 1, self.window) else cache.incr(key)
+        return hit(key, self.window)
 
     def forget_success(self) -> None:
         """A successful login clears the pair's count and takes itself back off the address's."""

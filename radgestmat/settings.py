@@ -145,6 +145,8 @@ LANGUAGE_CODE = env("LANGUAGE_CODE", default="fr")
 LANGUAGES = [("fr", _("French")), ("en", _("English"))]
 USE_I18N = True
 LOCALE_PATHS = [BASE_DIR / "locale"]
+# One way of writing dates per language on every page (English: "1 December 2026, 09:30").
+FORMAT_MODULE_PATH = ["radgestmat.formats"]
 
 # --- Static files -------------------------------------------------------
 STATIC_URL = "static/"
@@ -163,6 +165,28 @@ STORAGES = {
 # --- Organisation (appears in messages to borrowers) --------------------
 ORGANISATION_NAME = env("ORGANISATION_NAME", default="RadGestMat")
 ORGANISATION_REPLY_TO = env("ORGANISATION_REPLY_TO", default="")
+# Where and when borrowers bring items back, and how to reach the desk: each line is left out of messages when empty.
+ORGANISATION_RETURN_DESK = env("ORGANISATION_RETURN_DESK", default="")
+ORGANISATION_OPENING_HOURS = env("ORGANISATION_OPENING_HOURS", default="")
+ORGANISATION_CONTACT_PHONE = env("ORGANISATION_CONTACT_PHONE", default="")
+ORGANISATION_CONTACT_EMAIL = env("ORGANISATION_CONTACT_EMAIL", default="")
+
+# --- Borrower page and extension requests (docs/borrower-page.md) --------
+# A loan's personal link keeps working this many days after the return.
+BORROWER_LINK_DAYS_AFTER_RETURN = env.int("BORROWER_LINK_DAYS_AFTER_RETURN", default=7)
+# Requests to the borrower pages per BORROWER_RATE_WINDOW_MINUTES: per link, and per client address.
+BORROWER_RATE_LIMIT_PER_TOKEN = env.int("BORROWER_RATE_LIMIT_PER_TOKEN", default=60)
+BORROWER_RATE_LIMIT_PER_IP = env.int("BORROWER_RATE_LIMIT_PER_IP", default=120)
+BORROWER_RATE_WINDOW_MINUTES = env.int("BORROWER_RATE_WINDOW_MINUTES", default=10)
+# Extension rules: how many times one loan's due date may be moved later, by staff or by the borrower
+# (users with the permission assets.extend_beyond_limit may go further); a borrower's request is refused
+# once late by more than this, never beyond this many days from the start; granted at once or waiting.
+EXTENSION_MAX_PER_LOAN = env.int("EXTENSION_MAX_PER_LOAN", default=3)
+EXTENSION_REFUSE_WHEN_LATE_HOURS = env.int("EXTENSION_REFUSE_WHEN_LATE_HOURS", default=24)
+EXTENSION_MAX_TOTAL_DAYS = env.int("EXTENSION_MAX_TOTAL_DAYS", default=30)
+EXTENSION_REQUIRES_APPROVAL = env.bool("EXTENSION_REQUIRES_APPROVAL", default=True)
+# A request without a chosen time (a WhatsApp "Prolonger" button) asks for this much more.
+EXTENSION_DEFAULT_HOURS = env.int("EXTENSION_DEFAULT_HOURS", default=24)
 
 # --- Email --------------------------------------------------------------
 # Without EMAIL_HOST, mail is written to files under var/mail so nothing leaves the machine.
@@ -196,6 +220,8 @@ TWILIO_SMS_FROM = env("TWILIO_SMS_FROM", default="")
 TWILIO_API_BASE_URL = env("TWILIO_API_BASE_URL", default="")
 TWILIO_TIMEOUT = env.int("TWILIO_TIMEOUT", default=10)
 WHATSAPP_ENABLED = bool(TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN and TWILIO_WHATSAPP_FROM)
+# Borrowers' messages (Twilio's inbound webhook): at most this many per number per hour are acted on.
+INBOUND_RATE_LIMIT_PER_HOUR = env.int("INBOUND_RATE_LIMIT_PER_HOUR", default=20)
 PHONE_DEFAULT_REGION = env("PHONE_DEFAULT_REGION", default="FR")
 
 # --- Notification engine (channels, sending, retries) -------------------
@@ -267,9 +293,23 @@ NOTIFICATION_CLOCK = env("NOTIFICATION_CLOCK", default="database")
 SCHEDULER_PIDFILE = env("SCHEDULER_PIDFILE", default=str(BASE_DIR / "var" / "celerybeat.pid"))
 
 # --- Staff UI -----------------------------------------------------------
+# Lending to a borrower no loan confirmation can reach: "warn" (staff confirm) or "refuse".
+LEND_UNREACHABLE = env("LEND_UNREACHABLE", default="warn")
+if LEND_UNREACHABLE not in ("warn", "refuse"):
+    from django.core.exceptions import ImproperlyConfigured
+
+    raise ImproperlyConfigured(f"LEND_UNREACHABLE must be 'warn' or 'refuse', not {LEND_UNREACHABLE!r}.")
+# The lend form warns about a borrower who returned late this many times in the last this many months.
+LEND_WARN_LATE_RETURNS = env.int("LEND_WARN_LATE_RETURNS", default=2)
+LEND_WARN_LATE_MONTHS = env.int("LEND_WARN_LATE_MONTHS", default=6)
+# At most this many items in one basket lend.
+LEND_BASKET_MAX = env.int("LEND_BASKET_MAX", default=30)
 # The dashboard turns red from this many permanent failures in 24 h...
 DASHBOARD_FAILURE_ALERT = env.int("DASHBOARD_FAILURE_ALERT", default=10)
-# ...or when a notification is late (NOTIFICATION_BACKLOG_MAX_MINUTES below).
+# ...or when a notification is late (NOTIFICATION_BACKLOG_MAX_MINUTES below), but not in the first
+# DASHBOARD_STARTUP_GRACE_MINUTES after this web process started: beat, the workers and the relay
+# need a few minutes to report after the stack starts (assets/dashboard.py `starting_up`).
+DASHBOARD_STARTUP_GRACE_MINUTES = env.int("DASHBOARD_STARTUP_GRACE_MINUTES", default=10)
 FLOWER_URL = env("FLOWER_URL", default="http://127.0.0.1:5555/flower/")  # Flower serves under FLOWER_URL_PREFIX
 
 # --- Operations (health, alerts, Flower, cache) --------------------------
@@ -379,7 +419,7 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 EVENT_PUBLISH_RETRY_POLICY = {"max_retries": 0}
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_TASK_DEFAULT_QUEUE = queues.DEFAULT
-# notifications.publishing sends CREATION and RESTITUTION to queues.PRIORITY.
+# notifications.publishing sends CREATION, RESTITUTION and REPONSE (notifications.models.DESK_TYPES) to queues.PRIORITY.
 CELERY_TASK_ROUTES = {"tasks.send_notification": {"queue": queues.NOTIFICATIONS}}
 CELERY_BEAT_SCHEDULER = "radgestmat.beat_scheduler:DatabaseScheduler"
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)

@@ -9,7 +9,8 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.utils.http import url_has_allowed_host_and_scheme
 
 from radgestmat.input import MAX_DB_INT, page_number
 
@@ -32,6 +33,16 @@ def staff_required(view: Callable | None = None, *, perm: str | None = None) -> 
         return wrapper
 
     return decorator(view) if view is not None else decorator
+
+
+def redirect_back(request: HttpRequest, target: str, default: str) -> HttpResponseRedirect:
+    """Back to ``target`` (a staff form's ``next`` field), if that is a path on this site; else to ``default``."""
+    # A path on this site only: `redirect()` would take any other word for a URL name (NoReverseMatch: 500).
+    if not target.startswith("/") or not url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        target = default
+    return HttpResponseRedirect(target)
 
 
 @dataclass

@@ -71,7 +71,7 @@ def test_admin_shows_the_rule_instead_of_saving_a_second_loan(admin_client):
         "/admin/assets/attribution/add/", form(materiel, ClientFactory(), start, start + timedelta(hours=2))
     )
     assert response.status_code == 200
-    assert "déjà sorti sur un autre prêt" in response.content.decode()
+    assert "est déjà sorti chez" in response.content.decode()
     assert Attribution.objects.count() == 1
 
 

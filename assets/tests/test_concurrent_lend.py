@@ -37,5 +37,41 @@ def test_two_desks_lending_the_same_material_at_once_exactly_one_wins():
         t.start()
     for t in threads:
         t.join(30)
-    assert sorted(outcomes) == sorted(["lent", f"{materiel.code} is already out on another loan."])
+    assert len(outcomes) == 2 and "lent" in outcomes, outcomes
+    [refused] = [outcome for outcome in outcomes if outcome != "lent"]
+    winner = Attribution.objects.get(materiel=materiel).client
+    assert refused.startswith(f"{materiel.code} is already out with {winner.name} (due "), refused
     assert Attribution.objects.open().filter(materiel=materiel).count() == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_baskets_sharing_an_item_one_lends_all_the_other_nothing():
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks are PostgreSQL's; CI runs this file again with DATABASE_URL on PostgreSQL")
+    shared, first_only, second_only = MaterielFactory(), MaterielFactory(), MaterielFactory()
+    baskets = {"first": [first_only, shared], "second": [shared, second_only]}  # opposite orders: no deadlock
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+
+    def desk(name):
+        try:
+            barrier.wait()
+            now = timezone.now()
+            services.lend_several(
+                materiels=baskets[name], client=ClientFactory(), due=now + timedelta(hours=2), now=now
+            )
+            outcomes[name] = "lent"
+        except ValidationError:
+            outcomes[name] = "refused"
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=desk, args=(name,)) for name in baskets]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(outcomes.values()) == ["lent", "refused"]
+    winner = next(name for name, outcome in outcomes.items() if outcome == "lent")
+    assert set(Attribution.objects.open().values_list("materiel_id", flat=True)) == {m.pk for m in baskets[winner]}

@@ -10,7 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from assets.models import Attribution
+from assets import services
+from assets.models import Attribution, LoanEvent
 from assets.tests.factories import AttributionFactory, ClientFactory, MaterielFactory
 from notifications.api import forget_scheduler_status
 from notifications.models import Canal, NotificationLog, NotificationPreferences, Statut, TypeNotification
@@ -63,6 +64,13 @@ def queries(http, url: str) -> int:
         "/notifications/export.csv",
         "/notifications/delivery/",
         "/scheduler/",
+        "/loans/?window=due_today",
+        "/loans/?state=returned&window=returned_today",
+        "/loans/export.csv?state=all",
+        "/loans/overdue.csv",
+        "/notifications/?tab=planned",
+        "/notifications/?tab=failed&client=Client",
+        "/notifications/?tab=all",
     ],
 )
 def test_list_page_queries_do_not_grow_with_rows(staff_client, url):
@@ -72,7 +80,7 @@ def test_list_page_queries_do_not_grow_with_rows(staff_client, url):
     assert queries(staff_client, url) == few
 
 
-def test_client_page_and_loan_page_queries_do_not_grow(staff_client):
+def test_client_page_and_loan_page_queries_do_not_grow(staff_client, staff_user):
     client = ClientFactory()
     add_rows(2, client=client)
     loan = client.attributions.first()
@@ -86,8 +94,27 @@ def test_client_page_and_loan_page_queries_do_not_grow(staff_client):
             attribution=loan, type_notification=TypeNotification.RETARD, canal=Canal.EMAIL,
             niveau_escalade=i + 1, date_scheduled=timezone.now(),
         )  # fmt: skip
+        services.add_note(loan, text=f"note {i}", now=timezone.now(), by=staff_user)
+        LoanEvent.objects.create(
+            attribution=loan, kind="EXTENDED", at=timezone.now(), by=staff_user,
+            old_due=loan.date_retour_prevue, new_due=loan.date_retour_prevue + timedelta(hours=i + 1),
+        )  # fmt: skip
     many = (
         queries(staff_client, reverse("client_detail", args=[client.pk])),
         queries(staff_client, f"/loans/{loan.pk}/"),
     )
     assert many == few
+
+
+def test_the_notification_page_costs_the_same_whatever_its_loan_holds(staff_client):
+    client = ClientFactory()
+    add_rows(1, client=client)
+    row = NotificationLog.objects.filter(attribution__client=client).first()
+    few = queries(staff_client, f"/notifications/{row.pk}/")
+    add_rows(10, client=client)
+    for i in range(5):
+        NotificationLog.objects.create(
+            attribution=row.attribution, type_notification=TypeNotification.RETARD, canal=Canal.EMAIL,
+            niveau_escalade=i + 1, date_scheduled=timezone.now(), fallback_of=row,
+        )  # fmt: skip
+    assert queries(staff_client, f"/notifications/{row.pk}/") == few

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo
 import pytest
 import time_machine
 from django.urls import reverse
+from django.utils import timezone
+from django.utils.formats import date_format
 
 from assets.models import Attribution, Materiel
 from assets.tests.factories import AttributionFactory, ClientFactory, MaterielFactory
@@ -80,16 +82,18 @@ def test_unknown_code_is_shown_by_the_field_and_the_input_is_kept(staff_client):
     assert not Attribution.objects.exists() and borrower.pk
 
 
-def test_material_already_out_comes_back_from_the_service_on_its_field(staff_client):
-    loan = AttributionFactory(materiel__code="CAM-003")
+def test_material_already_out_names_the_borrower_and_due_date_and_links_to_the_return(staff_client):
+    loan = AttributionFactory(materiel__code="CAM-003", client__name="Zoé Borrower")
     response = lend(
         staff_client,
         materiel="CAM-003",
         client=f"x · #{ClientFactory().pk}",
         date_retour_prevue=local(NOW + timedelta(hours=2)),
     )
-    assert response.context["form"].errors["materiel"] == ["CAM-003 is already out on another loan."]
-    assert Attribution.objects.count() == 1 and loan.pk
+    due = date_format(timezone.localtime(loan.date_retour_prevue), "SHORT_DATETIME_FORMAT")
+    assert response.context["form"].errors["materiel"] == [f"CAM-003 is already out with Zoé Borrower (due {due})."]
+    assert reverse("loan_return", args=[loan.pk]) in response.content.decode()
+    assert Attribution.objects.count() == 1
 
 
 def test_client_without_contact_and_due_in_the_past_are_both_reported(staff_client):

@@ -103,7 +103,7 @@ def smtp_stays_down(lab: Lab) -> dict:
         row["id"]
         for row in rows
         if row["statut"] != "ECHEC_PERMANENT"
-        or not row["erreur_message"].startswith("Gave up after 3 attempts: Mail server")
+        or not row["erreur_message"].startswith("Mail server")  # "gave up after 3" is in reason_params
     ]
     problems = worker_trouble(lab)
     if set(attempts) != {3}:

@@ -212,6 +212,10 @@ class EmailChannel(Channel):
             reply_to=[settings.ORGANISATION_REPLY_TO] if settings.ORGANISATION_REPLY_TO else None,
             headers={"Message-ID": message_id, "X-RadGestMat-Notification": str(log.pk or "")},
         )
+        if message.unsubscribe_url:
+            # RFC 8058 one-click: mail clients POST "List-Unsubscribe=One-Click" to the address.
+            email.extra_headers["List-Unsubscribe"] = f"<{message.unsubscribe_url}>"
+            email.extra_headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
         if message.is_group:
             # Every row the message is sent for: the drills' ledger, and a trace in the mail server's logs.
             email.extra_headers[GROUP_HEADER] = ",".join(str(pk) for pk in message.log_ids)

@@ -17,7 +17,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError
 
 from assets.models import normalize_phone
 from notifications.messages import Message
-from notifications.models import Audience, CodeErreur, NotificationLog
+from notifications.models import Audience, CodeErreur, NotificationLog, TypeNotification
 
 from .base import AmbiguousError, Channel, PermanentError, TransientError
 
@@ -153,6 +153,8 @@ class TwilioChannel(Channel):
     def recipient(self, log: NotificationLog) -> str:
         if log.audience != Audience.CLIENT:
             raise PermanentError(f"{self.canal} goes to borrowers only.", code=CodeErreur.INVALID_RECIPIENT)
+        if log.type_notification == TypeNotification.REPONSE and log.destinataire:
+            return self.validate(log.destinataire)  # a reply answers the number that wrote
         from notifications.recipients import phone_of, preferences_of
 
         client = log.attribution.client

@@ -38,7 +38,7 @@ def test_old_data_with_line_breaks_is_sent_as_one_subject_line_and_no_fake_heade
     assert message["Bcc"] is None and message["X-Injected"] is None
     assert smtp_sink.envelopes[0].rcpt_tos == ["camille@example.org"]
     subject = " ".join(message["Subject"].split())
-    assert subject == "Prêt confirmé : Caméra X-Injected: yes fake body [31m (CAM -042)"
+    assert subject == "Prêt confirmé : Caméra X-Injected: yes fake…"
     [to] = message["To"].addresses
     assert (to.display_name, to.addr_spec) == ("Camille Bcc: victim@example.org", "camille@example.org")
     text = message.get_body(preferencelist=("plain",)).get_content()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import OperationalError, connection
 
@@ -41,6 +43,7 @@ def test_a_send_is_recorded_once_the_database_is_back(mailoutbox, settings, monk
 
 
 def test_it_gives_up_before_the_soft_time_limit_and_says_so(mailoutbox, settings, monkeypatch, caplog):
+    monkeypatch.setattr("notifications.sending._unrecorded_sends", {})
     settings.CELERY_TASK_SOFT_TIME_LIMIT = 2
     monkeypatch.setattr("notifications.sending.RECORD_RETRY_DELAYS", (0.2,))
     log = make_log("CREATION", "EMAIL")
@@ -51,6 +54,51 @@ def test_it_gives_up_before_the_soft_time_limit_and_says_so(mailoutbox, settings
     assert len(mailoutbox) == 1
     assert NotificationLog.objects.get(pk=log.pk).statut == Statut.EN_COURS  # the relay decides later
     assert "was sent but could not be recorded" in caplog.text
+
+
+def test_a_send_not_recorded_in_time_is_recorded_by_the_next_task_even_once_given_up(mailoutbox, settings, monkeypatch):
+    """GIVEN the mail server accepted a message WHEN the database stays away past the soft time limit
+    (a network cut) and the relay meanwhile takes the live worker for dead and gives the row up as
+    ambiguous THEN the worker's next task writes ENVOYEE: the borrower got it once, the row says so."""
+    from notifications import sending
+    from notifications.models import CodeErreur
+
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 2
+    monkeypatch.setattr("notifications.sending.RECORD_RETRY_DELAYS", (0.2,))
+    monkeypatch.setattr(sending, "_unrecorded_sends", {})
+    log, other = make_log("CREATION", "EMAIL"), make_log("CREATION", "EMAIL")
+
+    with connection.execute_wrapper(DatabaseAway(times=1000)), pytest.raises(OutcomeNotRecorded):
+        send_notification(log.pk, now=log.date_scheduled)
+    NotificationLog.objects.filter(pk=log.pk).update(
+        statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.AMBIGUOUS, erreur_message="may have gone out"
+    )
+    assert send_notification(other.pk, now=other.date_scheduled) == Statut.ENVOYEE
+
+    row = NotificationLog.objects.get(pk=log.pk)
+    assert (row.statut, row.erreur_code, row.erreur_message) == (Statut.ENVOYEE, "", "")
+    assert row.date_envoi is not None
+    assert len(mailoutbox) == 2
+    assert sending._unrecorded_sends == {}
+
+
+def test_the_relay_records_its_own_processs_late_sends_before_recovering_stranded_claims(
+    mailoutbox, settings, monkeypatch
+):
+    from notifications import relay, sending
+
+    settings.CELERY_TASK_SOFT_TIME_LIMIT = 2
+    monkeypatch.setattr("notifications.sending.RECORD_RETRY_DELAYS", (0.2,))
+    monkeypatch.setattr(sending, "_unrecorded_sends", {})
+    log = make_log("CREATION", "EMAIL")
+    with connection.execute_wrapper(DatabaseAway(times=1000)), pytest.raises(OutcomeNotRecorded):
+        send_notification(log.pk, now=log.date_scheduled)
+
+    # Long after: the claim would count as stranded, and an email is resent.
+    relay.dispatch_due_notifications(now=log.date_scheduled + timedelta(hours=1))
+
+    assert NotificationLog.objects.get(pk=log.pk).statut == Statut.ENVOYEE
+    assert len(mailoutbox) == 1
 
 
 class DatabaseAwayAfterClaim:

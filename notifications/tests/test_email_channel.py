@@ -31,11 +31,11 @@ def test_it_sends_a_multipart_email_in_french(smtp_sink):
     assert message["From"] == "RadGestMat <pret@example.org>"
     # A long encoded subject is folded; the unfolded value may keep the fold's leading space.
     assert message["Subject"].lstrip().startswith("Prêt confirmé : ")
-    assert log.attribution.materiel.code in message["Subject"]
+    assert log.attribution.materiel.name in message["Subject"]  # the name: codes mean nothing to a borrower
     text = message.get_body(preferencelist=("plain",)).get_content()
     html = message.get_body(preferencelist=("html",)).get_content()
     assert "Bonjour Camille Martin" in text
-    assert "Merci de le rapporter au plus tard le" in text
+    assert "À rendre au plus tard le" in text
     assert "<p>Bonjour Camille Martin,</p>" in html
     assert f"Matériel : {log.attribution.materiel.name} ({log.attribution.materiel.code})" in text
     assert "Temps restant : 2 h 59 min" in text or "Temps restant : 3 h" in text
@@ -111,7 +111,7 @@ def test_the_third_transient_failure_is_permanent(smtp_sink):
 
     log.refresh_from_db()
     assert log.nb_tentatives == 3
-    assert log.erreur_message.startswith("Gave up after 3 attempts")
+    assert log.reason_text.startswith("Gave up after 3 attempts")
     assert log.erreur_code == CodeErreur.PROVIDER_UNAVAILABLE  # the cause of the last transient failure is kept
 
 
@@ -207,7 +207,7 @@ def test_staff_copy_of_an_overdue_alert_goes_to_the_lender_in_the_default_langua
 
     [message] = smtp_sink.messages
     assert smtp_sink.envelopes[0].rcpt_tos == ["guichet@example.org"]
-    assert message["Subject"] == f"Retard : {attribution.materiel.code} chez Jo Bloggs"
+    assert message["Subject"] == f"Retard : {attribution.materiel.name} chez Jo Bloggs"
     assert "relance n° 2" in message.get_body(preferencelist=("plain",)).get_content()
     assert NotificationLog.objects.get(pk=log.pk).destinataire == "guichet@example.org"
 

@@ -42,7 +42,7 @@ def test_a_medium_loan_extended_into_a_long_one_swaps_its_reminders(beat):
     clock.act(services.extend, loan, new_due=paris(2026, 3, 12, 18, 0), now=clock.now)
 
     rappel = NotificationLog.objects.get(attribution=loan, type_notification="RAPPEL_2H")
-    assert rappel.statut == Statut.ANNULEE and "due date moved" in rappel.erreur_message
+    assert rappel.statut == Statut.ANNULEE and "due date moved" in rappel.reason_text
     clock.run_until(paris(2026, 3, 12, 17, 0))
     assert sent(clock, "RAPPEL_2H") == []
     assert sent(clock, "RAPPEL_J_MOINS_2") == []  # 08:00 on the 10th: before the extension

@@ -40,6 +40,17 @@ def test_desk_messages_are_published_to_the_priority_queue(celery_app, empty_bro
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_reply_to_a_borrowers_message_takes_the_priority_queue(celery_app, empty_broker):
+    reply = make_log(TypeNotification.REPONSE, "SMS")
+    reminder = make_log(TypeNotification.RAPPEL_2H, "SMS")
+
+    publishing.publish([reminder.pk, reply.pk])
+
+    assert queue_lengths() == {queues.PRIORITY: 1, queues.DEFAULT: 0, queues.NOTIFICATIONS: 1}
+    purge_broker()
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_confirmation_overtakes_a_backlog_of_reminders(live_worker, smtp_sink, settings):
     settings.WHATSAPP_ENABLED = False
     backlog = [make_log(TypeNotification.RAPPEL_2H, "EMAIL").pk for _ in range(BACKLOG)]

@@ -71,7 +71,7 @@ def test_a_whatsapp_row_stranded_mid_send_is_not_sent_again(run_relay, fake_twil
     report = run_relay()
     assert report.failed_permanently == 1 and report.recovered == 0
     log = reload(log)
-    assert log.statut == Statut.ECHEC_PERMANENT and "Twilio" in log.erreur_message
+    assert log.statut == Statut.ECHEC_PERMANENT and "Twilio" in log.reason_text
     assert fake_twilio.server.log == []
 
 
@@ -93,7 +93,7 @@ def test_a_stranded_row_out_of_attempts_fails_permanently_with_the_reason(run_re
     )
     assert run_relay().failed_permanently == 1
     log = reload(log)
-    assert log.statut == Statut.ECHEC_PERMANENT and "worker" in log.erreur_message
+    assert log.statut == Statut.ECHEC_PERMANENT and "worker" in log.reason_text
     assert mailoutbox == []
 
 

@@ -69,7 +69,7 @@ def test_lending_sends_the_confirmation_and_returning_cancels_reminders(
 
     assert [m.subject.split(" :")[0] for m in mailoutbox] == ["Prêt confirmé", "Retour enregistré"]
     reminder.refresh_from_db()
-    assert reminder.statut == Statut.ANNULEE and "returned" in reminder.erreur_message
+    assert reminder.statut == Statut.ANNULEE and "returned" in reminder.reason_text
 
 
 def test_a_reminder_of_a_returned_loan_is_cancelled_at_claim_time(mailoutbox):
@@ -81,7 +81,7 @@ def test_a_reminder_of_a_returned_loan_is_cancelled_at_claim_time(mailoutbox):
     assert send(log) == Statut.ANNULEE
 
     log.refresh_from_db()
-    assert log.erreur_message == "Loan returned before this notification was sent."
+    assert log.reason_text == "Loan returned before this notification was sent."
     assert log.nb_tentatives == 0
     assert mailoutbox == []
 
@@ -102,7 +102,7 @@ def test_a_reminder_switched_off_after_planning_is_cancelled(mailoutbox):
 
     assert send(log) == Statut.ANNULEE
     log.refresh_from_db()
-    assert log.erreur_message == "The borrower switched this reminder off."
+    assert log.reason_text == "The borrower switched this reminder off."
 
 
 def test_a_reminder_past_the_due_time_is_cancelled(mailoutbox):
@@ -220,7 +220,7 @@ def test_over_the_daily_cap_rows_wait_for_the_next_day(mailoutbox, settings, red
     waiting = NotificationLog.objects.get(pk=logs[2].pk)
     assert waiting.nb_tentatives == 0 and waiting.date_claimed is None
     assert timezone.localtime(waiting.date_scheduled).isoformat() == "2026-03-29T08:00:00+02:00"
-    assert "Daily cap of 2 EMAIL" in waiting.erreur_message
+    assert "Daily cap of 2 Email messages reached" in waiting.reason_text
 
     next_morning = timezone.make_aware(timezone.datetime(2026, 3, 29, 8, 0))
     assert send(waiting, now=next_morning) == Statut.ENVOYEE
@@ -301,7 +301,7 @@ def test_a_channel_switched_off_after_planning_is_cancelled(fake_twilio):
 
     assert send(log) == Statut.ANNULEE
     log.refresh_from_db()
-    assert log.erreur_message == "The borrower switched WHATSAPP off."
+    assert log.reason_text == "The borrower switched WhatsApp off."
     assert fake_twilio.requests == []
 
 

@@ -103,7 +103,7 @@ def whatsapp_time(kind: str, ideal: datetime, start: datetime, due: datetime) ->
     if kind in ("CREATION", "RESTITUTION") or not is_quiet(ideal):
         return ideal
     morning = next_0800(ideal)
-    if kind == "RETARD" or morning < due:
+    if kind in ("RETARD", "PROLONGATION") or morning < due:
         return morning
     evening = previous_2100(ideal) - timedelta(minutes=5)
     return evening if evening >= start else None
@@ -181,6 +181,12 @@ def expectations(loan: Loan, week_end: datetime = WEEK_END, problems: list[str] 
         add("CREATION", canal, "CLIENT", 0, loan.start, until=week_end)
         if loan.returned:
             add("RESTITUTION", canal, "CLIENT", 0, loan.returned, until=week_end)
+    # One extension notice per extension, unless the loan comes back or is extended again before it goes out.
+    for level, (extended_at, _new_due) in enumerate(loan.extensions, start=1):
+        following = loan.extensions[level][0] if level < len(loan.extensions) else None
+        for canal in client_channels:
+            at = extended_at if canal == "EMAIL" else whatsapp_time("PROLONGATION", extended_at, loan.start, loan.due)
+            add("PROLONGATION", canal, "CLIENT", level, at, until=loan.returned or week_end, must_precede=following)
 
     segments = [(loan.start, loan.due)] + list(loan.extensions)
     for index, (since, due) in enumerate(segments):
@@ -374,6 +380,26 @@ def promise_problems(loans: list[Loan], sent_rows, week_end: datetime) -> list[s
     return problems
 
 
+def lateness_and_extras(loans: list[Loan], sent_rows, week_end: datetime) -> tuple[timedelta, int]:
+    """The longest delay of a send after its nearest earlier ideal time, and how many sends of a key exceed what it expects."""
+    expected = defaultdict(list)
+    for loan in loans:
+        for item in expectations(loan, week_end):
+            expected[item.key].append(item.ideal)
+    sent = defaultdict(list)
+    for row in sent_rows:
+        sent[(row.attribution_id, row.type_notification, row.canal, row.audience, row.niveau_escalade)].append(
+            row.date_envoi
+        )
+    latest = timedelta(0)
+    for key, moments in sent.items():
+        for moment in moments:
+            earlier = [moment - ideal for ideal in expected.get(key, []) if ideal <= moment]
+            latest = max(latest, min(earlier, default=timedelta(0)))
+    extras = sum(max(0, len(moments) - len(expected.get(key, []))) for key, moments in sent.items())
+    return latest, extras
+
+
 def learned_sends(loans: list[Loan], sent_rows, week_end: datetime) -> int:
     """How many sends went out at a learned time (within the window after it): the learner really moved reminders."""
     learned = [item for loan in loans for item in expectations(loan, week_end) if item.learned]
@@ -396,6 +422,7 @@ def assert_every_kind_went_out(sent_rows, mailoutbox, twilio) -> None:
         "RAPPEL_FINAL",
         "RETARD",
         "RESTITUTION",
+        "PROLONGATION",
     ):
         assert {(kind, "EMAIL"), (kind, "WHATSAPP")} <= kinds, kind
     assert {row.audience for row in sent_rows} == {"CLIENT", "STAFF", "MANAGER"}

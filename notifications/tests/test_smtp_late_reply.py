@@ -74,7 +74,7 @@ def test_an_email_whose_worker_died_awaiting_the_reply_is_not_resent(
     log.refresh_from_db()
     assert log.statut == Statut.ECHEC_PERMANENT
     assert log.erreur_code == CodeErreur.AMBIGUOUS
-    assert "waiting for the mail server" in log.erreur_message
+    assert "waiting for the mail server" in log.reason_text
     assert smtp_sink.messages == []
 
 

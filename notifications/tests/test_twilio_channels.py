@@ -30,7 +30,7 @@ def test_it_sends_a_whatsapp_body_and_records_the_sid(fake_twilio):
     [form] = fake_twilio.forms()
     assert form["To"] == "whatsapp:+33612345678"
     assert form["From"] == "whatsapp:+14155238886"
-    assert form["Body"].startswith("✅ *Prêt enregistré*\nBonjour Camille, votre emprunt de *")
+    assert form["Body"].startswith("✅ *Prêt confirmé*\nBonjour Camille, vous avez emprunté le matériel *")
     assert form["StatusCallback"] == "https://radgestmat.example.org/webhooks/twilio/status/"
     assert "ContentSid" not in form
     log.refresh_from_db()
@@ -81,7 +81,7 @@ def test_21211_is_permanent_and_falls_back_to_email(fake_twilio, django_capture_
     assert "21211" in log.erreur_message and "invalid “To” phone number" in log.erreur_message
     fallback = NotificationLog.objects.get(fallback_of=log)
     assert fallback.canal == "EMAIL" and fallback.statut == Statut.EN_ATTENTE
-    assert f"Fell back to EMAIL (notification {fallback.pk})" in log.erreur_message
+    assert f"Fell back to Email (notification {fallback.pk})" in log.reason_text
     assert len(callbacks) == 1  # the fallback row is enqueued once the transaction commits
 
 

@@ -130,10 +130,10 @@ def test_a_delivery_failure_becomes_a_permanent_failure_and_falls_back_to_email(
     sent_whatsapp.refresh_from_db()
     assert sent_whatsapp.statut == Statut.ECHEC_PERMANENT
     assert sent_whatsapp.delivery_status == "undelivered"
-    assert "63016" in sent_whatsapp.erreur_message
+    assert "63016" in sent_whatsapp.reason_text
     fallback = NotificationLog.objects.get(fallback_of=sent_whatsapp)
     assert (fallback.canal, fallback.statut) == (Canal.EMAIL, Statut.EN_ATTENTE)
-    assert f"Fell back to EMAIL (notification {fallback.pk})" in sent_whatsapp.erreur_message
+    assert f"Fell back to Email (notification {fallback.pk})" in sent_whatsapp.reason_text
     assert len(callbacks) == 1  # the email is enqueued once the callback's transaction commits
 
 

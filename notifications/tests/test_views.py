@@ -154,10 +154,18 @@ def test_bulk_cancel_needs_the_change_permission(staff_client, staff_user):
     assert row.statut == Statut.EN_ATTENTE
 
     staff_user.user_permissions.add(Permission.objects.get(codename="change_notificationlog"))
-    response = staff_client.post(reverse("notification_bulk"), {"action": "cancel", "ids": [row.pk]}, follow=True)
+    first = staff_client.post(reverse("notification_bulk"), {"action": "cancel", "ids": [row.pk]})
+    row.refresh_from_db()
+    assert first.status_code == 200 and 'id="confirm-cancel"' in first.content.decode()
+    assert row.statut == Statut.EN_ATTENTE  # nothing cancelled before the confirmation
+
+    response = staff_client.post(
+        reverse("notification_bulk"), {"action": "cancel", "ids": [row.pk], "confirm": "yes"}, follow=True
+    )
     row.refresh_from_db()
     assert row.statut == Statut.ANNULEE
-    assert row.erreur_message == "Cancelled by desk."
+    assert (row.reason_code, row.reason_params, row.erreur_message) == ("CANCELLED_BY", {"user": "desk"}, "")
+    assert row.our_words == "Cancelled by desk."
     assert "1 notification cancelled." in response.content.decode()
 
 
@@ -174,18 +182,31 @@ def test_bulk_never_redirects_off_site(staff_client):
     assert response["Location"] == reverse("notification_log")
 
 
-def test_export_is_the_filtered_log_as_csv(staff_client):
+def test_export_is_the_filtered_log_as_csv(staff_client, settings):
+    settings.LANGUAGE_CODE = "en"
     loan = AttributionFactory(materiel__code="CAM-9", client=ClientFactory(name="Zoé"))
     make_log(loan, statut=Statut.ECHEC_PERMANENT, erreur_message="refused, with a comma")
     make_log(statut=Statut.ENVOYEE)
     response = staff_client.get(reverse("notification_export"), {"statut": "ECHEC_PERMANENT"})
     assert response["Content-Type"].startswith("text/csv")
-    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert rows[0][:5] == ["id", "attribution", "materiel", "client", "type_notification"]
+    body = b"".join(response.streaming_content)
+    assert body.startswith(b"\xef\xbb\xbf")  # the BOM Excel needs to read UTF-8
+    rows = list(csv.reader(io.StringIO(body.decode("utf-8-sig"))))
+    assert rows[0][:5] == ["Id", "Loan", "Material code", "Client", "Type"]
     assert len(rows) == 2
-    assert rows[1][2:4] == ["CAM-9", "Zoé"]
+    assert rows[1][2:5] == ["CAM-9", "Zoé", "Loan confirmation"]
+    assert rows[1][8] == "Failed permanently"
     assert rows[1][-1] == "refused, with a comma"
-    assert rows[1][9] == "2026-06-15T09:00:00+02:00"  # local time, with its offset
+    assert rows[1][9] == "2026-06-15 09:00"  # local time, as a spreadsheet reads it
+
+
+def test_export_in_french_has_french_headers_values_and_the_semicolon_excel_expects(staff_client, settings):
+    settings.LANGUAGE_CODE = "fr"
+    make_log(statut=Statut.ECHEC_PERMANENT)
+    response = staff_client.get(reverse("notification_export"))
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig")), delimiter=";"))
+    assert rows[0][:5] == ["N°", "Prêt", "Code du matériel", "Client", "Type"]
+    assert rows[1][4] == "Confirmation de prêt" and rows[1][8] == "Échec définitif"
 
 
 @pytest.mark.parametrize(
@@ -200,19 +221,20 @@ def test_export_is_the_filtered_log_as_csv(staff_client):
         "\r=1+1",
     ],
 )
-def test_export_neutralises_every_cell_a_spreadsheet_would_evaluate(staff_client, hostile):
+def test_export_neutralises_every_cell_a_spreadsheet_would_evaluate(staff_client, settings, hostile):
     """GIVEN a client name, a material code, a recipient and an error text that a spreadsheet reads as a formula,
     WHEN the log is exported, THEN each such cell starts with a single quote (OWASP), the rest is unchanged."""
     loan = AttributionFactory(materiel__code="=1+1")
     # Written as old rows may hold it: a tab or CR is no longer accepted in a name on save.
     Client.objects.filter(pk=loan.client_id).update(name=hostile)
     make_log(loan, statut=Statut.ECHEC_PERMANENT, destinataire=hostile, erreur_message=hostile)
+    settings.LANGUAGE_CODE = "en"
     response = staff_client.get(reverse("notification_export"))
-    [row] = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode(), newline="")))
-    assert row["materiel"] == "'=1+1"
-    for column in ("client", "destinataire", "erreur_message"):
+    [row] = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"), newline="")))
+    assert row["Material code"] == "'=1+1"
+    for column in ("Client", "Recipient", "Provider's message"):
         assert row[column] == "'" + hostile, column
-    assert row["type_notification"] == "CREATION" and row["niveau_escalade"] == "0"
+    assert row["Type"] == "Loan confirmation" and row["Escalation level"] == "0"
 
 
 @pytest.mark.parametrize(
@@ -252,12 +274,15 @@ def test_detail_shows_error_attempts_and_fallback_chain(staff_client):
     assert reverse("notification_detail", args=[second.pk]) in html
 
 
-def test_export_has_the_failure_cause_column(staff_client):
+def test_export_has_the_failure_cause_column(staff_client, settings):
+    settings.LANGUAGE_CODE = "en"
     make_log(statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.INVALID_RECIPIENT, erreur_message="550 no such user")
     make_log(statut=Statut.ENVOYEE)
     response = staff_client.get(reverse("notification_export"), {"erreur_code": "INVALID_RECIPIENT"})
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert [(row["erreur_code"], row["erreur_message"]) for row in rows] == [("INVALID_RECIPIENT", "550 no such user")]
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode("utf-8-sig"))))
+    assert [(row["Cause"], row["Provider's message"]) for row in rows] == [
+        ("Invalid or refused recipient", "550 no such user")
+    ]
 
 
 def test_detail_shows_the_cause_above_the_error(staff_client):
@@ -270,3 +295,39 @@ def test_detail_shows_the_cause_above_the_error(staff_client):
     html = staff_client.get(reverse("notification_detail", args=[row.pk])).content.decode()
     assert "May have gone out: check the provider&#x27;s logs" in html
     assert html.index('id="error-cause"') < html.index('id="error-text"')
+
+
+def test_the_activity_tab_is_what_happened_newest_first_and_the_planned_tab_what_comes_soonest_first(staff_client):
+    sent = make_log(statut=Statut.ENVOYEE, date_scheduled=NOW - timedelta(hours=3))
+    failed = make_log(statut=Statut.ECHEC_PERMANENT, date_scheduled=NOW - timedelta(minutes=5))
+    later = make_log(statut=Statut.EN_ATTENTE, date_scheduled=NOW + timedelta(days=2))
+    sooner = make_log(statut=Statut.EN_ATTENTE, date_scheduled=NOW + timedelta(hours=2))
+
+    def ids(**params):
+        return [row.pk for row in staff_client.get(reverse("notification_log"), params).context["page"]]
+
+    assert ids() == [failed.pk, sent.pk]
+    assert ids(tab="planned") == [sooner.pk, later.pk]
+    assert ids(tab="failed") == [failed.pk]
+    assert set(ids(tab="all")) == {sent.pk, failed.pk, later.pk, sooner.pk}
+    tabs = {name: count for name, _label, count in staff_client.get(reverse("notification_log")).context["tabs"]}
+    assert tabs == {"activity": None, "planned": 2, "failed": 1, "all": None}
+
+
+def test_an_invalid_address_offers_to_edit_the_client_instead_of_a_retry(staff_client):
+    bad = make_log(statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.INVALID_RECIPIENT, erreur_message="550 no")
+    busy = make_log(statut=Statut.ECHEC_PERMANENT, erreur_code=CodeErreur.PROVIDER_UNAVAILABLE)
+    html = staff_client.get(reverse("notification_log")).content.decode()
+    edit = reverse("client_edit", args=[bad.attribution.client_id])
+
+    assert f'<a class="button small" href="{edit}" data-action="edit-client">' in html
+    assert f'id="retry-{bad.pk}"' not in html and f'id="retry-{busy.pk}"' in html
+    detail = staff_client.get(reverse("notification_detail", args=[bad.pk])).content.decode()
+    assert 'id="edit-client"' in detail and reverse("notification_retry", args=[bad.pk]) not in detail
+
+
+def test_the_detail_page_shows_the_message_as_the_borrower_reads_it(staff_client):
+    loan = AttributionFactory(materiel__code="CAM-77", client=ClientFactory(name="Zoé", language="fr"))
+    row = make_log(loan, statut=Statut.ENVOYEE, date_envoi=NOW - timedelta(hours=1))
+    html = staff_client.get(reverse("notification_detail", args=[row.pk])).content.decode()
+    assert 'id="message-body"' in html and "CAM-77" in html and "Zoé" in html

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster (initdb) on a free port of 127.0.0.1."""
+"""A throwaway PostgreSQL cluster (initdb) on a free port of 127.0.0.1 (and of other local addresses, for a drill's namespaced machine)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def _as_postgres_user(command: list[str]) -> list[str]:
 class PostgresServer:
     """A cluster with one database, ``radgestmat``; stop/start/restart keep its data."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, *, listen: tuple[str, ...] = ("127.0.0.1",)):
         found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
         if not found:
             raise ServerError("PostgreSQL server binaries not found: apt-get install postgresql")
@@ -29,6 +29,11 @@ class PostgresServer:
         self.datadir = Path(workdir) / "pgdata"
         self.port = free_port()
         self.url = f"postgres://postgres@127.0.0.1:{self.port}/radgestmat"
+        self.listen = listen  # the addresses it listens on (the next start takes a change); `url` names 127.0.0.1
+
+    def url_at(self, host: str) -> str:
+        """The URL through another of the ``listen`` addresses."""
+        return self.url.replace("127.0.0.1", host, 1)
 
     def _run(self, *args: str) -> None:
         result = subprocess.run(
@@ -50,8 +55,17 @@ class PostgresServer:
             conn.execute("CREATE DATABASE radgestmat")
         return self
 
+    def trust(self, network: str) -> None:
+        """Let clients from ``network`` (e.g. "10.213.7.6/32", a namespaced machine) in without a password,
+        from the next start on (initdb trusts only the loopback addresses)."""
+        hba = self.datadir / "pg_hba.conf"
+        line = f"host all all {network} trust\n"
+        if line not in hba.read_text():
+            with open(hba, "a") as out:
+                out.write(line)
+
     def start(self) -> None:
-        options = f"-p {self.port} -k {self.datadir} -c listen_addresses=127.0.0.1 -c max_connections=200"
+        options = f"-p {self.port} -k {self.datadir} -c listen_addresses={','.join(self.listen)} -c max_connections=200"
         self._run(
             "pg_ctl", "-D", str(self.datadir), "-o", options, "-l", str(self.datadir / "server.log"), "-w", "start"
         )

@@ -1,4 +1,4 @@
-"""A throwaway redis-server on a free port of 127.0.0.1."""
+"""A throwaway redis-server on a free port of 127.0.0.1 (and of other local addresses, for a drill's namespaced machine)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,11 @@ class RedisServer:
     """redis-server without persistence (with ``requirepass`` when a password is given); a restart comes
     back on the same port, empty."""
 
-    def __init__(self, workdir: Path, *, password: str | None = None):
+    def __init__(self, workdir: Path, *, password: str | None = None, bind: tuple[str, ...] = ("127.0.0.1",)):
         self.binary = redis_binary()
         self.workdir = Path(workdir)
         self.password = password
+        self.bind = bind  # the addresses it listens on (the next start takes a change); `url` names 127.0.0.1
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen | None = None
@@ -43,7 +44,7 @@ class RedisServer:
                 "--port",
                 str(self.port),
                 "--bind",
-                "127.0.0.1",
+                *self.bind,
                 "--save",
                 "",
                 "--appendonly",
@@ -51,7 +52,9 @@ class RedisServer:
                 "--dir",
                 str(self.workdir),
             ]
-            + (["--requirepass", self.password] if self.password else []),
+            + (["--requirepass", self.password] if self.password else [])
+            # Without a password Redis answers only loopback clients unless told otherwise.
+            + (["--protected-mode", "no"] if set(self.bind) - {"127.0.0.1"} else []),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -61,6 +64,10 @@ class RedisServer:
             error=ServerError,
         )
         return self
+
+    def url_at(self, host: str) -> str:
+        """The URL through another of the ``bind`` addresses."""
+        return self.url.replace("127.0.0.1", host, 1)
 
     def stop(self, sig: int = signal.SIGKILL) -> None:
         if self.process and self.process.poll() is None:

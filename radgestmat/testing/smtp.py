@@ -65,6 +65,7 @@ class SmtpSink:
         self.by_log: Counter[int] = Counter()
         self.accepted_at: dict[int, float] = {}  # log id -> time.time() of its first acceptance
         self.message_ids: dict[int, set[str]] = {}  # log id -> the Message-IDs received for it
+        self.by_message_id: Counter[str] = Counter()  # Message-ID -> times received
         self.refused: Counter[str] = Counter()  # recipient address -> RCPT refusals
         self.messages: list[email.message.EmailMessage] = []
         self.envelopes: list = []
@@ -141,6 +142,7 @@ class SmtpSink:
             log_ids = [0]
         with self.lock:
             self.count += 1
+            self.by_message_id[headers.get("Message-ID", "")] += 1
             for log_id in log_ids:
                 self.by_log[log_id] += 1
                 self.accepted_at.setdefault(log_id, time.time())
@@ -166,6 +168,7 @@ class SmtpSink:
             self.by_log.clear()
             self.accepted_at.clear()
             self.message_ids.clear()
+            self.by_message_id.clear()
             self.count = 0
             self.refused.clear()
             self.messages.clear()

@@ -4,6 +4,10 @@ Two fakes with one URL layout: `FakeTwilio`, a server of its own that accepts ev
 number and can be told to fail for a while (the benches and drills, many workers at once);
 and `TwilioScript`, ordered answers on a pytest-httpserver, for the tests that say exactly
 what each request gets and check what was asked.
+
+The other direction, Twilio calling us: `inbound_message` builds the form of an inbound
+message webhook (text or a template's quick-reply button) and `twilio_signature` signs it
+as Twilio does; `FakeTwilio.deliver_inbound` posts it over HTTP to a running server.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -51,14 +56,16 @@ class FakeTwilio:
     it refuses a "To" that is not a valid phone number (HTTP 400, error 21211).
     """
 
-    def __init__(self):
+    def __init__(self, *, host: str = "127.0.0.1"):
+        self.host = host
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{host}:{self.port}"
         self.lock = threading.Lock()
         self.by_to: Counter[str] = Counter()
         self.count = 0
         self.refused = 0
         self.refused_by_code: Counter[int] = Counter()
+        self.sent: list[dict[str, str]] = []  # the form of each message created, in order
         self.connections = 0  # TCP connections the clients opened (HTTP keep-alive reuses them)
         self.fault: TwilioFault | None = None
         self.server: ThreadingHTTPServer | None = None
@@ -124,10 +131,11 @@ class FakeTwilio:
                 with fake.lock:
                     fake.count += 1
                     fake.by_to[to] += 1
+                    fake.sent.append({key: values[0] for key, values in form.items()})
                     sid = f"SM{fake.count:032d}"
                 self.answer(201, {"sid": sid, "status": "queued", "to": to, "error_code": None, "error_message": None})
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server = ThreadingHTTPServer((self.host, self.port), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         return self
@@ -149,7 +157,15 @@ class FakeTwilio:
             self.count = 0
             self.refused = 0
             self.refused_by_code.clear()
+            self.sent.clear()
             self.fault = None
+
+    def deliver_inbound(self, webhook_url: str, params: dict[str, str], *, token: str, public_url: str = ""):
+        """POST an inbound message to ``webhook_url`` as Twilio does, signed for ``public_url`` (default: the same)."""
+        import requests
+
+        signature = twilio_signature(public_url or webhook_url, params, token)
+        return requests.post(webhook_url, data=params, headers={"X-Twilio-Signature": signature}, timeout=10)
 
 
 class TwilioScript:
@@ -179,3 +195,48 @@ class TwilioScript:
 
     def forms(self) -> list[dict]:
         return [request.form.to_dict() for request in self.requests]
+
+
+def twilio_signature(url: str, params: dict[str, str], token: str) -> str:
+    """The ``X-Twilio-Signature`` Twilio sends with a webhook to ``url`` (the public URL it called)."""
+    from twilio.request_validator import RequestValidator
+
+    return RequestValidator(token).compute_signature(url, params)
+
+
+def inbound_message(
+    sender: str,
+    body: str = "",
+    *,
+    sid: str = "",
+    button: str = "",
+    to: str = "",
+    replied_to: str = "",
+) -> dict[str, str]:
+    """The form of Twilio's inbound message webhook: ``sender`` "whatsapp:+33…" (WhatsApp) or "+33…" (SMS).
+
+    ``button`` is a quick-reply button's id (ButtonPayload; its title becomes Body and ButtonText,
+    ``body`` then); ``replied_to`` the SID of our message the WhatsApp reply answers.
+    """
+    whatsapp = sender.startswith("whatsapp:")
+    sid = sid or f"SM{uuid.uuid4().hex}"
+    params = {
+        "MessageSid": sid,
+        "SmsMessageSid": sid,
+        "SmsSid": sid,
+        "AccountSid": TWILIO_SID,
+        "From": sender,
+        "To": to or ("whatsapp:+14155238886" if whatsapp else "+15005550006"),
+        "Body": body,
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "ApiVersion": "2010-04-01",
+        "SmsStatus": "received",
+    }
+    if whatsapp:
+        params.update(ProfileName="Camille", WaId=sender.removeprefix("whatsapp:+"), MessageType="text")
+    if button:
+        params.update(ButtonPayload=button, ButtonText=body, MessageType="button")
+    if replied_to:
+        params.update(OriginalRepliedMessageSid=replied_to, OriginalRepliedMessageSender=params["To"])
+    return params

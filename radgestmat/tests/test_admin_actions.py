@@ -48,6 +48,22 @@ def make_override():
     )
 
 
+def make_inbound_message():
+    from notifications.models import Canal, InboundMessage
+
+    loan = AttributionFactory()
+    return InboundMessage.objects.create(
+        message_sid="SM" + "1" * 32,
+        canal=Canal.WHATSAPP,
+        from_number=loan.client.phone,
+        client=loan.client,
+        attribution=loan,
+        kind=InboundMessage.Kind.TEXT,
+        body="Bonjour",
+        received_at=timezone.now(),
+    )
+
+
 def _model(label: str):
     from django.apps import apps
 
@@ -78,6 +94,12 @@ MAKERS: dict[str, Callable] = {
     "assets.Materiel": MaterielFactory,
     "assets.Client": ClientFactory,
     "assets.Attribution": lambda: AttributionFactory(date_debut=timezone.now() - timedelta(hours=1)),
+    "assets.ExtensionRequest": lambda: _model("assets.ExtensionRequest").objects.create(
+        attribution=AttributionFactory(),
+        requested_due=timezone.now() + timedelta(days=1),
+        previous_due=timezone.now() + timedelta(hours=3),
+        requested_at=timezone.now(),
+    ),
     "notifications.NotificationLog": make_notification_log,
     "notifications.NotificationPreferences": lambda: _model("notifications.NotificationPreferences").objects.create(
         client=ClientFactory()
@@ -86,6 +108,7 @@ MAKERS: dict[str, Callable] = {
         phone_number_sender="+33612345678"
     ),
     "notifications.MessageOverride": make_override,
+    "notifications.InboundMessage": make_inbound_message,
 }
 
 ACTIONS = [

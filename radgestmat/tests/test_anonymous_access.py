@@ -24,7 +24,12 @@ PUBLIC = {
     "set_language",
     "healthz",
     "twilio_status_callback",
+    "twilio_inbound_message",
 }
+# The borrower's pages: anonymous by design, opened by the signed token of a loan's link instead of a
+# login; assets/tests/test_borrower_access.py proves a missing, forged, other loan's, expired or revoked
+# token opens nothing.
+BORROWER_PAGES = {"borrower_page", "borrower_extend", "borrower_preferences", "borrower_unsubscribe"}
 # A value for each kind of URL parameter.
 CONVERTER_SAMPLES = {"int": "1", "str": "x", "slug": "x", "path": "1", "uuid": "00000000-0000-0000-0000-000000000000"}
 REGEX_SAMPLES = ["1", "x"]
@@ -81,7 +86,9 @@ def refused(response) -> bool:
     return response.status_code in (401, 403, 405)
 
 
-@pytest.mark.parametrize("name,url", [(n, u) for n, u in URLS if n not in PUBLIC], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,url", [(n, u) for n, u in URLS if n not in PUBLIC | BORROWER_PAGES], ids=lambda v: str(v)
+)
 def test_anonymous_visitors_are_refused(client, name, url):
     for method in (client.get, client.post):
         response = method(url)
@@ -90,7 +97,9 @@ def test_anonymous_visitors_are_refused(client, name, url):
         )
 
 
-@pytest.mark.parametrize("name,url", [(n, u) for n, u in URLS if n not in PUBLIC], ids=lambda v: str(v))
+@pytest.mark.parametrize(
+    "name,url", [(n, u) for n, u in URLS if n not in PUBLIC | BORROWER_PAGES], ids=lambda v: str(v)
+)
 def test_logged_in_non_staff_users_are_refused_too(client, django_user_model, name, url):
     client.force_login(django_user_model.objects.create_user("borrower-account"))
     for method in (client.get, client.post):
@@ -98,3 +107,16 @@ def test_logged_in_non_staff_users_are_refused_too(client, django_user_model, na
         assert refused(response), (
             f"{method.__name__.upper()} {url} ({name}) answered {response.status_code} to a non-staff user"
         )
+
+
+@pytest.mark.parametrize("name,url", [(n, u) for n, u in URLS if n in BORROWER_PAGES], ids=lambda v: str(v))
+def test_the_borrower_pages_open_nothing_without_a_valid_token(client, name, url):
+    for method in (client.get, client.post):
+        response = method(url)
+        assert response.status_code in (403, 404, 405), (
+            f"{method.__name__.upper()} {url} ({name}) answered {response.status_code} without a token"
+        )
+
+
+def test_the_borrower_pages_are_the_allowlisted_ones():
+    assert {name for name, _ in URLS if name.startswith("borrower_")} == BORROWER_PAGES

@@ -62,6 +62,8 @@ def staff_pages() -> list[str]:
         reverse("loan_list"),
         reverse("loan_list") + "?state=overdue",
         reverse("loan_lend"),
+        reverse("scan_return"),
+        reverse("basket"),
         reverse("loan_detail", args=[loan.pk]),
         reverse("loan_extend", args=[loan.pk]),
         reverse("loan_return", args=[loan.pk]),

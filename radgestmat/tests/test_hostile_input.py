@@ -23,9 +23,11 @@ from django.test import RequestFactory
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+import assets.desk_views
 import assets.views
 import notifications.experiment_views
 import notifications.views
+from assets.models import ExtensionRequest
 from assets.tests.factories import AttributionFactory
 from notifications.models import Experiment, NotificationLog, Variant
 
@@ -50,12 +52,19 @@ HOSTILE_VALUES = {
 # url name: (method, query or form parameters, whether the url has an <int:pk>)
 PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "home": ("GET", (), False),
-    "loan_list": ("GET", ("state", "sort", "duree", "q", "page"), False),
+    "loan_list": ("GET", ("state", "sort", "duree", "q", "window", "reach", "page"), False),
+    "loan_export": ("GET", ("state", "sort", "duree", "q", "window", "reach"), False),
+    "overdue_report": ("GET", (), False),
     "loan_lend": ("GET", ("client", "code"), False),
-    "lend_preview": ("GET", ("code", "due"), False),
+    "lend_preview": ("GET", ("code", "client", "due"), False),
+    "scan_return": ("GET", ("last",), False),
+    "basket": ("GET", (), False),
     "loan_detail": ("GET", (), True),
     "loan_return": ("GET", (), True),
     "loan_extend": ("GET", (), True),
+    "loan_note": ("POST", ("note",), True),
+    "loan_revoke_link": ("POST", (), True),
+    "extension_decide": ("POST", ("action", "reason", "next"), True),
     "materiel_list": ("GET", ("q", "state", "page"), False),
     "materiel_create": ("GET", (), False),
     "materiel_edit": ("GET", (), True),
@@ -66,7 +75,18 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "client_edit": ("GET", (), True),
     "notification_log": (
         "GET",
-        ("type_notification", "canal", "statut", "erreur_code", "date_from", "date_to", "client", "loan", "page"),
+        (
+            "type_notification",
+            "canal",
+            "statut",
+            "erreur_code",
+            "date_from",
+            "date_to",
+            "client",
+            "loan",
+            "tab",
+            "page",
+        ),
         False,
     ),
     "notification_export": (
@@ -74,7 +94,7 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
         ("type_notification", "canal", "statut", "erreur_code", "date_from", "date_to", "client", "loan"),
         False,
     ),
-    "notification_bulk": ("POST", ("ids", "action", "next"), False),
+    "notification_bulk": ("POST", ("ids", "action", "next", "confirm"), False),
     "delivery_report": ("GET", ("date_from", "date_to"), False),
     "notification_detail": ("GET", (), True),
     "notification_retry": ("POST", ("next",), True),
@@ -85,7 +105,9 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "experiment_stop": ("POST", ("winner",), True),
 }
 # Pages open without a staff login: they have their own tests (login throttling, signatures, health).
-NOT_STAFF_PAGES = {"login", "logout", "set_language", "healthz", "twilio_status_callback"}
+NOT_STAFF_PAGES = {"login", "logout", "set_language", "healthz", "twilio_status_callback", "twilio_inbound_message"}
+# The borrower's anonymous pages, opened by a token: their hostile values are in assets/tests/test_borrower_access.py.
+BORROWER_PAGES = {"borrower_page", "borrower_extend", "borrower_preferences", "borrower_unsubscribe"}
 ADMIN_LISTS = [model._meta.label for model in admin.site._registry]
 
 
@@ -173,6 +195,12 @@ def test_no_parameter_of_any_staff_page_answers_500(client, django_user_model, p
         "client": loan.client_id,
         "notification": log.pk,
         "experiment": experiment.pk,
+        "extension": ExtensionRequest.objects.create(
+            attribution=loan,
+            requested_due=loan.date_retour_prevue + timedelta(days=1),
+            previous_due=loan.date_retour_prevue,
+            requested_at=timezone.now(),
+        ).pk,
     }
     superuser = django_user_model.objects.create(username="boss", is_staff=True, is_superuser=True)
     client.force_login(superuser)
@@ -270,18 +298,18 @@ def parameters_read(module, attr: str = "GET") -> dict[str, set[str]]:
 
 def test_the_parameter_table_lists_every_staff_page_and_every_parameter_its_view_reads():
     views = view_names()
-    assert set(views) - NOT_STAFF_PAGES - {"admin"} == set(PARAMETERS)
+    assert set(views) - NOT_STAFF_PAGES - BORROWER_PAGES - {"admin"} == set(PARAMETERS)
     reads = {
         **{name: set() for name in views.values()},
         **{
             k: v
-            for module in (assets.views, notifications.views, notifications.experiment_views)
+            for module in (assets.views, assets.desk_views, notifications.views, notifications.experiment_views)
             for k, v in parameters_read(module).items()
         },
     }
     posted = {
         k: v
-        for module in (assets.views, notifications.views, notifications.experiment_views)
+        for module in (assets.views, assets.desk_views, notifications.views, notifications.experiment_views)
         for k, v in parameters_read(module, "POST").items()
     }
     for url_name, (method, params, _has_pk) in PARAMETERS.items():

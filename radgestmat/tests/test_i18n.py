@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -42,27 +43,41 @@ def test_model_names_and_choices_are_translated():
 
 
 def test_service_errors_are_translated(db):
-    loan = AttributionFactory(materiel__code="CAM-1")
+    loan = AttributionFactory(materiel__code="CAM-1", client__name="Zoé")
     with translation.override("fr"), pytest.raises(ValidationError) as caught:
         services.lend(
             materiel=loan.materiel, client=ClientFactory(), due=timezone.now() + timedelta(hours=2), now=timezone.now()
         )
-    assert caught.value.message_dict["materiel"] == ["CAM-1 est déjà sorti sur un autre prêt."]
+    [message] = caught.value.message_dict["materiel"]
+    assert message.startswith("CAM-1 est déjà sorti chez Zoé (à rendre le ")
 
 
 def test_dates_follow_the_language_and_the_local_time_zone(staff_client, settings):
     loan = AttributionFactory(date_debut=datetime(2026, 7, 14, 8, 30, tzinfo=UTC))
     url = reverse("loan_detail", args=[loan.pk])
     settings.LANGUAGE_CODE = "fr"
-    assert "14 juillet 2026 10:30" in staff_client.get(url).content.decode()  # Paris is UTC+2 in July
+    assert "14 juillet 2026 à 10:30" in staff_client.get(url).content.decode()  # Paris is UTC+2 in July
     settings.LANGUAGE_CODE = "en"
-    assert "July 14, 2026, 10:30" in staff_client.get(url).content.decode()
+    assert "14 July 2026, 10:30" in staff_client.get(url).content.decode()
+
+
+@pytest.mark.parametrize("language", ["fr", "en"])
+def test_one_date_pattern_per_language_on_the_lists(staff_client, settings, language):
+    """Day month year and a 24-hour clock everywhere: no 07/14/2026, no 14/07/2026 next to "14 juillet", no p.m."""
+
+    settings.LANGUAGE_CODE = language
+    AttributionFactory(date_debut=datetime(2026, 7, 14, 12, 30, tzinfo=UTC))
+    for url in (reverse("loan_list") + "?state=all", reverse("home")):
+        html = staff_client.get(url).content.decode()
+        assert not re.search(r"\d{1,2}/\d{1,2}/\d{4}", html), url
+        assert not re.search(r"\b[ap]\.m\.", html), url
+    html = staff_client.get(reverse("loan_list") + "?state=all").content.decode()
+    assert ("14 juil. 2026 à 14:30" if language == "fr" else "14 Jul 2026, 14:30") in html
 
 
 def test_the_french_catalog_is_complete_and_compiled(settings):
     """Every string of locale/fr/…/django.po is translated, and the committed .mo holds them all."""
     import gettext
-    import re
 
     folder = settings.BASE_DIR / "locale" / "fr" / "LC_MESSAGES"
     po = (folder / "django.po").read_text(encoding="utf-8")

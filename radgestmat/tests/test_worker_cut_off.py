@@ -48,7 +48,7 @@ def test_a_send_cut_short_by_the_soft_time_limit_is_retried(monkeypatch, setting
         calls.append(log_id)
         raise SoftTimeLimitExceeded()
 
-    monkeypatch.setattr(sending, "claim", claim_cut_short)
+    monkeypatch.setattr(sending, "claim_group", claim_cut_short)
     result = send_notification.apply((12345,))
 
     assert len(calls) == settings.NOTIFICATION_MAX_ATTEMPTS  # tried, then retried, not given up at once

@@ -6,6 +6,7 @@
   if (!form) return;
   var code = form.elements.materiel, client = form.elements.client, due = form.elements.date_retour_prevue;
   var materielOut = document.getElementById("materiel-preview"), dureeOut = document.getElementById("duree-preview");
+  var clientOut = document.getElementById("client-preview");
   var list = document.getElementById("client-suggestions");
 
   function debounce(fn, ms) {
@@ -19,12 +20,14 @@
   // After a failed submit the server's error already sits by the code: do not say it twice.
   var codeHasServerError = !!document.querySelector("#field-materiel.has-error");
   function preview() {
-    var params = new URLSearchParams({ code: code.value.trim(), due: due.value });
+    var params = new URLSearchParams({ code: code.value.trim(), due: due.value, client: client.value.trim() });
     return fetch(form.dataset.previewUrl + "?" + params, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : {}; })
       .then(function (data) {
         show(materielOut, code.value.trim() && !codeHasServerError ? data.materiel : null);
         show(dureeOut, due.value ? data.duree : null);
+        // Which channels reach the borrower; the server's warnings (after a submit) already say it.
+        if (clientOut && !document.getElementById("lend-warnings")) show(clientOut, data.client && data.client.message ? data.client : null);
       })
       .catch(function () {});
   }
@@ -65,6 +68,7 @@
       })
       .catch(function () {});
   }, 200));
+  client.addEventListener("change", preview);
   due.addEventListener("input", debounce(preview, 150));
   due.addEventListener("change", preview);
   form.querySelectorAll(".quick button").forEach(function (b) {
