@@ -6,6 +6,7 @@ import os
 import signal
 import threading
 import time
+from typing import Any
 
 from celery import Celery, bootsteps
 from celery.signals import task_postrun, task_prerun
@@ -41,6 +42,7 @@ def close_old_database_connections(task=None, **kwargs) -> None:
     # task's first query (`radgestmat.clock.now`, the database's clock) reconnects by itself when the
     # connection died meanwhile.
     moment = time.monotonic()
+    wrapper: Any  # django-stubs omit the health-check attributes of a connection wrapper
     for wrapper in connections.all(initialized_only=True):
         if wrapper.connection is None or wrapper.health_check_done or not wrapper.health_check_enabled:
             continue
