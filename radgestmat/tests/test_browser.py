@@ -188,3 +188,29 @@ def test_scanning_first_names_the_material_and_moves_to_the_client(page, live_se
     expect(page.locator("input[name=client]")).to_be_focused()
     expect(page.locator("#materiel-preview")).to_contain_text("Shure SM7B")
     assert page.url == f"{live_server.url}/loans/new/" and not Attribution.objects.exists()
+
+
+def test_a_slow_earlier_preview_does_not_blank_the_later_one(page, live_server):
+    """Leaving the client field asks for a preview; the due-date button asks again. When the first
+    answer arrives last, the form still shows the second (the duration class of the due date)."""
+    import time as clock
+
+    from playwright.sync_api import expect
+
+    StaffFactory(username="desk")
+    ClientFactory(name="Alice Martin", email="alice@example.org")
+    log_in(page, live_server)
+    page.click(".lend-button")
+
+    def slow_when_no_due(route):
+        if "due=&" in route.request.url or route.request.url.endswith("due="):
+            clock.sleep(1.5)  # the answer without a due date comes back after the one with it
+        route.continue_()
+
+    page.route("**/loans/preview/*", slow_when_no_due)
+    page.fill("input[name=client]", "alice@example.org")
+    page.click("button[data-hours='4']")
+
+    expect(page.locator("#duree-preview")).to_have_class(re.compile(r"\bok\b"))
+    page.wait_for_timeout(2500)  # the slow, earlier answer has arrived by now
+    expect(page.locator("#duree-preview")).to_have_class(re.compile(r"\bok\b"))

@@ -19,11 +19,16 @@
   }
   // After a failed submit the server's error already sits by the code: do not say it twice.
   var codeHasServerError = !!document.querySelector("#field-materiel.has-error");
+  // Previews overlap (the client field's change, then a due-date button): only the latest answer is shown,
+  // or an earlier, slower one would blank what the later one said.
+  var latest = 0;
   function preview() {
     var params = new URLSearchParams({ code: code.value.trim(), due: due.value, client: client.value.trim() });
+    var asked = ++latest;
     return fetch(form.dataset.previewUrl + "?" + params, { credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : {}; })
       .then(function (data) {
+        if (asked !== latest) return;
         show(materielOut, code.value.trim() && !codeHasServerError ? data.materiel : null);
         show(dureeOut, due.value ? data.duree : null);
         // Which channels reach the borrower; the server's warnings (after a submit) already say it.
