@@ -61,7 +61,7 @@ def publish(log_ids: list[int]) -> None:
 
 
 def desk_rows(log_ids: list[int]) -> set[int]:
-    """The rows among ``log_ids`` someone at the desk is waiting for (CREATION, RESTITUTION): one query.
+    """The rows among ``log_ids`` someone is waiting for (`models.DESK_TYPES`): one query.
 
     If the database does not answer, every row takes the normal queue: it is still sent.
     """
