@@ -382,7 +382,7 @@ def approve_extension(
         extend(locked.attribution, new_due=locked.requested_due, now=now, by=by)
         locked.statut = ExtensionRequest.Statut.ACCORDEE
         locked.decided_at = now
-        locked.decided_by = by if isinstance(by, User) else None
+        locked.decided_by = person(by)
         locked.save(update_fields=["statut", "decided_at", "decided_by"])
     return locked
 
@@ -403,7 +403,7 @@ def refuse_extension(
         locked.statut = ExtensionRequest.Statut.REFUSEE
         locked.reason = reason
         locked.decided_at = now
-        locked.decided_by = by if isinstance(by, User) else None
+        locked.decided_by = person(by)
         locked.save(update_fields=["statut", "reason", "decided_at", "decided_by"])
         attribution = locked.attribution
         transaction.on_commit(
