@@ -180,7 +180,6 @@ def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
     attribution = log.attribution
     client = attribution.client
     due = attribution.date_retour_prevue
-    late = elapsed(due, now)
     staff = attribution.created_by
     previous = log.previous_due
     # Names and codes on one line whatever a row saved before the rule holds: a line break
@@ -202,19 +201,10 @@ def context_for(log: NotificationLog, *, now: datetime, language: str) -> dict:
         "loan_url": f"{settings.PUBLIC_BASE_URL}{reverse('loan_detail', args=[attribution.pk])}"
         if attribution.pk
         else "",
-        "materiel_code": one_line(attribution.materiel.code),
-        "materiel_name": one_line(attribution.materiel.name),
-        "start": format_datetime(attribution.date_debut, language),
-        "due": format_datetime(due, language),
+        **loan_facts(attribution, now=now, language=language),
         "due_short": format_datetime(due, language, short=True),
         "previous_due": format_datetime(previous, language) if previous else "",
         "previous_due_short": format_datetime(previous, language, short=True) if previous else "",
-        "returned_at": format_datetime(attribution.date_retour_effective, language)
-        if attribution.date_retour_effective
-        else "",
-        "is_late": late > timedelta(0),
-        "remaining": format_duration(-late, language),
-        "late_by": format_duration(late, language),
         "niveau_escalade": log.niveau_escalade,
         "public_url": settings.PUBLIC_BASE_URL,
         "borrower_url": borrower_url_of(log),
@@ -408,7 +398,11 @@ def _group_templates(log: NotificationLog, language: str, suffix: str) -> list[s
 
 def item_of(log: NotificationLog, *, now: datetime, language: str) -> dict:
     """One line of a group message: the facts of one row's loan."""
-    attribution = log.attribution
+    return loan_facts(log.attribution, now=now, language=language)
+
+
+def loan_facts(attribution: Attribution, *, now: datetime, language: str) -> dict:
+    """The item and its dates, as every message says them (one loan's message, or one line of a group)."""
     late = elapsed(attribution.date_retour_prevue, now)
     return {
         "materiel_code": one_line(attribution.materiel.code),
