@@ -183,6 +183,7 @@ def test_scanning_first_names_the_material_and_moves_to_the_client(page, live_se
     MaterielFactory(code="MIC-7", name="Shure SM7B")
     log_in(page, live_server)
     page.goto(f"{live_server.url}/loans/new/")
+    expect(page.locator("input[name=materiel]")).to_be_focused()  # autofocus lands at the next rendering update
     page.keyboard.type("MIC-7")  # the code field has the focus when the page opens
     page.keyboard.press("Enter")
     expect(page.locator("input[name=client]")).to_be_focused()

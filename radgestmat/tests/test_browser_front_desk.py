@@ -65,7 +65,10 @@ def test_scan_to_return_records_at_once_and_says_how_late(desk, live_server):
     assert not other.is_open
     page.click("#scan-return-link")
     page.wait_for_url(re.compile(r"/loans/scan-return/$"))
-    # A USB scanner is a keyboard: it types the code (any case), then Enter. The field has the focus already.
+    # A USB scanner is a keyboard: it types the code (any case), then Enter, into the field that has the focus
+    # when the page opens. Chromium applies autofocus at its next rendering update, which under load can come
+    # after the load event: wait for it as someone at the desk waits for the cursor.
+    expect(page.locator("input[name=code]")).to_be_focused()
     page.keyboard.type("cam-0042")
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r"\?last=\d+$"))
