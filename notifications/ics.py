@@ -14,6 +14,7 @@ The event is built at send time from the loan as it is then, never from a copy.
 
 from __future__ import annotations
 
+import functools
 from datetime import date, datetime, timedelta
 from email.utils import parseaddr
 from zoneinfo import ZoneInfo
@@ -105,9 +106,20 @@ def calendar_for(attribution: Attribution, *, method: str, sequence: int, now: d
             parameters={"CN": one_line(attribution.client.name), "ROLE": "REQ-PARTICIPANT", "RSVP": "FALSE"},
         )
     calendar.add_component(event)
-    # The DST rules of the years around the due time: enough for any calendar, and short.
-    calendar.add_missing_timezones(first_date=date(due.year - 1, 1, 1), last_date=date(due.year + 2, 1, 1))
-    return calendar.to_ical().decode()
+    # The VTIMEZONE goes before the event that refers to it, as calendar clients expect.
+    head, begin, rest = calendar.to_ical().decode().partition("BEGIN:VEVENT\r\n")
+    return head + timezone_block(settings.TIME_ZONE, due.year) + begin + rest
+
+
+@functools.lru_cache(maxsize=16)
+def timezone_block(name: str, year: int) -> str:
+    """The serialised VTIMEZONE of ``name`` with the DST rules of the years around ``year`` (enough for
+    any calendar, and short). It is the same for every loan due that year, and deriving it from the tz
+    database and serialising it was more than half of an .ics's cost: done once per process and year."""
+    zone = icalendar.Timezone.from_tzinfo(
+        ZoneInfo(name), first_date=date(year - 1, 1, 1), last_date=date(year + 2, 1, 1)
+    )
+    return zone.to_ical().decode()
 
 
 def attachments_for(group: list[NotificationLog], *, now: datetime) -> tuple[Attachment, ...]:

@@ -30,6 +30,7 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
 from django.db.models import F, Q
 
+from radgestmat.compiled import CompiledById, update_by_ids
 from radgestmat.masking import mask_address, mask_email
 
 from . import caps, digest, ics, inbound, lifecycle, outbox, reasons, recipients, timeline
@@ -64,17 +65,17 @@ def retry_delay(attempt: int) -> float:
 CLAIM_CLOCK_SKEW = timedelta(minutes=1)
 
 
-def claim(log_id: int, *, now: datetime) -> bool:
+def claim(log_id: int, *, now: datetime | None = None) -> bool:
     """Take the row for this worker (with its group, `claim_group`); False when it was not ours to take."""
-    return bool(claim_group(log_id, now=now))
+    return bool(claim_group(log_id, now=now)[0])
 
 
-def claim_group(log_id: int, *, now: datetime) -> list[int]:
-    """Take the row and the rest of its group (`notifications.digest`): the ids taken, or [] when another
-    task got there first, the row no longer waits, or it is not due yet (a message left over from before
-    the row was re-armed to a later time: the relay sends it when its time comes). ``now`` is the
-    database's clock on a worker."""
-    return digest.claim(log_id, now=now, due_by=now + CLAIM_CLOCK_SKEW)
+def claim_group(log_id: int, *, now: datetime | None = None) -> tuple[list[int], datetime]:
+    """Take the row and the rest of its group (`notifications.digest`): (the ids taken, the claim's time).
+    The ids are [] when another task got there first, the row no longer waits, or it is not due yet (a
+    message left over from before the row was re-armed to a later time: the relay sends it when its time
+    comes). ``now`` None: the database's clock (`radgestmat.clock`)."""
+    return digest.claim(log_id, now=now, skew=CLAIM_CLOCK_SKEW)
 
 
 def irrelevance(log: NotificationLog, *, now: datetime) -> dict | None:
@@ -113,7 +114,11 @@ def _finish(log: NotificationLog, *, group: list[NotificationLog] | None = None,
     """Record an outcome on ``log``, or on every row of ``group`` (one message sent for them all)."""
     rows = group or [log]
     # Only rows we still hold: never overwrite what someone else decided meanwhile.
-    NotificationLog.objects.filter(pk__in=[row.pk for row in rows], statut=Statut.EN_COURS).update(**fields)
+    ids = [row.pk for row in rows]
+    if any(hasattr(value, "resolve_expression") for value in fields.values()):
+        NotificationLog.objects.filter(pk__in=ids, statut=Statut.EN_COURS).update(**fields)
+    else:
+        update_by_ids(NotificationLog, ids, only={"statut": Statut.EN_COURS}, values=fields)
     for row in rows:
         for name, value in fields.items():
             if not hasattr(value, "resolve_expression"):
@@ -219,15 +224,16 @@ def record_late_sends() -> int:
     return written
 
 
-def send_notification(log_id: int, *, now: datetime) -> str | None:
+def send_notification(log_id: int, *, now: datetime | None = None) -> str | None:
     """Send the row ``log_id`` once. Returns its new statut, or None when it was not ours to send.
 
-    Raises `RetryLater` after recording a transient failure that has attempts left.
+    ``now`` None: the database's clock, read by the claim (a worker's task). Raises `RetryLater`
+    after recording a transient failure that has attempts left.
     """
     started = time.monotonic()
     if _unrecorded_sends:
         record_late_sends()
-    ids = claim_group(log_id, now=now)
+    ids, now = claim_group(log_id, now=now)
     if not ids:
         logger.info(
             "notification %s not claimed: already handled or gone",
@@ -264,13 +270,20 @@ def _release(log_ids: list[int]) -> None:
     )
 
 
-def _send_claimed(log_id: int, ids: list[int], *, now: datetime, started: float) -> str:
-    """Send the claimed rows ``ids`` (``log_id`` and the rest of its group) as one message."""
-    rows = list(
+# The send's one read: the rows with their loan, item, borrower, preferences and lender, and what the
+# message needs to know (an override or experiment to apply, the loan's extension count for the .ics).
+load_for_sending = CompiledById(
+    lambda ids: (
         ics.with_extension_count(with_override_flag(NotificationLog.objects.select_related(*SEND_RELATED)))
         .filter(pk__in=ids)
         .order_by("date_scheduled", "id")
     )
+)
+
+
+def _send_claimed(log_id: int, ids: list[int], *, now: datetime, started: float) -> str:
+    """Send the claimed rows ``ids`` (``log_id`` and the rest of its group) as one message."""
+    rows = load_for_sending(ids)
     own = {row.pk: row for row in rows}[log_id]
     group = []
     for row in rows:

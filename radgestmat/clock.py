@@ -13,11 +13,15 @@ Python's clock and cannot move PostgreSQL's.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 from django.utils import timezone
+
+T = TypeVar("T")
 
 DATABASE = "database"
 PROCESS = "process"
@@ -35,18 +39,32 @@ def now() -> datetime:
     query = QUERIES.get(connection.vendor)
     if settings.NOTIFICATION_CLOCK == PROCESS or query is None:
         return timezone.now()
-    try:
-        value = _ask(query)
-    except (OperationalError, InterfaceError):
-        if connection.in_atomic_block:
-            raise
-        # A kept connection that died since its last health check (at most once a second in a
-        # worker, `radgestmat.celery`): this is a task's first query, so reconnect and ask again.
-        connection.close()
-        value = _ask(query)
+    value = first_statement(lambda: _ask(query))
     if isinstance(value, str):  # SQLite answers text, in UTC
         value = datetime.fromisoformat(value).replace(tzinfo=UTC)
     return value
+
+
+def read_in_statement() -> bool:
+    """Whether a statement reads the database's clock itself (``statement_timestamp()``), saving the
+    round trip of `now`: PostgreSQL under ``NOTIFICATION_CLOCK=database``."""
+    return settings.NOTIFICATION_CLOCK != PROCESS and connection.vendor == "postgresql"
+
+
+def first_statement(run: Callable[[], T]) -> T:
+    """Run a task's first statement; when the kept connection died since its last health check (at most
+    once a second in a worker, `radgestmat.celery`), reconnect and run it once more.
+
+    Only for a statement a dead connection could not have run: the server is gone before it is sent.
+    (If the connection dies after the statement committed, the second run finds its work done.)
+    """
+    try:
+        return run()
+    except (OperationalError, InterfaceError):
+        if connection.in_atomic_block:
+            raise
+        connection.close()
+        return run()
 
 
 def _ask(query: str):

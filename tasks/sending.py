@@ -6,7 +6,6 @@ from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
 from notifications.exceptions import RetryLater
-from radgestmat import clock
 
 
 class NotificationTask(Task):
@@ -43,4 +42,4 @@ def send_notification(self, log_id: int) -> str | None:
     """Send one NotificationLog row (see `notifications.sending`)."""
     from notifications import sending
 
-    return sending.send_notification(log_id, now=clock.now())
+    return sending.send_notification(log_id)  # at the database's time, which the claim reads

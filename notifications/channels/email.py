@@ -22,6 +22,7 @@ from assets.validators import one_line
 from notifications.messages import Message
 from notifications.models import Audience, CodeErreur, NotificationLog
 from notifications.recipients import audience_address
+from radgestmat.compiled import update_by_ids
 
 from .base import AmbiguousError, Channel, PermanentError, TransientError
 from .smtp_backend import EndOfDataUnanswered
@@ -157,7 +158,9 @@ def mark_maybe_accepted(log_ids: list[int]) -> None:
     sending them again."""
     from notifications.models import Statut
 
-    NotificationLog.objects.filter(pk__in=log_ids, statut=Statut.EN_COURS).update(erreur_code=CodeErreur.AMBIGUOUS)
+    update_by_ids(
+        NotificationLog, log_ids, only={"statut": Statut.EN_COURS}, values={"erreur_code": CodeErreur.AMBIGUOUS}
+    )
 
 
 def calendar_part(attachment) -> MIMEText:

@@ -113,7 +113,8 @@ class DatabaseAwayAfterClaim:
             self.down -= 1
             raise OperationalError("server closed the connection unexpectedly")
         result = execute(sql, params, many, context)
-        self.claimed = self.claimed or (sql.startswith("UPDATE") and Statut.EN_COURS in (params or ()))
+        values = params.values() if isinstance(params, dict) else (params or ())
+        self.claimed = self.claimed or ("UPDATE" in sql and Statut.EN_COURS in values)  # the claim's statement
         return result
 
 

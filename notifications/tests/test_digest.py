@@ -148,11 +148,19 @@ def test_rows_in_other_slots_other_types_or_other_borrowers_are_not_grouped(smtp
     assert len(smtp_sink.messages) == 4
 
 
-def test_the_slot_is_defined_once_by_the_window(settings):
-    settings.DIGEST_WINDOW_MINUTES = 15
-    assert digest.slot_of(NOW) == (datetime(2026, 12, 2, 10, 0, tzinfo=UTC), datetime(2026, 12, 2, 10, 15, tzinfo=UTC))
-    settings.DIGEST_WINDOW_MINUTES = 60
-    assert digest.slot_of(NOW)[0] == datetime(2026, 12, 2, 10, 0, tzinfo=UTC)
+@pytest.mark.django_db
+@pytest.mark.parametrize("window, grouped", [(15, ["10:05", "10:14"]), (60, ["10:05", "10:14", "10:59"])])
+def test_the_slot_is_the_window_counted_from_the_epoch(settings, window, grouped):
+    settings.DIGEST_WINDOW_MINUTES = window
+    client = ClientFactory()
+    at = {
+        label: group_of(client, 1, at=NOW.replace(hour=int(label[:2]), minute=int(label[3:])), tag=label)[0]
+        for label in ("09:59", "10:05", "10:14", "10:59")
+    }
+
+    taken, _now = digest.claim(at["10:05"].pk, now=NOW + timedelta(hours=1), skew=timedelta(0))
+
+    assert taken == [at[label].pk for label in grouped]
 
 
 @pytest.mark.django_db
@@ -234,86 +242,97 @@ def test_the_whatsapp_list_template_is_used_for_a_group(settings):
     assert _content_sid(config, log, group=False) == "HX" + "1" * 32
 
 
-# --- Two tasks racing for one group, on real workers (two worker threads) ---------------
+# --- Two claims racing for one group (PostgreSQL: the only database where they run at once) ---------
+
+
+def claim_in_a_thread(log_id: int) -> tuple[threading.Thread, list]:
+    from django.db import connections
+
+    result: list = []
+
+    def run():
+        try:
+            result.append(digest.claim(log_id, now=NOW, skew=timedelta(0))[0])
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, result
 
 
 @pytest.fixture
-def celery_worker_pool():
-    return "threads"
+def on_postgresql(db):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("claims run one at a time on SQLite; CI runs this file again with DATABASE_URL on PostgreSQL")
 
 
-@pytest.fixture
-def celery_worker_parameters():
-    from radgestmat import queues
+def waiting_on_a_row_lock() -> bool:
+    from django.db import connection
 
-    return {
-        "queues": queues.ALL,
-        "perform_ping_check": False,
-        "shutdown_timeout": 10,
-        "concurrency": 2,
-    }
+    with connection.cursor() as cursor:
+        # Inside a transaction PostgreSQL answers statistics views from a snapshot taken at their first read.
+        cursor.execute("SELECT pg_stat_clear_snapshot()")
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        return cursor.fetchone()[0] > 0
 
 
+@pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_two_tasks_racing_for_one_group_send_it_once_and_whole(live_worker, smtp_sink, monkeypatch):
-    """Both tasks read the group, then both try to take it: one takes all of it, the other nothing."""
+def test_a_claim_that_meets_a_row_another_task_holds_waits_then_takes_the_rest_not_half(on_postgresql):
+    """Another task has taken one row of the group and not committed yet: the claim waits for that row,
+    finds it taken, takes nothing on that try, then takes the two rows left (the group as it is now)."""
+    from django.db import transaction
+
     from radgestmat.testing.net import wait_until
-    from tasks import send_notification as send_task
 
-    from .test_send_worker import broker_idle
+    rows = group_of(ClientFactory(), 3)
+    with transaction.atomic():
+        NotificationLog.objects.filter(pk=rows[2].pk).update(statut=Statut.EN_COURS, nb_tentatives=1)
+        thread, taken = claim_in_a_thread(rows[0].pk)
+        wait_until(waiting_on_a_row_lock, what="the claim to wait for the row this transaction holds")
+        assert not taken
+    thread.join(timeout=20)
 
-    rows = group_of(ClientFactory(), 3, at=timezone.now() - timedelta(seconds=5))
-    both_read = threading.Barrier(2, timeout=20)
-    seen = []
-    members = digest.members
+    assert taken == [[rows[0].pk, rows[1].pk]]
+    saved = dict(NotificationLog.objects.filter(pk__in=[r.pk for r in rows]).values_list("pk", "nb_tentatives"))
+    assert saved == {rows[0].pk: 1, rows[1].pk: 1, rows[2].pk: 1}  # the held row was not taken a second time
 
-    def members_then_wait(log_id, **kwargs):
-        ids = members(log_id, **kwargs)
-        if len(seen) < 2:
-            seen.append((log_id, ids))
-            both_read.wait()  # the two tasks stand before their UPDATE at the same time
-        return ids
 
-    monkeypatch.setattr(digest, "members", members_then_wait)
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_claims_of_one_group_at_once_one_takes_it_all_the_other_nothing(on_postgresql):
+    from django.db import transaction
 
-    send_task.delay(rows[0].pk)
-    send_task.delay(rows[2].pk)
+    from radgestmat.testing.net import wait_until
 
-    wait_until(
-        lambda: NotificationLog.objects.filter(pk__in=[r.pk for r in rows], statut=Statut.ENVOYEE).count() == 3,
-        what="the group to be sent",
-    )
-    wait_until(broker_idle, what="both tasks to be done")
-    assert [len(ids) for _log, ids in seen] == [3, 3]  # both saw the whole group
-    assert len(smtp_sink.messages) == 1
-    assert set(NotificationLog.objects.filter(pk__in=[r.pk for r in rows]).values_list("nb_tentatives", flat=True)) == {
-        1
+    rows = group_of(ClientFactory(), 3)
+    with transaction.atomic():
+        # The first claim runs inside this transaction, so it holds the whole group until the commit.
+        first, first_at = digest.claim(rows[0].pk, now=NOW, skew=timedelta(0))
+        thread, second = claim_in_a_thread(rows[2].pk)
+        wait_until(waiting_on_a_row_lock, what="the second claim to wait for the first")
+    thread.join(timeout=20)
+
+    assert first == [r.pk for r in rows] and first_at == NOW
+    assert second == [[]]
+    assert set(NotificationLog.objects.filter(pk__in=first).values_list("statut", "nb_tentatives")) == {
+        (Statut.EN_COURS, 1)
     }
 
 
-@pytest.mark.django_db(transaction=True)
-def test_a_task_whose_view_of_the_group_went_stale_takes_nothing(at_now):
-    """The claim takes exactly the rows it read or none: a row taken in between rolls it all back."""
+@pytest.mark.django_db
+def test_a_claim_takes_nothing_that_is_not_due_or_not_waiting():
     rows = group_of(ClientFactory(), 3)
-    members = digest.members
-    calls = []
+    NotificationLog.objects.filter(pk=rows[1].pk).update(date_scheduled=NOW + timedelta(minutes=5))
+    NotificationLog.objects.filter(pk=rows[2].pk).update(statut=Statut.ENVOYEE)
 
-    def stale(log_id, **kwargs):
-        ids = members(log_id, **kwargs)
-        if not calls:
-            # Another task takes one row of the group between this one's read and its UPDATE.
-            NotificationLog.objects.filter(pk=rows[2].pk).update(statut=Statut.EN_COURS)
-        calls.append(ids)
-        return ids
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(digest, "members", stale)
-        taken = digest.claim(rows[0].pk, now=NOW, due_by=NOW)
-
-    assert calls[0] == [r.pk for r in rows]
-    # The first try took nothing (rolled back); the second read the group without the taken row.
-    assert taken == [rows[0].pk, rows[1].pk]
-    assert calls[1] == taken
+    assert digest.claim(rows[1].pk, now=NOW, skew=timedelta(minutes=1))[0] == []  # not due: not even alone
+    assert digest.claim(rows[0].pk, now=NOW, skew=timedelta(minutes=1))[0] == [rows[0].pk]
+    assert digest.claim(rows[0].pk, now=NOW, skew=timedelta(minutes=1))[0] == []  # taken already
+    assert digest.claim(rows[1].pk, now=NOW, skew=timedelta(minutes=6))[0] == [rows[1].pk]
 
 
 @pytest.mark.parametrize("language", ["fr", "en"])
