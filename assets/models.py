@@ -285,6 +285,8 @@ class ExtensionRequest(models.Model):
         EN_ATTENTE = "EN_ATTENTE", _("Waiting for staff")
         ACCORDEE = "ACCORDEE", _("Granted")
         REFUSEE = "REFUSEE", _("Refused")
+        # The item came back before staff decided: nothing left to decide.
+        CLOSED = "CLOSED", _("Closed: the item came back")
 
     class Source(models.TextChoices):
         PAGE = "PAGE", _("Borrower page")

@@ -211,6 +211,9 @@ def record_return(
             locked.save(update_fields=["date_retour_effective"])
         Materiel.objects.filter(pk=locked.materiel_id, state=Materiel.State.LENT).update(state=Materiel.State.AVAILABLE)
         LoanEvent.objects.create(attribution=locked, kind=LoanEvent.Kind.RETURNED, at=returned_at, by=person(by))
+        locked.extension_requests.filter(statut=ExtensionRequest.Statut.EN_ATTENTE).update(
+            statut=ExtensionRequest.Statut.CLOSED, decided_at=now
+        )
         transaction.on_commit(lambda: attribution_returned.send(sender=Attribution, attribution=locked, now=now))
     attribution.refresh_from_db()
     return locked

@@ -54,7 +54,7 @@ from radgestmat import queues
 QUICK = {"notifications": 2000, "loans": 200, "backlog": 2000, "backlog_loans": 50}
 LARGE = {"notifications": 10_000, "loans": 1000, "backlog": 10_000, "backlog_loans": 200}
 WHATSAPP_SHARE = 0.3
-CONCURRENCY = 2  # the Procfile's WORKER_CONCURRENCY default; this machine's core count
+CONCURRENCY = 4  # the Procfile's WORKER_CONCURRENCY default (the best of 2, 3, 4, 8 on 2 cores); --concurrency changes it
 QUEUE = "notifications"
 # Both runs use this very command line; the include only adds the no-op task.
 WORKER_ARGS = ("-I", "bench.support.noop_task")
@@ -69,8 +69,12 @@ TARGET_P99_UNDER_BACKLOG = 1.0
 # --- Workers ---------------------------------------------------------------------------------------
 
 
+def concurrency() -> int:
+    return int(os.environ.get("BENCH_CONCURRENCY", CONCURRENCY))
+
+
 def start_worker(stack: Stack, name: str, *, extra_args: tuple[str, ...] = WORKER_ARGS) -> Proc:
-    proc = stack.worker(name, concurrency=CONCURRENCY, queues=queues.WORKER_QUEUES, extra_args=extra_args)
+    proc = stack.worker(name, concurrency=concurrency(), queues=queues.WORKER_QUEUES, extra_args=extra_args)
     wait_until(lambda: not proc.alive() or " ready." in proc.output(), what=f"worker {name} to be ready", timeout=60)
     if not proc.alive():
         raise StackError(f"worker {name} exited at start:\n{proc.output()[-2000:]}")
@@ -484,7 +488,7 @@ def emails_table(report: dict) -> str:
     names.update({name: label for name, label in VARIANT_NAMES.items() if name in medians})
     lines = [
         (
-            f"machine {env['cores']} cores, load {env['load_average']:.2f}; prefork x{CONCURRENCY}, prefetch 1, "
+            f"machine {env['cores']} cores, load {env['load_average']:.2f}; prefork x{concurrency()}, prefetch 1, "
             f"acks_late; {report['sizes']['notifications']} emails a run, {emails['rounds']} round(s), same SMTP sink"
         ),
         f"{'sender':<50} {'emails/s':>9}  {'rounds':<22} {'ours / it':>9}  goal",
@@ -513,7 +517,7 @@ def table(report: dict) -> str:
             "",
         ),
         ("", f"{env['database']}, Redis {env['redis']}", ""),
-        ("worker", f"prefork x{CONCURRENCY}, prefetch 1, acks_late", ""),
+        ("worker", f"prefork x{concurrency()}, prefetch 1, acks_late", ""),
         (
             "(a) raw Celery no-op",
             f"{raw['tasks']} tasks in {raw['seconds']:.1f} s = {raw['rate']:.0f}/s",
@@ -659,9 +663,13 @@ def main() -> int:
     parser.add_argument(
         "--variants", action="store_true", help="also our pipeline with each send optimisation off (before/after)"
     )
+    parser.add_argument(
+        "--concurrency", type=int, default=CONCURRENCY, help="pool processes of every worker in the run (ours and peers')"
+    )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "delivery.json"))
     parser.add_argument("--keep", action="store_true", help="keep the work directory (process logs) afterwards")
     args = parser.parse_args()
+    os.environ["BENCH_CONCURRENCY"] = str(args.concurrency)
     sizes = LARGE if args.large else QUICK
     ensure_peer_packages()
 
@@ -686,7 +694,7 @@ def main() -> int:
             report = {
                 "environment": environment,
                 "sizes": {**sizes, "notifications": n},
-                "worker": {"pool": "prefork", "concurrency": CONCURRENCY, "prefetch_multiplier": 1, "acks_late": True},
+                "worker": {"pool": "prefork", "concurrency": concurrency(), "prefetch_multiplier": 1, "acks_late": True},
                 "emails_side_by_side": emails,
             }
             if not args.throughput_only:

@@ -39,8 +39,8 @@ def close_old_database_connections(task=None, **kwargs) -> None:
     if settings.NOTIFICATION_CLOCK != "database":
         return
     # CONN_HEALTH_CHECKS would cost a `SELECT 1` before every task; one a second is enough, since every
-    # task's first query (`radgestmat.clock.now`, the database's clock) reconnects by itself when the
-    # connection died meanwhile.
+    # task's first statement (the send's claim, or `radgestmat.clock.now`) reconnects by itself when the
+    # connection died meanwhile (`radgestmat.clock.first_statement`).
     moment = time.monotonic()
     wrapper: Any  # django-stubs omit the health-check attributes of a connection wrapper
     for wrapper in connections.all(initialized_only=True):

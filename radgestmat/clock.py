@@ -55,8 +55,9 @@ def first_statement(run: Callable[[], T]) -> T:
     """Run a task's first statement; when the kept connection died since its last health check (at most
     once a second in a worker, `radgestmat.celery`), reconnect and run it once more.
 
-    Only for a statement a dead connection could not have run: the server is gone before it is sent.
-    (If the connection dies after the statement committed, the second run finds its work done.)
+    A connection found dead is one the server closed before the statement was sent, so running it
+    again is safe. In the rare case the connection dies after the server committed it, a claim run
+    again finds its rows taken and sends nothing; the relay recovers that claim as a stranded one.
     """
     try:
         return run()

@@ -210,10 +210,13 @@ def test_a_refused_request_shows_why_on_the_page(client, loan, settings, fresh_b
     assert not ExtensionRequest.objects.exists()
 
 
-def test_a_request_of_a_loan_returned_meanwhile_leaves_the_dashboard(staff_client, loan):
-    services.request_extension(loan, now=NOW, new_due=NOW + timedelta(days=2))
+def test_a_request_of_a_loan_returned_meanwhile_is_closed_and_leaves_the_dashboard(staff_client, loan):
+    request = services.request_extension(loan, now=NOW, new_due=NOW + timedelta(days=2))
     assert len(staff_client.get(reverse("home")).context["pending_extensions"]) == 1
-    services.record_return(loan, now=NOW)
+    services.record_return(loan, now=NOW + timedelta(hours=1))
     assert staff_client.get(reverse("home")).context["pending_extensions"] == []
     page = staff_client.get(reverse("loan_detail", args=[loan.pk])).content.decode()
     assert "approve-" not in page
+    assert "Closed: the item came back" in page and "Waiting for staff" not in page
+    request.refresh_from_db()
+    assert (request.statut, request.decided_at) == (ExtensionRequest.Statut.CLOSED, NOW + timedelta(hours=1))
