@@ -54,7 +54,9 @@ from radgestmat import queues
 QUICK = {"notifications": 2000, "loans": 200, "backlog": 2000, "backlog_loans": 50}
 LARGE = {"notifications": 10_000, "loans": 1000, "backlog": 10_000, "backlog_loans": 200}
 WHATSAPP_SHARE = 0.3
-CONCURRENCY = 4  # the Procfile's WORKER_CONCURRENCY default (the best of 2, 3, 4, 8 on 2 cores); --concurrency changes it
+CONCURRENCY = (
+    4  # the Procfile's WORKER_CONCURRENCY default (the best of 2, 3, 4, 8 on 2 cores); --concurrency changes it
+)
 QUEUE = "notifications"
 # Both runs use this very command line; the include only adds the no-op task.
 WORKER_ARGS = ("-I", "bench.support.noop_task")
@@ -664,7 +666,10 @@ def main() -> int:
         "--variants", action="store_true", help="also our pipeline with each send optimisation off (before/after)"
     )
     parser.add_argument(
-        "--concurrency", type=int, default=CONCURRENCY, help="pool processes of every worker in the run (ours and peers')"
+        "--concurrency",
+        type=int,
+        default=CONCURRENCY,
+        help="pool processes of every worker in the run (ours and peers')",
     )
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "delivery.json"))
     parser.add_argument("--keep", action="store_true", help="keep the work directory (process logs) afterwards")
@@ -694,7 +699,12 @@ def main() -> int:
             report = {
                 "environment": environment,
                 "sizes": {**sizes, "notifications": n},
-                "worker": {"pool": "prefork", "concurrency": concurrency(), "prefetch_multiplier": 1, "acks_late": True},
+                "worker": {
+                    "pool": "prefork",
+                    "concurrency": concurrency(),
+                    "prefetch_multiplier": 1,
+                    "acks_late": True,
+                },
                 "emails_side_by_side": emails,
             }
             if not args.throughput_only:
