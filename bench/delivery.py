@@ -4,7 +4,7 @@
     .venv/bin/python bench/delivery.py --large    # N = 10,000 notifications, 1,000 loans
 
 1. Throughput, side by side in one run, through real `celery -A radgestmat worker`
-   processes (prefork, the Procfile's concurrency of 2, the product's acks_late and
+   processes (prefork, the Procfile's concurrency of 4, the product's acks_late and
    prefetch multiplier 1), the same command line for both:
    (a) raw Celery: N no-op tasks (`bench.support.noop_task`, no result stored) on the
        same queue of the same Redis;
