@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth.models import AnonymousUser, User
 from django.core.cache import cache
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -307,13 +308,18 @@ def reply_lapse_reason(log: NotificationLog, *, now: datetime) -> str:
     return ""
 
 
+REQUEST_KINDS = (Kind.EXTEND, Kind.RETURNED)
+
+
 def recent_requests(now: datetime, *, days: int = 7, limit: int = 10) -> list[InboundMessage]:
-    """What borrowers asked of staff lately (extension, "already returned") on loans still open: the dashboard."""
+    """What borrowers asked of staff lately (extension, "already returned") on loans still open, and no one
+    has dealt with yet: the dashboard."""
     return list(
         InboundMessage.objects.filter(
-            kind__in=[Kind.EXTEND, Kind.RETURNED],
+            kind__in=REQUEST_KINDS,
             received_at__gte=now - timedelta(days=days),
             attribution__date_retour_effective__isnull=True,
+            handled_at__isnull=True,
         )
         .select_related("attribution__materiel", "client")
         .order_by("-received_at", "-id")[:limit]
@@ -323,3 +329,12 @@ def recent_requests(now: datetime, *, days: int = 7, limit: int = 10) -> list[In
 def messages_of(loan: Attribution) -> list[InboundMessage]:
     """The borrower's messages about ``loan``, oldest first, with their replies (the loan page)."""
     return list(InboundMessage.objects.filter(attribution=loan).select_related("reply").order_by("received_at", "id"))
+
+
+def mark_handled(message: InboundMessage, *, now: datetime, by: User | AnonymousUser | None) -> bool:
+    """Note that staff dealt with a borrower's request; False when someone already had."""
+    return bool(
+        InboundMessage.objects.filter(pk=message.pk, handled_at__isnull=True).update(
+            handled_at=now, handled_by=services.person(by)
+        )
+    )

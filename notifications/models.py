@@ -612,6 +612,16 @@ class InboundMessage(models.Model):
         related_name="inbound",
         verbose_name=_("reply"),
     )
+    # A request staff have dealt with (the shelf checked, the borrower called) leaves the dashboard.
+    handled_at = models.DateTimeField(_("dealt with at"), null=True, blank=True)
+    handled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("dealt with by"),
+    )
 
     class Meta:
         verbose_name = _("borrower message")

@@ -25,8 +25,8 @@ from radgestmat.csv_export import Column, csv_table, spreadsheet_datetime
 from radgestmat.input import MAX_DB_INT, DayField, parse_id
 from radgestmat.staff import paginate, redirect_back, staff_required
 
-from . import lifecycle
-from .models import FIX_THE_CLIENT, Canal, CodeErreur, NotificationLog, Statut, TypeNotification
+from . import inbound, lifecycle
+from .models import FIX_THE_CLIENT, Canal, CodeErreur, InboundMessage, NotificationLog, Statut, TypeNotification
 from .scheduler_status import scheduler_status
 
 RETRYABLE = (Statut.ECHEC, Statut.ECHEC_PERMANENT, Statut.ANNULEE)
@@ -356,3 +356,14 @@ def scheduler(request: HttpRequest) -> HttpResponse:
         "notifications/scheduler.html",
         {"status": status, "flower_url": settings.FLOWER_URL, "late_after": settings.NOTIFICATION_BACKLOG_MAX_MINUTES},
     )
+
+
+@staff_required
+@require_POST
+def inbound_handled(request: HttpRequest, pk: int) -> HttpResponse:
+    """A borrower's request on the dashboard (extension, "already returned") dealt with: it leaves the list."""
+    message = get_object_or_404(InboundMessage.objects.select_related("attribution__materiel"), pk=pk)
+    if inbound.mark_handled(message, now=timezone.now(), by=request.user):
+        code = message.attribution.materiel.code if message.attribution else ""
+        messages.success(request, _("Marked as dealt with: %(code)s.") % {"code": code})
+    return redirect_back(request, request.POST.get("next", ""), reverse("home"))

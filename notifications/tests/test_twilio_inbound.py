@@ -222,6 +222,28 @@ def test_the_returned_button_is_a_note_for_staff_on_the_loan_page_and_the_dashbo
     assert 'data-kind="RETURNED"' in dashboard
 
 
+def test_staff_mark_a_borrowers_note_as_dealt_with_and_it_leaves_the_dashboard_not_the_loan_page(
+    client, staff_client, django_capture_on_commit_callbacks, twilio, loan
+):
+    deliver(client, django_capture_on_commit_callbacks, inbound_message(WHATSAPP, "Déjà rendu", button="RETURNED"))
+    note = InboundMessage.objects.get(kind="RETURNED")
+    dashboard = staff_client.get(reverse("home")).content.decode()
+    assert f'id="handled-{note.pk}"' in dashboard
+
+    response = staff_client.post(reverse("inbound_handled", args=[note.pk]), {"next": reverse("home")})
+
+    assert response.status_code == 302 and response.url == reverse("home")
+    note.refresh_from_db()
+    assert note.handled_at is not None and note.handled_by.username == "desk"
+    dashboard = staff_client.get(reverse("home")).content.decode()
+    assert 'id="borrower-requests"' not in dashboard
+    page = staff_client.get(reverse("loan_detail", args=[loan.pk])).content.decode()
+    assert 'data-kind="RETURNED"' in page  # the loan's timeline keeps what the borrower said
+    # Twice (two staff at once, a double click): the second changes nothing.
+    staff_client.post(reverse("inbound_handled", args=[note.pk]))
+    assert InboundMessage.objects.get(pk=note.pk).handled_at == note.handled_at
+
+
 def test_a_button_naming_someone_elses_loan_stays_on_the_senders_loan(
     client, django_capture_on_commit_callbacks, twilio, loan
 ):

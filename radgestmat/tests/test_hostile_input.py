@@ -29,7 +29,7 @@ import notifications.experiment_views
 import notifications.views
 from assets.models import ExtensionRequest
 from assets.tests.factories import AttributionFactory
-from notifications.models import Experiment, NotificationLog, Variant
+from notifications.models import Experiment, InboundMessage, NotificationLog, Variant
 
 pytestmark = pytest.mark.django_db
 
@@ -98,6 +98,7 @@ PARAMETERS: dict[str, tuple[str, tuple[str, ...], bool]] = {
     "delivery_report": ("GET", ("date_from", "date_to"), False),
     "notification_detail": ("GET", (), True),
     "notification_retry": ("POST", ("next",), True),
+    "inbound_handled": ("POST", ("next",), True),
     "scheduler": ("GET", (), False),
     "experiment_list": ("GET", (), False),
     "experiment_new": ("GET", (), False),
@@ -195,6 +196,15 @@ def test_no_parameter_of_any_staff_page_answers_500(client, django_user_model, p
         "client": loan.client_id,
         "notification": log.pk,
         "experiment": experiment.pk,
+        "inbound": InboundMessage.objects.create(
+            message_sid="SM" + "0" * 32,
+            canal="WHATSAPP",
+            from_number="+33612345678",
+            client=loan.client,
+            attribution=loan,
+            kind=InboundMessage.Kind.RETURNED,
+            received_at=timezone.now(),
+        ).pk,
         "extension": ExtensionRequest.objects.create(
             attribution=loan,
             requested_due=loan.date_retour_prevue + timedelta(days=1),
