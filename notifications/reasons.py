@@ -27,6 +27,7 @@ REASONS: dict[str, Any] = {
     "ALERT_AFTER_RETURN": _("Loan returned before this overdue alert was sent."),
     "ALREADY_DUE": _("The loan was already due when this reminder could be sent."),
     "CLASS_CHANGED": _("The loan's duration class changed: this reminder no longer applies."),
+    "PAST_ITS_DAY": _("This reminder's day had passed when it could be sent: it would have named the wrong day."),
     "REMINDER_OFF": _("The borrower switched this reminder off."),
     "CHANNEL_OFF": _("The borrower switched %(canal)s off."),
     "NO_LONGER_RELEVANT": _("No longer relevant when its time came (loan returned, due time passed or class changed)."),

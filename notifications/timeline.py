@@ -55,7 +55,8 @@ def lapse_reason(type_notification: str, *, returned: bool, due: datetime, duree
 
     The one rule both the relay (before enqueueing) and the send service (after claiming) apply:
     nothing but the receipt after the return, no pre-due reminder once the due time has
-    passed or for a duration class the loan no longer has.
+    passed or for a duration class the loan no longer has, no J-2 or J-1 reminder on another
+    day than its own.
     """
     if returned and (type_notification in REMINDER_TYPES or type_notification in OBSOLETE_ONCE_RETURNED):
         return "LOAN_RETURNED"
@@ -64,7 +65,20 @@ def lapse_reason(type_notification: str, *, returned: bool, due: datetime, duree
             return "ALREADY_DUE"
         if type_notification not in REMINDERS_OF_CLASS.get(duree, ()):
             return "CLASS_CHANGED"
+        days = DAYS_BEFORE_DUE_DAY.get(type_notification)
+        if days is not None and local_day(due) - local_day(now) != timedelta(days=days):
+            # Its text says "tomorrow" or "in 2 days": sent on another day (a retry after midnight, a row
+            # held back by an outage) it would name the wrong day; the next reminder says it right.
+            return "PAST_ITS_DAY"
     return ""
+
+
+# The long loans' reminders that speak of a day: how many days before the due day they are sent.
+DAYS_BEFORE_DUE_DAY: dict[str, int] = {TypeNotification.RAPPEL_J_MOINS_2: 2, TypeNotification.RAPPEL_J_MOINS_1: 1}
+
+
+def local_day(moment: datetime) -> date:
+    return moment.astimezone(local_tz()).date()
 
 
 def local_tz() -> ZoneInfo:

@@ -340,3 +340,24 @@ def test_a_message_left_over_from_before_a_rearm_does_not_send_early(mailoutbox)
     assert send(log) is None
     assert mailoutbox == []
     assert NotificationLog.objects.get(pk=log.pk).statut == Statut.EN_ATTENTE
+
+
+def test_a_day_before_reminder_claimed_after_midnight_is_cancelled_not_sent_saying_tomorrow(mailoutbox):
+    """A J-1 retry that comes round on the due day would tell the borrower "tomorrow": it is cancelled with
+    its reason; the due day's own reminder (RAPPEL_FINAL) says "today"."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from assets.tests.factories import AttributionFactory
+
+    paris = ZoneInfo("Europe/Paris")
+    loan = AttributionFactory(
+        date_debut=datetime(2026, 12, 1, 10, tzinfo=paris), date_retour_prevue=datetime(2026, 12, 10, 18, tzinfo=paris)
+    )
+    log = make_log("RAPPEL_J_MOINS_1", "EMAIL", attribution=loan)
+
+    assert send_notification(log.pk, now=datetime(2026, 12, 10, 0, 5, tzinfo=paris)) == Statut.ANNULEE
+
+    log.refresh_from_db()
+    assert (log.reason_code, log.nb_tentatives) == ("PAST_ITS_DAY", 0)
+    assert mailoutbox == []

@@ -107,3 +107,22 @@ def test_a_malformed_quiet_hours_setting_says_what_is_wrong(settings):
             date_debut=paris(2026, 3, 10, 9, 0),
             date_retour_prevue=paris(2026, 3, 11, 9, 0) + timedelta(0),
         )
+
+
+@pytest.mark.parametrize(
+    "kind, sent_at, lapsed",
+    [
+        ("RAPPEL_J_MOINS_1", paris(2026, 3, 29, 8, 0), ""),  # its day (the DST day itself)
+        ("RAPPEL_J_MOINS_1", paris(2026, 3, 29, 23, 59), ""),  # late, still the day before
+        ("RAPPEL_J_MOINS_1", paris(2026, 3, 30, 0, 1), "PAST_ITS_DAY"),  # "tomorrow" would be today
+        ("RAPPEL_J_MOINS_2", paris(2026, 3, 28, 8, 0), ""),
+        ("RAPPEL_J_MOINS_2", paris(2026, 3, 29, 8, 0), "PAST_ITS_DAY"),  # J-1 goes out that day
+        ("RAPPEL_FINAL", paris(2026, 3, 30, 17, 0), ""),  # the due day's reminder names no other day
+        ("RAPPEL_FINAL", paris(2026, 3, 30, 18, 0), "ALREADY_DUE"),
+    ],
+)
+def test_a_reminder_that_names_a_day_is_not_sent_on_another_day(kind, sent_at, lapsed):
+    from notifications.timeline import lapse_reason
+
+    due = paris(2026, 3, 30, 18, 0)
+    assert lapse_reason(kind, returned=False, due=due, duree="LONG", now=sent_at) == lapsed
