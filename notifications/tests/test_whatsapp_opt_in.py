@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
@@ -13,6 +15,16 @@ from assets.tests.factories import ClientFactory, MaterielFactory
 from notifications.models import NotificationLog, NotificationPreferences
 
 pytestmark = pytest.mark.django_db
+
+PARIS = ZoneInfo("Europe/Paris")
+
+
+@pytest.fixture(autouse=True)
+def at_ten_in_the_morning():
+    """A reminder 2 h before a 3-hour loan falls in WhatsApp's quiet hours (21:00–08:00) when the test runs
+    in the evening: lend at 10:00, Paris time, whatever the time the suite runs."""
+    with time_machine.travel(datetime(2026, 12, 2, 10, 0, tzinfo=PARIS), tick=True):
+        yield
 
 
 def channels_of(loan) -> set[tuple[str, str]]:
