@@ -52,12 +52,12 @@ UNGROUPED_TYPES = frozenset({TypeNotification.REPONSE})
 # nothing (the caller looks again). SQLite runs one writer at a time: its UPDATE is the whole claim.
 CLAIM_SQL = {
     "postgresql": """
-WITH clock AS (SELECT COALESCE(%(now)s::timestamptz, statement_timestamp()) AS now),
+WITH clock AS (SELECT now, now + %(skew)s AS due_by FROM (SELECT COALESCE(%(now)s::timestamptz, statement_timestamp()) AS now) AS t),
 own AS (
     SELECT n.id, n.type_notification, n.canal, n.audience, n.niveau_escalade, a.client_id,
            floor(extract(epoch FROM n.date_scheduled) / %(width)s) AS slot
     FROM {log} n JOIN {loan} a ON a.id = n.attribution_id, clock
-    WHERE n.id = %(id)s AND n.statut = ANY(%(claimable)s) AND n.date_scheduled <= clock.now + %(skew)s
+    WHERE n.id = %(id)s AND n.statut = ANY(%(claimable)s) AND n.date_scheduled <= clock.due_by
 ),
 candidates AS (
     SELECT own.id FROM own
@@ -67,13 +67,13 @@ candidates AS (
     WHERE %(grouped)s AND own.audience = %(client)s AND own.type_notification <> ALL(%(ungrouped)s)
       AND n.type_notification = own.type_notification AND n.canal = own.canal AND n.audience = own.audience
       AND n.niveau_escalade = own.niveau_escalade
-      AND n.statut = ANY(%(claimable)s) AND n.date_scheduled <= clock.now + %(skew)s
+      AND n.statut = ANY(%(claimable)s) AND n.date_scheduled <= clock.due_by
       AND floor(extract(epoch FROM n.date_scheduled) / %(width)s) = own.slot
 ),
 locked AS (
     SELECT n.id FROM {log} n, clock
     WHERE n.id IN (SELECT id FROM candidates)
-      AND n.statut = ANY(%(claimable)s) AND n.date_scheduled <= clock.now + %(skew)s
+      AND n.statut = ANY(%(claimable)s) AND n.date_scheduled <= clock.due_by
     ORDER BY n.id FOR UPDATE OF n
 ),
 taken AS (

@@ -308,15 +308,12 @@ def reply_lapse_reason(log: NotificationLog, *, now: datetime) -> str:
     return ""
 
 
-REQUEST_KINDS = (Kind.EXTEND, Kind.RETURNED)
-
-
 def recent_requests(now: datetime, *, days: int = 7, limit: int = 10) -> list[InboundMessage]:
     """What borrowers asked of staff lately (extension, "already returned") on loans still open, and no one
     has dealt with yet: the dashboard."""
     return list(
         InboundMessage.objects.filter(
-            kind__in=REQUEST_KINDS,
+            kind__in=[Kind.EXTEND, Kind.RETURNED],
             received_at__gte=now - timedelta(days=days),
             attribution__date_retour_effective__isnull=True,
             handled_at__isnull=True,
