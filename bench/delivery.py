@@ -58,8 +58,9 @@ CONCURRENCY = (
     4  # the Procfile's WORKER_CONCURRENCY default (the best of 2, 3, 4, 8 on 2 cores); --concurrency changes it
 )
 QUEUE = "notifications"
-# Both runs use this very command line; the include only adds the no-op task.
-WORKER_ARGS = ("-I", "bench.support.noop_task")
+# Every run of ours uses this very command line; the include only adds the no-op and the floor's tasks.
+WORKER_ARGS = ("-I", "bench.support.noop_task,bench.support.floor_task")
+FLOOR_TASK = "bench.floor_send"
 TARGET_RATIO = 0.35
 TARGET_VS_CELERY_EMAIL = 1.0
 TARGET_VS_POST_OFFICE = 0.7
@@ -229,8 +230,15 @@ def plan_notifications(
 
 
 def real_pipeline(
-    stack: Stack, redis_client, n: int, *, whatsapp_share: float = WHATSAPP_SHARE, name: str = "pipeline"
+    stack: Stack,
+    redis_client,
+    n: int,
+    *,
+    whatsapp_share: float = WHATSAPP_SHARE,
+    name: str = "pipeline",
+    task: str = "tasks.send_notification",
 ) -> tuple[dict, Proc]:
+    """N planned rows enqueued at once and sent by ``task``: ours, or the floor (`bench.support.floor_task`)."""
     from django.db import transaction
     from django.utils import timezone
 
@@ -246,6 +254,12 @@ def real_pipeline(
     cpu_before = cpu_seconds(proc.popen.pid)
 
     def publish() -> None:
+        if task == FLOOR_TASK:
+            from radgestmat.celery import app
+
+            for log_id in ids:
+                app.send_task(FLOOR_TASK, (log_id,), queue=queues.PRIORITY)
+            return
         with transaction.atomic():
             outbox.mark_enqueued(ids, now=timezone.now())
 
@@ -254,7 +268,7 @@ def real_pipeline(
     transactions_before = database_transactions()
     started = time.monotonic()
     published, drained = drain_seconds(redis_client, publish, started=started, timeout=1800)
-    runs = wait_tasks_run(name, "tasks.send_notification", n)
+    runs = wait_tasks_run(name, task, n)
     cpu = cpu_seconds(proc.popen.pid) - cpu_before
     time.sleep(1.5)  # PostgreSQL publishes a backend's statistics at most once a second
     transactions = database_transactions() - transactions_before - 1  # our own enqueue
@@ -486,7 +500,12 @@ def emails_table(report: dict) -> str:
         "post-office-batch": ("ours >= 0.7x", ratios["email_pipeline_vs_post_office_batch"] >= TARGET_VS_POST_OFFICE),
         "raw_celery": ("ours/no-op >= 0.35", ratios["email_pipeline_vs_noop"] >= TARGET_VS_NOOP),
     }
-    names = {"raw_celery": "raw Celery no-op", "email_pipeline": "RadGestMat email pipeline", **PEERS}
+    names = {
+        "raw_celery": "raw Celery no-op",
+        "email_pipeline": "RadGestMat email pipeline",
+        "floor": "  floor: claim, mark, SMTP, outcome only",
+        **PEERS,
+    }
     names.update({name: label for name, label in VARIANT_NAMES.items() if name in medians})
     lines = [
         (
@@ -502,6 +521,11 @@ def emails_table(report: dict) -> str:
         verdict = f"{goal} {'ok' if met else 'MISSED'}" if goal else ""
         each = ", ".join(f"{rate:.0f}" for rate in rates[key])
         lines.append(f"{name:<50} {medians[key]:>9.0f}  {each:<22} {ratio:>8.2f}x  {verdict}".rstrip())
+    lines.append(
+        "the floor against the same goals: "
+        f"{ratios['floor_vs_celery_email']:.2f}x celery-email, {ratios['floor_vs_post_office_batch']:.2f}x "
+        f"post-office batches, {ratios['floor_vs_noop']:.2f}x the no-op (bench/support/floor_task.py)"
+    )
     return "\n".join(lines)
 
 
@@ -603,13 +627,17 @@ VARIANT_NAMES = {
 
 def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path, *, variants: bool) -> dict:
     """The email runs side by side, ``rounds`` times in turn (no-op, ours, each peer): every rate and the medians."""
-    runs: dict[str, list[dict]] = {"raw_celery": [], "email_pipeline": [], **{mode: [] for mode in PEERS}}
+    runs: dict[str, list[dict]] = {"raw_celery": [], "email_pipeline": [], "floor": [], **{mode: [] for mode in PEERS}}
     if variants:
         runs.update({name: [] for name in VARIANTS})
     for index in range(rounds):
         print(f"== round {index + 1}/{rounds}: {n} no-op tasks, {n} of our emails, {n} emails per peer", flush=True)
         runs["raw_celery"].append(raw_celery(servers.stack, broker, n))
-        steps: list[tuple[str, dict[str, str] | None]] = [("ours", None), *((mode, None) for mode in PEERS)]
+        steps: list[tuple[str, dict[str, str] | None]] = [
+            ("ours", None),
+            ("floor", None),
+            *((mode, None) for mode in PEERS),
+        ]
         if variants:
             steps += VARIANTS.items()
         if index % 2:
@@ -619,6 +647,12 @@ def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path, 
                 result, proc = real_pipeline(servers.stack, broker, n, whatsapp_share=0, name=f"email{index}")
                 proc.stop()
                 runs["email_pipeline"].append(result)
+            elif step == "floor":
+                result, proc = real_pipeline(
+                    servers.stack, broker, n, whatsapp_share=0, name=f"floor{index}", task=FLOOR_TASK
+                )
+                proc.stop()
+                runs["floor"].append(result)
             elif step in PEERS:
                 runs[step].append(peer_run(servers.stack, step, n, message_path))
             else:
@@ -648,6 +682,10 @@ def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path, 
             "email_pipeline_vs_post_office_batch": ours / medians["post-office-batch"],
             "email_pipeline_vs_post_office_task": ours / medians["post-office-task"],
             "email_pipeline_vs_noop": ours / medians["raw_celery"],
+            "email_pipeline_vs_floor": ours / medians["floor"],
+            "floor_vs_celery_email": medians["floor"] / medians["celery-email"],
+            "floor_vs_post_office_batch": medians["floor"] / medians["post-office-batch"],
+            "floor_vs_noop": medians["floor"] / medians["raw_celery"],
         },
         "verified": all(
             entry["verified"] for name, entries in runs.items() if name != "raw_celery" for entry in entries
@@ -695,6 +733,7 @@ def main() -> int:
             n = args.notifications or sizes["notifications"]
             message_path = servers.stack.workdir / "peer-message.json"
             sample_message(plan_notifications(1, serial="SAMPLE", whatsapp_share=0)[0], message_path)
+            servers.stack.settings["BENCH_SAMPLE_MESSAGE"] = str(message_path)  # the floor's message
             emails = throughput_rounds(servers, broker, n, args.rounds, message_path, variants=args.variants)
             report = {
                 "environment": environment,
