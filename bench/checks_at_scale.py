@@ -194,10 +194,10 @@ def make_loans(count: int, now, *, lender_id: int) -> None:
             # due = now + offset minutes; start = due - duration; duree from the planned duration.
             (
                 f"INSERT INTO {Attribution._meta.db_table} (materiel_id, client_id, created_by_id, date_debut, "
-                "date_retour_prevue, date_retour_effective, statut, duree, notes, created_at) "
+                "date_retour_prevue, date_retour_effective, statut, duree, notes, created_at, borrower_link_version) "
                 "SELECT m.id, 1 + (m.id %% %s), %s, x.due - x.length, x.due, NULL, 'EN_COURS', "
                 "CASE WHEN x.length < interval '4 hours' THEN 'COURT' WHEN x.length <= interval '24 hours' THEN 'MOYEN' "
-                "ELSE 'LONG' END, '', x.due - x.length "
+                "ELSE 'LONG' END, '', x.due - x.length, 0 "
                 f"FROM {Materiel._meta.db_table} m CROSS JOIN LATERAL (SELECT "
                 "  CASE WHEN random() < 0.01 THEN %s - (interval '1 day' + random() * interval '2 days') "
                 "       ELSE %s + (random() * interval '15 days') - interval '1 day' END AS due, "
@@ -237,9 +237,9 @@ def make_old_logs(count: int, now) -> None:
         first_client = cursor.fetchone()[0]
         cursor.execute(
             f"INSERT INTO {Attribution._meta.db_table} (materiel_id, client_id, created_by_id, date_debut, "
-            "date_retour_prevue, date_retour_effective, statut, duree, notes, created_at) "
+            "date_retour_prevue, date_retour_effective, statut, duree, notes, created_at, borrower_link_version) "
             "SELECT m.id, %s, NULL, s.start, s.start + interval '3 days', s.start + interval '2 days', "
-            "'RESTITUEE', 'LONG', '', s.start "
+            "'RESTITUEE', 'LONG', '', s.start, 0 "
             f"FROM {Materiel._meta.db_table} m CROSS JOIN LATERAL "
             "(SELECT %s - interval '95 days' - random() * interval '300 days' + m.id * interval '0 seconds' AS start) s "
             "WHERE m.code LIKE 'OLD-%%'",

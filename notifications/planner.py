@@ -9,7 +9,7 @@
 
 The relay (`notifications.relay`) sends the rows when their time comes.
 Every function here takes ``now`` and costs a constant number of queries,
-however many loans it covers.
+however many loans it covers (per `PLAN_CHUNK` loans for a check's cold start).
 """
 
 from __future__ import annotations
@@ -36,6 +36,17 @@ REMINDER_LEAD: dict[str, timedelta] = {
     Duree.MOYEN: timedelta(hours=2) + timedelta(days=1),
     Duree.LONG: timedelta(days=4),
 }
+# Loans a check plans at a time. One statement takes at most 65,535 parameters on PostgreSQL with
+# server-side binding (DB_PREPARED_STATEMENTS), and planning looks its loans up by id: a cold start
+# with 100,000 loans to plan (a restore, a first install) goes a chunk at a time, each in its own transaction.
+PLAN_CHUNK = 5_000
+
+
+def in_chunks(loans: list[Attribution]) -> list[list[Attribution]]:
+    """``loans`` cut into runs of at most `PLAN_CHUNK`; one empty run when there are none (the same queries)."""
+    return [loans[start : start + PLAN_CHUNK] for start in range(0, max(len(loans), 1), PLAN_CHUNK)]
+
+
 CHECK_OF_CLASS: dict[str, str] = {
     Duree.COURT: "check_court_terme_reminders",
     Duree.MOYEN: "check_moyen_terme_reminders",
@@ -248,9 +259,12 @@ def check_reminders(duree: str, *, now: datetime) -> int:
     loans = loans_for_planning().filter(
         duree=duree, date_retour_prevue__gt=now, date_retour_prevue__lte=horizon + REMINDER_LEAD[duree]
     )
-    loans = lacking(loans, reminder_arms(duree, now=now, horizon=horizon))
-    items = send_time.adjust([item for loan in loans for item in reminders_of(loan)], now=now)
-    return outbox.plan(items, now=now, not_before=now, until=horizon)
+    loans = list(lacking(loans, reminder_arms(duree, now=now, horizon=horizon)))
+    planned = 0
+    for chunk in in_chunks(loans):
+        items = send_time.adjust([item for loan in chunk for item in reminders_of(loan)], now=now)
+        planned += outbox.plan(items, now=now, not_before=now, until=horizon)
+    return planned
 
 
 def check_court_terme_reminders(*, now: datetime) -> int:
@@ -330,8 +344,11 @@ def check_overdue_materials(*, now: datetime) -> int:
     loans = lacking(
         loans_for_planning().filter(window), [window & arm for arm in overdue_arms(now=now, horizon=horizon)]
     )
-    items = []
-    for loan in loans:
-        levels = current_levels(timeline.overdue_times(loan.date_retour_prevue), now=now, until=horizon)
-        items.extend(overdue_alerts_of(loan, levels))
-    return outbox.plan(items, now=now, until=horizon)
+    planned = 0
+    for chunk in in_chunks(list(loans)):
+        items = []
+        for loan in chunk:
+            levels = current_levels(timeline.overdue_times(loan.date_retour_prevue), now=now, until=horizon)
+            items.extend(overdue_alerts_of(loan, levels))
+        planned += outbox.plan(items, now=now, until=horizon)
+    return planned

@@ -120,3 +120,30 @@ def test_the_relay_costs_the_same_queries_for_10_and_1000_due_rows(assert_same_q
     with assert_same_queries(small):
         report = relay.dispatch_due_notifications(now=timezone.now())
     assert report.enqueued == 990
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_a_cold_start_plans_its_loans_a_chunk_at_a_time(name, monkeypatch, time_machine):
+    """No statement of a check grows with its number of loans: PostgreSQL takes at most 65,535 parameters
+    a statement with server-side binding, and the overdue check of a 1,000,000-loan cold start failed there
+    (bench/checks_at_scale.py --large). Loans are planned `planner.PLAN_CHUNK` at a time."""
+    check, start, due = CASES[name]
+    time_machine.move_to(NOW, tick=False)
+    monkeypatch.setattr(planner, "PLAN_CHUNK", 50)
+    make_loans(1, start=start, due=due)
+    check(now=timezone.now())
+    rows_per_loan = NotificationLog.objects.count()
+    assert rows_per_loan >= 1, "the check must have had work to do"
+    NotificationLog.objects.all().delete()
+    make_loans(599, start=start, due=due)
+    sizes: list[int] = []
+
+    def measure(execute, sql, params, many, context):
+        if not (connection.vendor == "sqlite" and sql.startswith("INSERT")):  # Django's own 999-parameter chunks
+            sizes.append(len(params or ()))
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(measure):
+        check(now=timezone.now())
+    assert NotificationLog.objects.count() == rows_per_loan * 600, "every loan planned, across the chunks"
+    assert max(sizes) <= 50 * (rows_per_loan + 1) + 20 < 600
