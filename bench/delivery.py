@@ -11,6 +11,9 @@
    (b) N notifications already planned (70 % email, 30 % WhatsApp), then enqueued by
        `outbox.mark_enqueued`, through the real `tasks.send_notification` (claim,
        render, send) to the SMTP sink and the fake Twilio API of `bench/stack.py`.
+   (c) the floor (`bench.support.floor_task`): the same rows sent by a task that only claims,
+       marks, sends one prebuilt message and records the outcome — what the constraints cost;
+   (d) the peers (django-celery-email, django-post-office) sending the same message.
    Rate = N / (first publish -> the broker holds no message, queued or unacked);
    the worker's own count of tasks run confirms all N ran. (b) then checks that
    every row is ENVOYEE and each message reached a server exactly once (`tally`).
