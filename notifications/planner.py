@@ -260,11 +260,11 @@ def check_reminders(duree: str, *, now: datetime) -> int:
         duree=duree, date_retour_prevue__gt=now, date_retour_prevue__lte=horizon + REMINDER_LEAD[duree]
     )
     loans = list(lacking(loans, reminder_arms(duree, now=now, horizon=horizon)))
-    planned = 0
+    enqueued = 0
     for chunk in in_chunks(loans):
         items = send_time.adjust([item for loan in chunk for item in reminders_of(loan)], now=now)
-        planned += outbox.plan(items, now=now, not_before=now, until=horizon)
-    return planned
+        enqueued += outbox.plan(items, now=now, not_before=now, until=horizon)
+    return enqueued
 
 
 def check_court_terme_reminders(*, now: datetime) -> int:
@@ -344,11 +344,11 @@ def check_overdue_materials(*, now: datetime) -> int:
     loans = lacking(
         loans_for_planning().filter(window), [window & arm for arm in overdue_arms(now=now, horizon=horizon)]
     )
-    planned = 0
+    enqueued = 0
     for chunk in in_chunks(list(loans)):
         items = []
         for loan in chunk:
             levels = current_levels(timeline.overdue_times(loan.date_retour_prevue), now=now, until=horizon)
             items.extend(overdue_alerts_of(loan, levels))
-        planned += outbox.plan(items, now=now, until=horizon)
-    return planned
+        enqueued += outbox.plan(items, now=now, until=horizon)
+    return enqueued
