@@ -629,7 +629,7 @@ VARIANT_NAMES = {
 
 
 def throughput_rounds(servers, broker, n: int, rounds: int, message_path: Path, *, variants: bool) -> dict:
-    """The email runs side by side, ``rounds`` times in turn (no-op, ours, each peer): every rate and the medians."""
+    """The email runs side by side, ``rounds`` times in turn (no-op, ours, the floor, each peer): every rate and the medians."""
     runs: dict[str, list[dict]] = {"raw_celery": [], "email_pipeline": [], "floor": [], **{mode: [] for mode in PEERS}}
     if variants:
         runs.update({name: [] for name in VARIANTS})
