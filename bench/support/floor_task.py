@@ -26,7 +26,8 @@ from pathlib import Path
 
 from celery import shared_task
 
-ROW_MARK = b"FLOOR-ROW-ID"
+# Stands for the row id in the message built once; replaced in each send.
+ROW_MARK = "FLOOR-ROW-ID"
 
 
 @functools.cache
@@ -40,7 +41,7 @@ def message_bytes() -> bytes:
         sample["body"],
         settings.DEFAULT_FROM_EMAIL,
         ["floor@example.org"],
-        headers={"Message-ID": "<floor.FLOOR-ROW-ID@example.org>", "X-RadGestMat-Notification": "FLOOR-ROW-ID"},
+        headers={"Message-ID": f"<floor.{ROW_MARK}@example.org>", "X-RadGestMat-Notification": ROW_MARK},
     )
     email.attach_alternative(sample["html"], "text/html")
     return email.message().as_bytes(linesep="\r\n")
@@ -61,7 +62,9 @@ def floor_send(log_id: int) -> None:
     smtp = email.shared_connection().connection
     smtp.data_started = False
     smtp.before_end_of_data = lambda: email.mark_maybe_accepted(ids)
-    smtp.sendmail(settings.DEFAULT_FROM_EMAIL, ["floor@example.org"], message_bytes().replace(ROW_MARK, b"%d" % log_id))
+    smtp.sendmail(
+        settings.DEFAULT_FROM_EMAIL, ["floor@example.org"], message_bytes().replace(ROW_MARK.encode(), b"%d" % log_id)
+    )
     email._local.used_at = time.monotonic()  # in steady use: no NOOP before the next message, as in ours
     update_by_ids(
         NotificationLog,
