@@ -64,16 +64,19 @@ class LoginThrottle:
 
         Incrementing first and deciding on the count Redis returns is what keeps parallel
         attempts honest: if each read the count and then checked the password, all of them
-        would read the same count and all would get a password check.
+        would read the same count and all would get a password check. An attempt the pair's
+        limit refuses does not count against the address: it costs no password check, and
+        counting it let a burst on one username push an admitted attempt over the address's limit.
         """
+        limit = settings.LOGIN_FAILURE_LIMIT
         try:
-            pair_attempts = self._increment(self.pair_key)
+            if self._increment(self.pair_key) > limit:
+                return False
             address_attempts = self._increment(self.ip_key)
         except Exception:
             logger.warning("login throttle: cache unreachable, not throttling", exc_info=True)
             return True
-        limit = settings.LOGIN_FAILURE_LIMIT
-        return pair_attempts <= limit and address_attempts <= limit * ADDRESS_FACTOR
+        return address_attempts <= limit * ADDRESS_FACTOR
 
     def _increment(self, key: str) -> int:
         return hit(key, self.window)
